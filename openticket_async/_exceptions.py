@@ -1,0 +1,213 @@
+"""The one error hierarchy of openticket_async.
+
+Split by what the caller can do about it::
+
+    OpenTicketError                 root: catch this to catch everything we raise
+    ├── InvalidArgument             misuse: bad input, caught before any request is sent
+    ├── UsageError                  misuse: wrong event loop, closed client or manager
+    ├── TransportError              no usable HTTP answer (connection, timeout)
+    │                               .may_have_reached_server says if the server may have acted
+    ├── DecodeError                 an answer we could not read (not JSON, missing field)
+    └── APIError                    the server answered with an error status
+        ├── AuthenticationError     401, or the token endpoint refused a grant
+        ├── NotFound                404
+        ├── TicketUnavailable       409/410, or a sold-out body: try another ticket
+        ├── RateLimited             429; .retry_after in seconds (or None)
+        └── ServerError             5xx
+
+No message, repr or attribute of these exceptions ever holds a secret: bodies are
+truncated and passed through :func:`redact` before they are stored.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "DecodeError",
+    "InvalidArgument",
+    "NotFound",
+    "OpenTicketError",
+    "RateLimited",
+    "ServerError",
+    "TicketUnavailable",
+    "TransportError",
+    "UsageError",
+    "redact",
+]
+
+#: How much of a response body an exception keeps.
+BODY_LIMIT = 512
+
+# Values of these keys are secrets wherever they appear (JSON or form bodies).
+_SECRET_KEYS = r"(?:access_token|refresh_token|client_secret|code|password|authorization)"  # noqa: S105 (key names, not a secret)
+_JSON_SECRET = re.compile(r'("' + _SECRET_KEYS + r'"\s*:\s*)"[^"]*"', re.IGNORECASE)
+_FORM_SECRET = re.compile(r"(\b" + _SECRET_KEYS + r"=)[^&\s]*", re.IGNORECASE)
+_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+
+
+def redact(text: str, limit: int = BODY_LIMIT) -> str:
+    """Return ``text`` truncated to ``limit`` characters with secret values masked."""
+    text = _JSON_SECRET.sub(r'\1"***"', text)
+    text = _FORM_SECRET.sub(r"\1***", text)
+    text = _BEARER.sub(r"\1***", text)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return text
+
+
+class OpenTicketError(Exception):
+    """Root of every exception raised by openticket_async."""
+
+
+class InvalidArgument(OpenTicketError, ValueError):
+    """An argument is invalid; raised before any request is sent."""
+
+
+class UsageError(OpenTicketError, RuntimeError):
+    """The object is used in a way it does not support (closed, wrong event loop)."""
+
+
+class TransportError(OpenTicketError):
+    """The request got no usable HTTP answer: connection failure or timeout.
+
+    ``may_have_reached_server`` is False only when the request surely never left
+    (connection refused, DNS failure); then it is safe to retry even a request
+    that is not idempotent.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        may_have_reached_server: bool,
+        timed_out: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+        self.may_have_reached_server = may_have_reached_server
+        self.timed_out = timed_out
+
+    def __str__(self) -> str:
+        return f"{self.args[0]} ({self.method} {self.path})"
+
+
+class DecodeError(OpenTicketError):
+    """A response (or a field in it) could not be decoded into a model."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        status: int | None = None,
+        content_type: str | None = None,
+        snippet: str = "",
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.status = status
+        self.content_type = content_type
+        self.snippet = redact(snippet, 200)
+        self.method = method
+        self.path = path
+
+    def __str__(self) -> str:
+        parts = [str(self.args[0])]
+        if self.field:
+            parts.append(f"field={self.field!r}")
+        if self.method and self.path:
+            parts.append(f"{self.method} {self.path}")
+        if self.status is not None:
+            parts.append(f"status={self.status}")
+        if self.content_type:
+            parts.append(f"content-type={self.content_type!r}")
+        if self.snippet:
+            parts.append(f"body={self.snippet!r}")
+        return "; ".join(parts)
+
+
+class APIError(OpenTicketError):
+    """The server answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        method: str,
+        path: str,
+        request_id: str | None = None,
+        body: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.method = method
+        self.path = path
+        self.request_id = request_id
+        self.body = redact(body)
+
+    def __str__(self) -> str:
+        text = f"{self.args[0]} (HTTP {self.status}, {self.method} {self.path}"
+        if self.request_id:
+            text += f", request id {self.request_id}"
+        return text + ")"
+
+
+class AuthenticationError(APIError):
+    """The credentials were refused (401), or a token grant or refresh was rejected."""
+
+
+class NotFound(APIError):
+    """The shop, ticket or order does not exist (404)."""
+
+
+class TicketUnavailable(APIError):
+    """The ticket cannot be reserved or ordered now: sold out, or its reservation dropped."""
+
+
+class RateLimited(APIError):
+    """Too many requests (429). ``retry_after`` is the server's hint in seconds, if any."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        method: str,
+        path: str,
+        request_id: str | None = None,
+        body: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            message, status=status, method=method, path=path, request_id=request_id, body=body
+        )
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """The server failed (5xx). ``retry_after`` carries a 503's hint, if any."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        method: str,
+        path: str,
+        request_id: str | None = None,
+        body: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            message, status=status, method=method, path=path, request_id=request_id, body=body
+        )
+        self.retry_after = retry_after
