@@ -5,6 +5,7 @@ Split by what the caller can do about it::
     OpenTicketError                 root: catch this to catch everything we raise
     ├── InvalidArgument             misuse: bad input, caught before any request is sent
     ├── UsageError                  misuse: wrong event loop, closed client or manager
+    ├── HoldsNotReady               checkout found holds it could not renew; no order made
     ├── TransportError              no usable HTTP answer (connection, timeout)
     │                               .may_have_reached_server says if the server may have acted
     ├── DecodeError                 an answer we could not read (not JSON, missing field)
@@ -22,11 +23,13 @@ truncated and passed through :func:`redact` before they are stored.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 __all__ = [
     "APIError",
     "AuthenticationError",
     "DecodeError",
+    "HoldsNotReady",
     "InvalidArgument",
     "NotFound",
     "OpenTicketError",
@@ -68,6 +71,17 @@ class InvalidArgument(OpenTicketError, ValueError):
 
 class UsageError(OpenTicketError, RuntimeError):
     """The object is used in a way it does not support (closed, wrong event loop)."""
+
+
+class HoldsNotReady(OpenTicketError):
+    """Checkout could not renew some holds in time; no order was created.
+
+    ``holds`` are the holds that were not ready (now at risk or lost).
+    """
+
+    def __init__(self, message: str, *, holds: Sequence[object]) -> None:
+        super().__init__(message)
+        self.holds = list(holds)
 
 
 class TransportError(OpenTicketError):

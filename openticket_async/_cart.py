@@ -1,0 +1,254 @@
+"""Cart: the holds of one customer in one shop, and its checkout.
+
+A cart is made by ``ReservationManager.cart()``. Every cart call counts as use
+(``touch``) for ``HoldPolicy.idle_timeout``. Leaving ``async with`` closes the
+cart: its live holds are released, unless the manager's store is shared (then
+the cart lives on for the next request or worker; ``await cart.close()``
+releases explicitly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._exceptions import HoldsNotReady, InvalidArgument, UsageError
+from ._guid import canonical_guid
+from ._hold import Hold, HoldState
+from ._models import Order, Receiver, Reservation
+from ._planning import local_deadline
+
+if TYPE_CHECKING:
+    from ._manager import ReservationManager
+
+__all__ = ["Cart"]
+
+#: The most units one ``add`` call may reserve (each is one reserve call).
+MAX_QUANTITY = 100
+
+
+class Cart:
+    """The holds a customer keeps in one shop until checkout.
+
+    Not made directly: use ``manager.cart(shop_guid)``.
+    """
+
+    def __init__(self, manager: ReservationManager, shop_guid: str, *, cart_id: str) -> None:
+        self.id = cart_id
+        self.shop_guid = canonical_guid(shop_guid, "shop_guid")
+        self._manager = manager
+        self._holds: dict[str, Hold] = {}
+        self._deferred: list[Hold] = []
+        self.touched_at = manager.clock.now()
+        self.paused = False
+        self._closed = False
+        self._order: Order | None = None
+        self._renewal_done: anyio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"Cart(id={self.id!r}, shop_guid={self.shop_guid!r}, holds={len(self._holds)})"
+
+    async def __aenter__(self) -> Cart:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._manager.store.shared:
+            await self.close()
+
+    # -- reading ------------------------------------------------------------------
+
+    @property
+    def holds(self) -> list[Hold]:
+        """The cart's live holds (not yet lost, expired, released or ordered), oldest first."""
+        return [hold for hold in self._holds.values() if not hold.done]
+
+    @property
+    def reservations(self) -> list[Reservation]:
+        """The current valid reservations, ready for an order."""
+        now = self._manager.clock.now()
+        policy = self._manager.policy
+        return [
+            hold.reservation
+            for hold in self._holds.values()
+            if hold.reservation is not None
+            and hold.state in (HoldState.ACTIVE, HoldState.RENEWING)
+            and local_deadline(hold.reservation, policy) > now
+        ]
+
+    @property
+    def order(self) -> Order | None:
+        """The order made by :meth:`checkout`, once it succeeded."""
+        return self._order
+
+    def touch(self) -> None:
+        """Mark the cart as in use (resets the ``idle_timeout`` clock)."""
+        self.touched_at = self._manager.clock.now()
+
+    # -- changing -------------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        self._manager._check_open()
+        if self._closed:
+            raise UsageError(f"cart {self.id} is closed")
+        if self._order is not None:
+            raise UsageError(f"cart {self.id} is checked out")
+
+    async def add(
+        self, ticket_guid: str, quantity: int = 1, metadata: Mapping[str, Any] | None = None
+    ) -> list[Hold]:
+        """Reserve ``quantity`` units of a ticket and keep them reserved.
+
+        All or nothing: if one reserve fails, the holds this call made are
+        released and the error is raised. Raises InvalidArgument for a malformed
+        GUID, quantity or metadata (before any request), TicketUnavailable when
+        sold out, any other client error as is, UsageError on a closed cart.
+        """
+        ticket_guid = canonical_guid(ticket_guid, "ticket_guid")
+        if isinstance(quantity, bool) or not isinstance(quantity, int):
+            raise InvalidArgument(f"quantity must be an int, got {type(quantity).__name__}")
+        if not 1 <= quantity <= MAX_QUANTITY:
+            raise InvalidArgument(f"quantity must be between 1 and {MAX_QUANTITY}, got {quantity}")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidArgument("metadata must be a mapping or None")
+        frozen = None if metadata is None else MappingProxyType(dict(metadata))
+        self._check_usable()
+        self.touch()
+        manager = self._manager
+        made: list[Hold] = []
+        try:
+            for _ in range(quantity):
+                sent = manager.clock.now()
+                reservation = await manager._reserve(self.shop_guid, ticket_guid, None)
+                hold = Hold(
+                    id=manager._new_hold_id(),
+                    cart_id=self.id,
+                    shop_guid=self.shop_guid,
+                    ticket_guid=ticket_guid,
+                    reservation=reservation,
+                    created_at=sent,
+                    metadata=frozen,
+                )
+                # tracked before anything else can suspend: a cancellation from
+                # here on finds the hold in the cart and releases it below
+                self._holds[hold.id] = hold
+                made.append(hold)
+                await manager._track(hold)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                for hold in made:
+                    await manager._release(hold)
+            raise
+        return made
+
+    async def remove(self, hold: Hold) -> None:
+        """Stop keeping ``hold``; it ends ``Released``. A no-op if it already ended.
+
+        Raises InvalidArgument if the hold belongs to another cart.
+        """
+        if self._holds.get(hold.id) is not hold:
+            raise InvalidArgument(f"hold {hold.id} is not in cart {self.id}")
+        self.touch()
+        await self._manager._release(hold)
+
+    async def close(self) -> None:
+        """Release every live hold and close the cart. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            for hold in list(self._holds.values()):
+                await self._manager._release(hold)
+        self._manager._forget_cart(self)
+
+    def defer(self, hold: Hold) -> None:
+        """Remember a renewal held back while checkout runs (manager use)."""
+        self._deferred.append(hold)
+
+    async def checkout(
+        self,
+        *,
+        receiver: Receiver,
+        payment_method: str,
+        currency: str,
+        idempotency_key: str | None = None,
+    ) -> Order:
+        """Create the order from every live hold, once.
+
+        Renewals of this cart pause; holds with less than ``renew_before`` left
+        are renewed first; then the order is created (never retried blindly: the
+        client retries only what surely did not reach the server, or anything
+        with ``idempotency_key``). On success every hold ends ``CheckedOut``.
+        On failure renewals resume and the error is raised: InvalidArgument for
+        an empty cart, HoldsNotReady if a hold could not be renewed (it is then
+        at risk or lost), or the client's error.
+        """
+        self._check_usable()
+        if self.paused:
+            raise UsageError(f"cart {self.id} is already checking out")
+        if not self.holds:
+            raise InvalidArgument(f"cart {self.id} has no holds to order")
+        self.touch()
+        manager = self._manager
+        self.paused = True
+        try:
+            holds = await self._ready_holds()
+            order = await manager.client.create_order(
+                self.shop_guid,
+                [hold.reservation for hold in holds if hold.reservation is not None],
+                receiver=receiver,
+                payment_method=payment_method,
+                currency=currency,
+                idempotency_key=idempotency_key,
+            )
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                self.paused = False
+                self._deferred.clear()
+                await manager._resume(self.holds)
+            raise
+        self._order = order
+        self.paused = False
+        self._deferred.clear()
+        await manager._ordered(holds, order)
+        return order
+
+    async def _ready_holds(self) -> list[Hold]:
+        """The holds to order, each with at least ``renew_before`` left.
+
+        Raises HoldsNotReady if a hold could not be renewed.
+        """
+        await self._wait_for_renewals()
+        manager = self._manager
+        holds = self.holds
+        now = manager.clock.now()
+        for hold in holds:
+            left = manager._time_left(hold, now)
+            if hold.state is not HoldState.ACTIVE or left < manager.policy.renew_before:
+                await manager.renew_hold(hold)
+        not_ready = [hold for hold in holds if hold.state is not HoldState.ACTIVE]
+        if not_ready:
+            raise HoldsNotReady(
+                f"{len(not_ready)} hold(s) of cart {self.id} could not be renewed for"
+                " checkout; no order was created",
+                holds=not_ready,
+            )
+        return holds
+
+    async def _wait_for_renewals(self) -> None:
+        """Wait until no renewal of this cart is on the wire (checkout pauses new ones)."""
+        while any(hold._inflight for hold in self._holds.values()):
+            self._renewal_done = anyio.Event()
+            await self._renewal_done.wait()
+
+    def renewal_finished(self) -> None:
+        """Wake a checkout waiting for renewals to come back (manager use)."""
+        if self._renewal_done is not None:
+            self._renewal_done.set()
