@@ -3,12 +3,28 @@
 The public names are re-exported here; every module behind them is private.
 """
 
+from ._auth import BearerToken, MemoryTokenStore, OAuth2, TokenStore, authorization_url
+from ._cart import Cart
+from ._client import OpenTicketClient, exchange_code
 from ._clock import Clock, SystemClock
 from ._config import HoldPolicy, RetryPolicy, Timeouts
+from ._events import (
+    CheckedOut,
+    EventStream,
+    Expired,
+    Expiring,
+    HoldEvent,
+    Lost,
+    Released,
+    RenewalFailed,
+    Renewed,
+    StreamOverflow,
+)
 from ._exceptions import (
     APIError,
     AuthenticationError,
     DecodeError,
+    HoldsNotReady,
     InvalidArgument,
     NotFound,
     OpenTicketError,
@@ -18,6 +34,8 @@ from ._exceptions import (
     TransportError,
     UsageError,
 )
+from ._hold import Hold, HoldState
+from ._manager import Lingering, ReservationManager
 from ._models import (
     Hosts,
     Order,
@@ -34,12 +52,27 @@ from ._version import __version__
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "BearerToken",
+    "Cart",
+    "CheckedOut",
     "Clock",
     "DecodeError",
+    "EventStream",
+    "Expired",
+    "Expiring",
+    "Hold",
+    "HoldEvent",
     "HoldPolicy",
+    "HoldState",
+    "HoldsNotReady",
     "Hosts",
     "InvalidArgument",
+    "Lingering",
+    "Lost",
+    "MemoryTokenStore",
     "NotFound",
+    "OAuth2",
+    "OpenTicketClient",
     "OpenTicketError",
     "Order",
     "OrderTicket",
@@ -47,15 +80,23 @@ __all__ = [
     "Product",
     "RateLimited",
     "Receiver",
+    "Released",
+    "RenewalFailed",
+    "Renewed",
     "Reservation",
+    "ReservationManager",
     "RetryPolicy",
     "ServerError",
+    "StreamOverflow",
     "SystemClock",
     "TicketUnavailable",
     "Timeouts",
     "TokenSet",
+    "TokenStore",
     "TransportError",
     "UsageError",
     "User",
+    "authorization_url",
+    "exchange_code",
     "__version__",
 ]

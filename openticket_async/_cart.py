@@ -52,6 +52,7 @@ class Cart:
         return f"Cart(id={self.id!r}, shop_guid={self.shop_guid!r}, holds={len(self._holds)})"
 
     async def __aenter__(self) -> Cart:
+        await self.load()
         return self
 
     async def __aexit__(
@@ -62,6 +63,16 @@ class Cart:
     ) -> None:
         if not self._manager.store.shared:
             await self.close()
+
+    async def load(self) -> None:
+        """Pick up holds other processes added to this cart (shared stores only).
+
+        Holds already known here keep their identity.
+        """
+        if not self._manager.store.shared:
+            return
+        for hold in await self._manager.store.cart_holds(self.id):
+            self._holds.setdefault(hold.id, hold)
 
     # -- reading ------------------------------------------------------------------
 

@@ -150,6 +150,9 @@ class ReservationManager:
         self.clock: Clock = clock or getattr(client, "clock", None) or SystemClock()
         self.latency = LatencyTracker()
         self._events = EventDispatcher(logging.getLogger("openticket_async.events"))
+        self._publish: Callable[[HoldEvent], None] | None = getattr(
+            self.store, "publish_event", None
+        )
         self._carts: dict[str, Cart] = {}
         self._renew_queue: deque[tuple[Hold, float]] = deque()
         self._workers = 0
@@ -157,6 +160,7 @@ class ReservationManager:
         self._tg: TaskGroup | None = None
         self._sleep_scope: anyio.CancelScope | None = None
         self._sleeping_until: float | None = None
+        self._replan = False
         self._closed = False
         self._id_prefix = os.urandom(6).hex()
         self._next_id = 0
@@ -303,6 +307,8 @@ class ReservationManager:
 
     def _emit(self, event: HoldEvent) -> None:
         self._events.emit(event)
+        if self._publish is not None:
+            self._publish(event)  # a shared store forwards events to other processes
 
     def _time_left(self, hold: Hold, now: float) -> float:
         if hold.reservation is None:
@@ -351,9 +357,11 @@ class ReservationManager:
         if not await self.store.save(hold, action, due, hold._fence):
             logger.info("hold %s belongs to another worker now", hold.id)
             return
-        sleeping_until = self._sleeping_until
-        if sleeping_until is not None and due < sleeping_until and self._sleep_scope is not None:
-            self._sleep_scope.cancel()  # wake the scheduler: this is due earlier
+        scope = self._sleep_scope
+        if scope is None:
+            self._replan = True  # the scheduler is awake: make it look again before sleeping
+        elif self._sleeping_until is None or due < self._sleeping_until:
+            scope.cancel()  # wake the scheduler: this is due before it planned to wake
 
     # -- the scheduler ---------------------------------------------------------------
 
@@ -361,23 +369,24 @@ class ReservationManager:
         task_status.started()
         clock, store = self.clock, self.store
         while True:
+            self._replan = False
             now = clock.now()
             offset = clock.wall().timestamp() - now if store.shared else 0.0
             batch = await store.claim_due(now + offset + clock.resolution, BATCH)
             for due in batch:
                 await self._fire(due.hold, due.action, due.due - offset, due.fence, now)
-            if len(batch) == BATCH:
-                await anyio.lowlevel.checkpoint()
-                continue
             nxt = await store.next_due()
             target = None if nxt is None else nxt - offset
             if store.shared:
                 target = now + SHARED_POLL if target is None else min(target, now + SHARED_POLL)
+            if self._replan or (target is not None and target <= clock.now() + clock.resolution):
+                await anyio.lowlevel.checkpoint()  # more is due already: go round again
+                continue
             with anyio.CancelScope() as scope:
                 self._sleep_scope, self._sleeping_until = scope, target
                 if target is None:
                     await anyio.Event().wait()  # until _save cancels the scope
-                elif not batch or target > now + clock.resolution:
+                else:
                     await clock.sleep_until(target)
             self._sleep_scope = self._sleeping_until = None
 

@@ -1,0 +1,86 @@
+"""The manager's pure timing rules, with plain numbers and no event loop."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from openticket_async import HoldPolicy, Reservation
+from openticket_async._planning import (
+    LatencyTracker,
+    drop_time,
+    local_deadline,
+    renew_at,
+    retry_fits,
+    warn_at,
+)
+
+WHEN = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def reservation(deadline: float) -> Reservation:
+    return Reservation(
+        guid="r",
+        shop_guid="s",
+        ticket_guid="t",
+        event_date_guid=None,
+        products=(),
+        reserved_at=WHEN,
+        expires_at=WHEN,
+        deadline=deadline,
+    )
+
+
+def test_local_deadline_and_drop_time_sit_a_safety_margin_around_the_server_expiry() -> None:
+    policy = HoldPolicy(safety_margin=2)
+    r = reservation(480.0)
+    assert local_deadline(r, policy) == 478.0
+    assert drop_time(r, policy) == 482.0
+    assert warn_at(r, HoldPolicy(safety_margin=2, warn_before=60)) == 418.0
+
+
+@given(
+    deadline=st.floats(min_value=0, max_value=1e6),
+    renew_before=st.floats(min_value=0, max_value=600),
+    jitter=st.floats(min_value=0, max_value=60),
+    p99=st.floats(min_value=0, max_value=30),
+    seed=st.integers(),
+)
+def test_jitter_only_ever_moves_a_renewal_earlier(
+    deadline: float, renew_before: float, jitter: float, p99: float, seed: int
+) -> None:
+    policy = HoldPolicy(renew_before=renew_before, renew_jitter=jitter)
+    r = reservation(deadline)
+    latest = local_deadline(r, policy) - max(renew_before, 4 * p99)
+    planned = renew_at(r, policy, p99, random.Random(seed))
+    assert planned <= latest
+    assert planned >= latest - jitter
+
+
+def test_the_renewal_lead_grows_with_observed_latency() -> None:
+    policy = HoldPolicy(renew_before=10, renew_jitter=0, safety_margin=0)
+    r = reservation(100.0)
+    assert renew_at(r, policy, 0.0) == 90.0
+    assert renew_at(r, policy, 5.0) == 80.0  # 4 x p99 = 20 s lead
+
+
+def test_a_retry_fits_only_if_it_can_finish_before_the_deadline() -> None:
+    assert retry_fits(now=0, wait=10, deadline=20, latency_p99=1)
+    assert not retry_fits(now=0, wait=19, deadline=20, latency_p99=1)
+    assert not retry_fits(now=0, wait=25, deadline=20, latency_p99=0)
+
+
+def test_latency_tracker_reports_the_p99_of_its_window() -> None:
+    tracker = LatencyTracker(window=100)
+    assert tracker.p99 == 0.0
+    for value in range(100):
+        tracker.record(value / 100)
+    assert tracker.p99 == 0.99
+    for _ in range(100):
+        tracker.record(0.01)  # old samples leave the window
+    assert tracker.p99 == 0.01
+    tracker.record(-1.0)  # a clock hiccup counts as zero, not as a negative latency
+    assert tracker.p99 == 0.01
