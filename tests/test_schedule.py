@@ -275,7 +275,7 @@ class QueueAgainstSortedList(RuleBasedStateMachine):
         assert self.queue.heap_size <= 2 * len(self.queue) + 2
 
 
-QueueAgainstSortedList.TestCase.settings = settings(max_examples=200, stateful_step_count=60)
+QueueAgainstSortedList.TestCase.settings = settings(max_examples=60, stateful_step_count=60)
 TestQueueAgainstSortedList = QueueAgainstSortedList.TestCase
 
 
