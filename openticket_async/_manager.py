@@ -61,6 +61,7 @@ from ._events import (
 from ._exceptions import (
     APIError,
     DecodeError,
+    OpenTicketError,
     RateLimited,
     ServerError,
     TicketUnavailable,
@@ -170,7 +171,7 @@ class ReservationManager:
     async def __aenter__(self) -> ReservationManager:
         if self._tg is not None or self._closed:
             raise UsageError("a ReservationManager can be entered once")
-        self.store.bind(self.clock)
+        self.store.bind(self.clock, self.policy)
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
@@ -299,10 +300,12 @@ class ReservationManager:
 
     async def _end(self, hold: Hold, state: HoldState, event: HoldEvent) -> None:
         """Move ``hold`` to a terminal state, forget it and emit its terminal event."""
-        hold.state = state
+        previous, hold.state = hold.state, state
+        if not await self.store.forget(hold, hold._fence):
+            hold.state = previous  # another worker claimed it since: that one ends it
+            return
         if state is not HoldState.ORDERED:
             self._linger(hold, hold.reservation)
-        await self.store.forget(hold, hold._fence)
         self._emit(event)
 
     def _emit(self, event: HoldEvent) -> None:
@@ -372,7 +375,11 @@ class ReservationManager:
             self._replan = False
             now = clock.now()
             offset = clock.wall().timestamp() - now if store.shared else 0.0
-            batch = await store.claim_due(now + offset + clock.resolution, BATCH)
+            try:
+                batch = await store.claim_due(now + offset + clock.resolution, BATCH)
+            except OpenTicketError:  # a store outage must not kill the scheduler
+                logger.exception("claiming due work from the store failed; retrying")
+                batch = []
             for due in batch:
                 await self._fire(due.hold, due.action, due.due - offset, due.fence, now)
             nxt = await store.next_due()

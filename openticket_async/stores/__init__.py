@@ -24,6 +24,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 from .._clock import Clock
+from .._config import HoldPolicy
 from .._hold import Hold
 from .._schedule import DeadlineQueue
 
@@ -55,8 +56,11 @@ class ReservationStore(Protocol):
 
     shared: bool
 
-    def bind(self, clock: Clock) -> None:
-        """Give the store the manager's clock (called once when the manager starts)."""
+    def bind(self, clock: Clock, policy: HoldPolicy) -> None:
+        """Give the store the manager's clock and policy (once, when the manager starts).
+
+        A shared store derives its claim lease from the policy's renewal lead.
+        """
         ...
 
     async def save(self, hold: Hold, action: str, due: float, fence: int = 0) -> bool:
@@ -68,8 +72,12 @@ class ReservationStore(Protocol):
         """
         ...
 
-    async def forget(self, hold: Hold, fence: int = 0) -> None:
-        """Remove a hold that reached a terminal state, with its pending action."""
+    async def forget(self, hold: Hold, fence: int = 0) -> bool:
+        """Remove a hold that reached a terminal state, with its pending action.
+
+        Returns False if a shared store refused a stale end (another worker has
+        claimed the hold since, and it decides how the hold ends).
+        """
         ...
 
     async def claim_due(self, now: float, limit: int) -> list[Due]:
@@ -102,8 +110,8 @@ class MemoryStore:
         self._queue: DeadlineQueue[Hold, str] = DeadlineQueue()
         self._carts: dict[str, dict[str, Hold]] = {}
 
-    def bind(self, clock: Clock) -> None:
-        del clock  # due times are the manager's own clock readings: nothing to convert
+    def bind(self, clock: Clock, policy: HoldPolicy) -> None:
+        del clock, policy  # due times are the manager's own clock readings; no lease
 
     async def save(self, hold: Hold, action: str, due: float, fence: int = 0) -> bool:
         del fence
@@ -122,9 +130,10 @@ class MemoryStore:
             cart[hold.id] = hold
         hold._entry = self._queue.push(due, hold, action)
 
-    async def forget(self, hold: Hold, fence: int = 0) -> None:
+    async def forget(self, hold: Hold, fence: int = 0) -> bool:
         del fence
         self.remove(hold)
+        return True
 
     def remove(self, hold: Hold) -> None:
         """Synchronous :meth:`forget`."""

@@ -1,0 +1,293 @@
+"""How RedisStore writes holds, events and tokens as JSON (pure: no I/O, no clock reads).
+
+A hold record must mean the same thing in every process, so every time in it is
+wall-clock epoch seconds: ``Reservation.deadline`` and ``Hold.created_at`` are
+readings of the writing process's monotonic clock and are shifted by that
+process's ``offset`` (``clock.wall().timestamp() - clock.now()``) on the way
+out, and by the reading process's offset on the way back in.
+
+The manager's private bookkeeping on a hold (``_attempt``, ``_risk``,
+``_warned``) travels with the record, so the worker that takes a hold over
+continues its retry rules where the last one stopped. ``_fence`` does not: it
+lives in its own hash field, counted up by the claim script.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from .._events import (
+    CheckedOut,
+    Expired,
+    HoldEvent,
+    Lost,
+    RenewalFailed,
+    Renewed,
+)
+from .._exceptions import InvalidArgument, redact
+from .._hold import Hold, HoldState
+from .._models import EMPTY_RAW, Product, Reservation, TokenSet
+
+__all__ = [
+    "CartEvent",
+    "apply_record",
+    "decode_event",
+    "decode_token",
+    "encode_event",
+    "encode_hold",
+    "encode_token",
+    "new_hold",
+]
+
+#: Bumped when the record layout changes incompatibly.
+FORMAT = 1
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _raw(value: Any) -> Mapping[str, Any]:
+    if not value:
+        return EMPTY_RAW
+    return MappingProxyType(dict(value))
+
+
+def _encode_reservation(reservation: Reservation, offset: float) -> dict[str, Any]:
+    return {
+        "guid": reservation.guid,
+        "shop": reservation.shop_guid,
+        "ticket": reservation.ticket_guid,
+        "date": reservation.event_date_guid,
+        "products": [
+            [product.guid, product.name, dict(product.raw)] for product in reservation.products
+        ],
+        "reserved": reservation.reserved_at.isoformat(),
+        "expires": reservation.expires_at.isoformat(),
+        "deadline": reservation.deadline + offset,
+        "raw": dict(reservation.raw),
+    }
+
+
+def _decode_reservation(data: Mapping[str, Any], offset: float) -> Reservation:
+    return Reservation(
+        guid=data["guid"],
+        shop_guid=data["shop"],
+        ticket_guid=data["ticket"],
+        event_date_guid=data["date"],
+        products=tuple(
+            Product(guid=guid, name=name, raw=_raw(raw)) for guid, name, raw in data["products"]
+        ),
+        reserved_at=datetime.fromisoformat(data["reserved"]),
+        expires_at=datetime.fromisoformat(data["expires"]),
+        deadline=float(data["deadline"]) - offset,
+        raw=_raw(data["raw"]),
+    )
+
+
+def encode_hold(hold: Hold, offset: float) -> str:
+    """The JSON record of ``hold``; ``offset`` turns its clock readings into epoch seconds.
+
+    Raises InvalidArgument if the hold's metadata cannot be written as JSON
+    (a shared store needs metadata of JSON types with string keys).
+    """
+    reservation = hold.reservation
+    record = {
+        "v": FORMAT,
+        "cart": hold.cart_id,
+        "shop": hold.shop_guid,
+        "ticket": hold.ticket_guid,
+        "created": hold.created_at + offset,
+        "meta": None if hold.metadata is None else dict(hold.metadata),
+        "state": hold.state.value,
+        "renewals": hold.renewals,
+        "attempt": hold._attempt,
+        "risk": hold._risk,
+        "warned": hold._warned,
+        "res": None if reservation is None else _encode_reservation(reservation, offset),
+    }
+    try:
+        return _dumps(record)
+    except (TypeError, ValueError) as error:
+        raise InvalidArgument(
+            f"hold {hold.id}: a shared store keeps metadata as JSON, and this does not fit: {error}"
+        ) from None
+
+
+def _load(text: str | bytes) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads(text)
+    if record.get("v") != FORMAT:
+        raise ValueError(f"unknown hold record format {record.get('v')!r}")
+    return record
+
+
+def new_hold(hold_id: str, text: str | bytes, offset: float) -> Hold:
+    """A fresh :class:`Hold` from its JSON record (``offset``: this process's clock shift).
+
+    Raises ValueError (or KeyError) for a record this version cannot read.
+    """
+    record = _load(text)
+    metadata = record["meta"]
+    hold = Hold(
+        id=hold_id,
+        cart_id=record["cart"],
+        shop_guid=record["shop"],
+        ticket_guid=record["ticket"],
+        reservation=None,
+        created_at=float(record["created"]) - offset,
+        metadata=None if metadata is None else MappingProxyType(metadata),
+    )
+    _apply(hold, record, offset)
+    return hold
+
+
+def apply_record(hold: Hold, text: str | bytes, offset: float) -> None:
+    """Bring ``hold`` up to date with its JSON record, keeping the object's identity.
+
+    Raises ValueError (or KeyError) for a record this version cannot read.
+    """
+    _apply(hold, _load(text), offset)
+
+
+def _apply(hold: Hold, record: Mapping[str, Any], offset: float) -> None:
+    reservation = record["res"]
+    hold.reservation = None if reservation is None else _decode_reservation(reservation, offset)
+    hold.state = HoldState(record["state"])
+    hold.renewals = int(record["renewals"])
+    hold._attempt = int(record["attempt"])
+    hold._risk = bool(record["risk"])
+    hold._warned = bool(record["warned"])
+
+
+# -- events ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class CartEvent:
+    """A hold event of a watched cart, as another process emitted it.
+
+    ``kind`` is the event class name (``"Renewed"``, ``"Lost"``, ...); ``state``
+    the hold's state right after it; ``reservation_guid`` its current
+    reservation. ``detail`` carries what the kind adds: ``old``/``new``
+    reservation GUIDs (Renewed), ``reason`` (Lost, Expired), ``order`` (CheckedOut),
+    ``error`` and ``will_retry`` (RenewalFailed). ``origin`` names the emitting
+    store; ``id`` is the stream entry id, to resume watching after it.
+    """
+
+    id: str
+    kind: str
+    hold_id: str
+    cart_id: str
+    ticket_guid: str
+    state: HoldState
+    time_left: float
+    lateness: float
+    reservation_guid: str | None
+    at: datetime
+    origin: str
+    detail: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+
+    @property
+    def terminal(self) -> bool:
+        """True for the one event that ends a hold (Lost, Expired, Released, CheckedOut)."""
+        return self.state in (
+            HoldState.LOST,
+            HoldState.EXPIRED,
+            HoldState.RELEASED,
+            HoldState.ORDERED,
+        )
+
+
+def _detail(event: HoldEvent) -> dict[str, Any]:
+    if isinstance(event, Renewed):
+        return {"old": event.old.guid, "new": event.new.guid}
+    if isinstance(event, Lost | Expired):
+        return {"reason": event.reason}
+    if isinstance(event, CheckedOut):
+        return {"order": event.order.guid}
+    if isinstance(event, RenewalFailed):
+        # the type and a redacted, truncated message: never a secret, never a traceback
+        error = f"{type(event.error).__name__}: {redact(str(event.error), 200)}"
+        return {"error": error, "will_retry": event.will_retry}
+    return {}
+
+
+def encode_event(event: HoldEvent, at: datetime, origin: str) -> str:
+    """The JSON of a hold event for the cart's stream."""
+    hold = event.hold
+    reservation = hold.reservation
+    return _dumps(
+        {
+            "kind": type(event).__name__,
+            "hold": hold.id,
+            "cart": hold.cart_id,
+            "ticket": hold.ticket_guid,
+            "state": hold.state.value,
+            "time_left": event.time_left,
+            "lateness": event.lateness,
+            "reservation": None if reservation is None else reservation.guid,
+            "at": at.isoformat(),
+            "origin": origin,
+            "detail": _detail(event),
+        }
+    )
+
+
+def decode_event(entry_id: str, text: str | bytes) -> CartEvent:
+    """A :class:`CartEvent` from a stream entry; ValueError/KeyError if unreadable."""
+    data = json.loads(text)
+    return CartEvent(
+        id=entry_id,
+        kind=data["kind"],
+        hold_id=data["hold"],
+        cart_id=data["cart"],
+        ticket_guid=data["ticket"],
+        state=HoldState(data["state"]),
+        time_left=float(data["time_left"]),
+        lateness=float(data["lateness"]),
+        reservation_guid=data["reservation"],
+        at=datetime.fromisoformat(data["at"]),
+        origin=data["origin"],
+        detail=MappingProxyType(dict(data["detail"])),
+    )
+
+
+# -- tokens ------------------------------------------------------------------------
+
+
+def encode_token(token: TokenSet) -> str:
+    """The JSON of a token set (secrets included: it is what the store shares)."""
+    return _dumps(
+        {
+            "access_token": token.access_token,
+            "refresh_token": token.refresh_token,
+            "expires_at": token.expires_at.isoformat(),
+            "refresh_expires_at": None
+            if token.refresh_expires_at is None
+            else token.refresh_expires_at.isoformat(),
+            "companies": list(token.companies),
+            "raw": dict(token.raw),
+        }
+    )
+
+
+def decode_token(text: str | bytes) -> TokenSet:
+    """A :class:`TokenSet` from its JSON; ValueError/KeyError if unreadable."""
+    data = json.loads(text)
+    refresh_expires = data["refresh_expires_at"]
+    return TokenSet(
+        access_token=data["access_token"],
+        refresh_token=data["refresh_token"],
+        expires_at=datetime.fromisoformat(data["expires_at"]),
+        refresh_expires_at=None if refresh_expires is None else datetime.fromisoformat(
+            refresh_expires
+        ),
+        companies=tuple(data["companies"]),
+        raw=_raw(data["raw"]),
+    )

@@ -1,0 +1,142 @@
+"""The Lua scripts RedisStore runs: each is one atomic step on the shared state.
+
+Keys (``P`` is the store's prefix)::
+
+    P queue           sorted set: member "<16 hex seq>:<hold id>", score = due (epoch s)
+    P seq             counter: the seq above, so equal due times keep save order
+    P epoch           random marker; missing or changed means Redis lost its data
+    P hold:<id>       hash: fence, owner, lease, action, due, member, data (JSON),
+                      or a tombstone {ended, fence} once the hold reached its end
+    P cart:<id>       sorted set: the cart's live hold ids, score = seq of first save
+
+Hash fields of a live hold:
+
+- ``fence``: counted up by every claim; a write-back with a smaller one is stale.
+- ``owner``/``lease``: the store that claimed (or keeps renewing) the hold, and
+  until when that claim protects it (epoch s; 0 when nobody protects it). A claim
+  skips a hold another owner protects, so a live worker with a slow renewal is
+  not doubled; once its lease lapses the hold is free for anyone.
+- ``action``/``due``: the manager's one pending action. The queue score equals
+  ``due``, except while a renewal is on the wire: then it is ``min(due, lease)``,
+  so the hold comes due again as soon as the renewing worker stops renewing its
+  lease.
+
+Every numeric argument is passed as a string formatted by Python (``repr`` of a
+float): Lua's own number formatting keeps 14 digits and would round epoch times.
+All keys a script touches live under one prefix; the store needs a single Redis
+(or a primary with replicas), not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CLAIM", "EXTEND", "FORGET", "LOCK_EXTEND", "LOCK_RELEASE", "SAVE"]
+
+# KEYS: hold, queue, cart, seq
+# ARGV: id, fence, action, due, score, data, ttl, owner, lease, mode ("save" | "restore")
+# Returns 1 if written, 0 if refused (tombstone, or stale fence).
+SAVE = """
+local h = redis.call('HMGET', KEYS[1], 'fence', 'ended', 'member')
+if h[2] then return 0 end
+local fence = tonumber(ARGV[2])
+local current = tonumber(h[1])
+if current then
+  if ARGV[10] == 'restore' then
+    if current >= fence then return 0 end
+  elseif fence < current then
+    return 0
+  end
+end
+local seq = redis.call('INCR', KEYS[4])
+local member = string.format('%016x', seq) .. ':' .. ARGV[1]
+if h[3] then redis.call('ZREM', KEYS[2], h[3]) end
+redis.call('ZADD', KEYS[2], ARGV[5], member)
+redis.call('HSET', KEYS[1], 'fence', ARGV[2], 'action', ARGV[3], 'due', ARGV[4],
+           'member', member, 'data', ARGV[6], 'owner', ARGV[8], 'lease', ARGV[9])
+local ttl = tonumber(ARGV[7])
+redis.call('EXPIRE', KEYS[1], ttl)
+if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then redis.call('ZADD', KEYS[3], seq, ARGV[1]) end
+for i = 2, 4 do
+  if redis.call('TTL', KEYS[i]) < ttl then redis.call('EXPIRE', KEYS[i], ttl) end
+end
+return 1
+"""
+
+# KEYS: queue, epoch
+# ARGV: now, lease_until, limit, hold key prefix, owner, fresh epoch, epoch ttl
+# Returns {epoch, id1, fence1, data1, action1, due1, id2, ...}.
+CLAIM = """
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[6]
+  redis.call('SET', KEYS[2], epoch)
+end
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+local out = {epoch}
+local now = tonumber(ARGV[1])
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+for _, member in ipairs(members) do
+  local id = string.sub(member, 18)
+  local key = ARGV[4] .. id
+  local h = redis.call('HMGET', key, 'member', 'ended', 'owner', 'lease', 'data', 'action', 'due')
+  if h[1] ~= member or h[2] then
+    redis.call('ZREM', KEYS[1], member)
+  elseif h[3] ~= ARGV[5] and tonumber(h[4] or '0') > now then
+    redis.call('ZADD', KEYS[1], h[4], member)
+  else
+    local fence = redis.call('HINCRBY', key, 'fence', 1)
+    redis.call('HSET', key, 'owner', ARGV[5], 'lease', ARGV[2])
+    redis.call('ZADD', KEYS[1], ARGV[2], member)
+    table.insert(out, id)
+    table.insert(out, fence)
+    table.insert(out, h[5])
+    table.insert(out, h[6])
+    table.insert(out, h[7])
+  end
+end
+return out
+"""
+
+# The renewing worker's heartbeat: keeps its claims on holds whose renewal is on
+# the wire. KEYS: queue. ARGV: lease_until, owner, hold key prefix, then
+# (id, fence, score) triples. Returns the ids that are no longer this owner's.
+EXTEND = """
+local lost = {}
+for i = 4, #ARGV, 3 do
+  local key = ARGV[3] .. ARGV[i]
+  local h = redis.call('HMGET', key, 'fence', 'owner', 'ended', 'member')
+  if h[3] or not h[4] or h[2] ~= ARGV[2] or h[1] ~= ARGV[i + 1] then
+    table.insert(lost, ARGV[i])
+  else
+    redis.call('HSET', key, 'lease', ARGV[1])
+    redis.call('ZADD', KEYS[1], ARGV[i + 2], h[4])
+  end
+end
+return lost
+"""
+
+# KEYS: hold, queue, cart. ARGV: id, fence, final state, force ("1": the
+# application's decision, taken whatever the fence), tombstone ttl.
+# Returns 1 if the hold is gone (now or before), 0 if a stale fence was refused.
+FORGET = """
+local h = redis.call('HMGET', KEYS[1], 'fence', 'ended', 'member')
+if h[2] then return 1 end
+if ARGV[4] ~= '1' and h[1] and tonumber(ARGV[2]) < tonumber(h[1]) then return 0 end
+if h[3] then redis.call('ZREM', KEYS[2], h[3]) end
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'ended', ARGV[3], 'fence', h[1] or ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+# KEYS: lock. ARGV: token. Deletes the lock only if this holder still has it.
+LOCK_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: lock. ARGV: token, ttl in ms. Extends the lock only if this holder still has it.
+LOCK_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""

@@ -1,0 +1,510 @@
+"""RedisStore: holds, carts and the due queue shared by every worker process.
+
+Theory of operation
+-------------------
+Each live hold is one Redis hash (its JSON record, fencing token, claim owner and
+lease, pending action) and one member of a sorted set, the due queue, scored by
+the action's due time in wall-clock epoch seconds, so the time means the same in
+every process. A cart is a sorted set of its hold ids. Layout and scripts:
+:mod:`._redis_scripts`.
+
+Every manager's scheduler polls :meth:`RedisStore.claim_due`. One Lua script
+takes up to ``limit`` due entries and, for each, counts its fencing token up,
+records this store as owner and pushes the entry's score to ``now + lease`` in
+one atomic step; the manager acts and writes back with ``save(..., fence)``.
+A worker that dies between claim and write-back leaves entries that come due
+again when their lease runs out, and any worker picks them up.
+
+While a renewal is on the wire the manager's write-back is a *safety net* (warn
+or drop at the deadline, with the hold RENEWING). The store keeps that one in
+memory and the hold leased in Redis instead: the record still holds the claimed
+``renew`` action, and the score is ``min(safety-net due, now + lease)``, renewed
+by a heartbeat on every ``claim_due`` of the renewing store. A live worker keeps
+its lease (and gets its own safety net back when that comes due); a dead one's
+lapses after at most ``lease``, and the next claimer gets the ``renew`` again,
+long before the reservation drops. One write per renewal reaches Redis: the
+next plan, once the renewal came back.
+
+Rules (the ones deployments must know)
+--------------------------------------
+1. *Lease rule*: ``lease + poll + p99 reserve latency < renew_before - margin``,
+   where ``poll`` is how often a manager on a shared store polls (0.5 s). The
+   default lease is ``max(renew_before / 3, 1 s)`` of the policy given (or of
+   ``HoldPolicy()``); :func:`lease_for` computes it.
+2. *Fencing rule*: a write-back carrying an older fence than the hold's latest
+   claim is refused: ``save`` returns False, and ``forget`` of a hold the
+   scheduler ended (LOST, EXPIRED) leaves it to the worker that claimed it
+   since (this one emitted its end already). The application's decisions
+   (RELEASED, ORDERED) always win, whatever the fence. A renewal is done twice
+   only when the renewing worker stalls (or its renewal takes) longer than its
+   lease: both reserve, the second's write-back wins, the first's is refused
+   and its extra reservation just drops after the TTL. No hold is lost by it.
+3. *Identity*: one :class:`Hold` object per hold id per store (a weak-value
+   registry): claims and ``cart_holds`` update it in place, so events keep
+   identity. A hold whose renewal runs in this process is never overwritten.
+4. *Outages*: the scheduler's calls (``claim_due``, ``next_due``) never raise
+   for an unreachable Redis: nothing is due meanwhile. Write-backs of known holds
+   are kept in memory and replayed, in order, once Redis answers. A new hold
+   (its first save), ``cart_holds``, ``watch`` and the token store raise
+   :class:`StoreUnavailable`.
+5. *Restarts*: the ``epoch`` key disappears with Redis's data. When a claim finds
+   a new epoch, every store writes back the holds it knows (the ones it wrote
+   last, and every hold object still alive in it) with restore semantics: only
+   where the record is missing or has a smaller fence. With persistence, the
+   data and the epoch survive and nothing needs restoring.
+6. *TTLs*: every key expires: a hold's hash ``retention`` after its due time or
+   deadline, whichever is later (renewed at each save); tombstones and event
+   streams ``retention`` after their last write; the queue, cart and counter
+   keys with the longest-lived hold they serve.
+
+Needs a single Redis (or a primary with replicas), not Redis Cluster: the
+scripts touch keys of many holds under one prefix.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .._clock import Clock
+from .._config import HoldPolicy, seconds
+from .._events import HoldEvent
+from .._exceptions import InvalidArgument, UsageError
+from .._hold import Hold, HoldState
+from . import Due
+from ._redis_codec import CartEvent, encode_event, encode_hold
+from ._redis_events import EventRelay
+from ._redis_link import Link, StoreUnavailable
+from ._redis_recovery import Recovery
+from ._redis_registry import LocalHolds
+from ._redis_scripts import CLAIM, EXTEND, FORGET, SAVE
+from ._redis_tokens import RedisTokenStore
+
+if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
+
+__all__ = ["CartEvent", "RedisStore", "RedisTokenStore", "StoreUnavailable", "lease_for"]
+
+logger = logging.getLogger("openticket_async.stores.redis")
+
+#: The lease is this share of ``renew_before``, leaving the rest for a takeover.
+LEASE_FRACTION = 1 / 3
+#: The shortest lease: twice the manager's shared-store poll interval, so a
+#: healthy renewing worker's heartbeat always comes before its lease lapses.
+MIN_LEASE = 1.0
+# A client made from a URL fails fast, so an outage never stalls the scheduler.
+_CONNECT_TIMEOUT, _COMMAND_TIMEOUT = 1.0, 2.0
+#: Connections per store made from a URL: renewal workers, scheduler and publisher.
+MAX_CONNECTIONS = 64
+# Terminal states the application decides; fencing never blocks them.
+_APPLICATION_ENDS = frozenset({HoldState.RELEASED, HoldState.ORDERED})
+
+
+def lease_for(policy: HoldPolicy) -> float:
+    """The default claim lease for ``policy``: ``max(renew_before / 3, 1 s)``."""
+    return max(policy.renew_before * LEASE_FRACTION, MIN_LEASE)
+
+
+def connect(url: str) -> aioredis.Redis:
+    """A client for ``url`` tuned for the store: short timeouts, two quick retries.
+
+    Its pool holds up to ``MAX_CONNECTIONS`` connections; a burst beyond that
+    waits for a free one (up to the command timeout) instead of failing.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=_COMMAND_TIMEOUT,
+        decode_responses=True,
+        socket_connect_timeout=_CONNECT_TIMEOUT,
+        socket_timeout=_COMMAND_TIMEOUT,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+def link_for(client: aioredis.Redis) -> Link:
+    """A :class:`Link` naming ``client``'s server, mapping redis errors to StoreUnavailable."""
+    kwargs = client.connection_pool.connection_kwargs
+    where = f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}"
+    where += f"/{kwargs.get('db', 0)}"
+    return Link(where, (RedisConnectionError, RedisTimeoutError, OSError), (RedisError,))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisStore:
+    """The shared :class:`~openticket_async.stores.ReservationStore` on Redis (``redis.asyncio``).
+
+    ``redis`` is a ``redis.asyncio.Redis`` client (the store never closes it) or
+    a URL (the store makes and closes its own client). ``prefix`` separates
+    deployments sharing one Redis. ``lease`` (seconds or timedelta) is how long a
+    claim protects a hold; without it, ``lease_for(policy or HoldPolicy())``.
+    ``retention`` is how long abandoned data stays before Redis drops it;
+    ``stream_length`` how many recent events each cart's stream keeps.
+
+    Hold metadata travels as JSON: string keys and JSON values only (a tuple
+    comes back as a list in another process).
+
+    Raises InvalidArgument for a bad argument.
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        redis: aioredis.Redis | str,
+        *,
+        prefix: str = "openticket:",
+        lease: float | timedelta | None = None,
+        policy: HoldPolicy | None = None,
+        retention: float | timedelta = 3600.0,
+        stream_length: int = 256,
+    ) -> None:
+        if not isinstance(prefix, str) or not prefix:
+            raise InvalidArgument("prefix must be a non-empty string")
+        self._lease_given = lease is not None or policy is not None
+        self._lease = lease_for(policy or HoldPolicy()) if lease is None else seconds(lease)
+        if not self._lease > 0:
+            raise InvalidArgument(f"lease must be > 0, got {lease!r}")
+        self._retention = math.ceil(seconds(retention))
+        if self._retention < 1:
+            raise InvalidArgument(f"retention must be at least 1 s, got {retention!r}")
+        if type(stream_length) is not int or stream_length < 1:
+            raise InvalidArgument(f"stream_length must be an int >= 1, got {stream_length!r}")
+        if isinstance(redis, str):
+            self._redis, self._own_client = connect(redis), True
+        elif isinstance(redis, aioredis.Redis):
+            self._redis, self._own_client = redis, False
+        else:
+            raise InvalidArgument("redis must be a redis.asyncio.Redis client or a URL")
+        self.prefix = prefix
+        self._link = link_for(self._redis)
+        self._scripts: dict[str, AsyncScript] = {
+            name: self._redis.register_script(source)
+            for name, source in (("save", SAVE), ("claim", CLAIM), ("extend", EXTEND),
+                                 ("forget", FORGET))
+        }
+        self._events = EventRelay(
+            self._redis, self._link, self._key_events, maxlen=stream_length, ttl=self._retention
+        )
+        #: This store's name in Redis (claim owner) and in the events it publishes.
+        self.owner = os.urandom(8).hex()
+        self._clock: Clock | None = None
+        self._local = LocalHolds(keep_after_due=3 * self._lease + 30.0)
+        self._recovery = Recovery(self._link, self._scripts, self._local)
+        self._epoch: str | None = None
+        self._closed = False
+
+    @property
+    def lease(self) -> float:
+        """Seconds a claim protects a hold (see the lease rule)."""
+        return self._lease
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self._link.where!r}, prefix={self.prefix!r}, lease={self._lease!r})"
+
+    # -- keys and clock ------------------------------------------------------------------
+
+    def _key_hold(self, hold_id: str) -> str:
+        return f"{self.prefix}hold:{hold_id}"
+
+    def _key_cart(self, cart_id: str) -> str:
+        return f"{self.prefix}cart:{cart_id}"
+
+    def _key_events(self, cart_id: str) -> str:
+        return f"{self.prefix}events:{cart_id}"
+
+    def bind(self, clock: Clock, policy: HoldPolicy | None = None) -> None:
+        """Take the manager's clock (and policy); a FakeClock waits for Redis commands.
+
+        Without an explicit ``lease`` (or ``policy``) the lease follows
+        ``policy``. Raises UsageError once the store is closed.
+        """
+        if self._closed:
+            raise UsageError("the RedisStore is closed")
+        if policy is not None and not self._lease_given:
+            self._lease = lease_for(policy)
+            self._local.keep_after_due = 3 * self._lease + 30.0
+        elif policy is not None and self._lease + MIN_LEASE / 2 >= policy.renew_before:
+            logger.warning(
+                "lease %.3g s leaves no time to take over a renewal before the deadline "
+                "(renew_before %.3g s); see the lease rule", self._lease, policy.renew_before
+            )
+        self._unprobe()
+        self._clock = clock
+        add = getattr(clock, "add_busy_probe", None)
+        if callable(add):
+            add(self._link)
+
+    def _unprobe(self) -> None:
+        remove = getattr(self._clock, "remove_busy_probe", None)
+        if callable(remove):
+            remove(self._link)
+
+    def _times(self) -> tuple[float, float]:
+        """(now in epoch seconds, offset from the manager's clock to epoch seconds)."""
+        if self._clock is None:
+            raise UsageError("bind the RedisStore to a clock first (the manager does)")
+        wall, mono = self._clock.wall().timestamp(), self._clock.now()
+        return wall, wall - mono
+
+    def _save_args(
+        self, hold: Hold, action: str, due: float, fence: int, mode: str
+    ) -> tuple[list[str], list[str]]:
+        """The SAVE script's keys and arguments.
+
+        Only a restore writes a hold whose renewal runs here: its score is then
+        its lease, and a worker that claims it after this one died renews it.
+        """
+        now, offset = self._times()
+        renewing = hold.id in self._local.renewing
+        lease = now + self._lease if renewing else 0.0
+        last = due if hold.reservation is None else max(due, hold.reservation.deadline + offset)
+        keys = [self._key_hold(hold.id), self._queue, self._key_cart(hold.cart_id), self._seq]
+        args = [hold.id, str(fence), action, repr(due), repr(min(due, lease) if renewing else due),
+                encode_hold(hold, offset), str(max(math.ceil(last - now), 0) + self._retention),
+                self.owner, repr(lease), mode]
+        return keys, args
+
+    # -- writes -----------------------------------------------------------------------
+
+    async def save(self, hold: Hold, action: str, due: float, fence: int = 0) -> bool:
+        """Make ``action`` at ``due`` (epoch seconds) the hold's one pending action.
+
+        Returns False if the write-back is stale (fencing rule) or the store is
+        closed. Raises InvalidArgument if the hold's metadata is not JSON, and
+        StoreUnavailable if Redis refuses the write, or is unreachable for a
+        hold's first save; later saves are kept and replayed once Redis answers.
+        """
+        if self._closed:
+            return False
+        local = self._local
+        if hold.state is HoldState.RENEWING and hold.id in local.renewing:
+            # the safety net of a renewal running here: the claim stands for it
+            local.renewing[hold.id] = (hold, action, due)
+            local.plans[hold] = (action, due)
+            return True
+        local.renewing.pop(hold.id, None)
+        keys, args = self._save_args(hold, action, due, fence, "save")
+        first = not local.knows(hold)
+        local.planned(hold, action, due)
+        if self._recovery.keeps(hold.id):
+            self._recovery.keep(hold, keys, args, forget=False)
+            return True
+        try:
+            accepted = await self._link.call(self._scripts["save"](keys, args))
+        except StoreUnavailable as error:
+            if first or error.refused:
+                local.unknown(hold)
+                raise
+            self._recovery.keep(hold, keys, args, forget=False)
+            return True
+        return local.written(hold, due, accepted=bool(accepted), first=first)
+
+    async def forget(self, hold: Hold, fence: int = 0) -> bool:
+        """Remove a hold that reached its terminal state (see the fencing rule).
+
+        Never raises for an unreachable Redis: the removal is replayed later.
+        Returns False only when the fencing rule refused it: another worker has
+        claimed the hold since and decides how it ends.
+        """
+        known = self._local.knows(hold)
+        self._local.ended(hold)
+        if self._closed or not known:
+            return True  # never written by this store: nothing to remove
+        force = "1" if hold.state in _APPLICATION_ENDS else "0"
+        keys = [self._key_hold(hold.id), self._queue, self._key_cart(hold.cart_id)]
+        args = [hold.id, str(fence), hold.state.value, force, str(self._retention)]
+        if self._recovery.keeps(hold.id):
+            self._recovery.keep(hold, keys, args, forget=True)
+            return True
+        try:
+            done = await self._link.call(self._scripts["forget"](keys, args))
+        except StoreUnavailable as error:
+            if error.refused:
+                logger.exception("the end of hold %s could not be recorded", hold.id)
+                return True
+            self._recovery.keep(hold, keys, args, forget=True)
+            return True
+        if not done:
+            logger.info("hold %s belongs to another worker: its end here was not recorded", hold.id)
+        return bool(done)
+
+    # -- the due queue -----------------------------------------------------------------
+
+    @property
+    def _queue(self) -> str:
+        return f"{self.prefix}queue"
+
+    @property
+    def _seq(self) -> str:
+        return f"{self.prefix}seq"
+
+    async def claim_due(self, now: float, limit: int) -> list[Due]:
+        """Claim up to ``limit`` actions due at ``now`` (epoch seconds), earliest first.
+
+        Never raises for an unreachable Redis: nothing is due until it answers.
+        """
+        if self._closed:
+            return []
+        try:
+            await self._recovery.replay()
+            await self._extend(now + self._lease)
+            answer = await self._link.call(
+                self._scripts["claim"](
+                    [self._queue, f"{self.prefix}epoch"],
+                    [repr(now), repr(now + self._lease), str(limit), self._key_hold(""),
+                     self.owner, os.urandom(8).hex(), str(self._retention)],
+                )
+            )
+            rows = cast(list[Any], answer)
+            epoch = _text(rows[0])
+            if self._epoch is not None and epoch != self._epoch:
+                logger.warning("Redis lost its data (restart?): restoring the holds known here")
+                await self._recovery.restore(
+                    self._redis.pipeline(transaction=False),
+                    lambda hold, action, due: self._save_args(
+                        hold, action, due, hold._fence, "restore"
+                    ),
+                )
+            self._epoch = epoch
+        except StoreUnavailable as error:
+            if error.refused:
+                logger.exception("claiming due holds failed")
+            return []
+        self._local.prune(now)
+        _now, offset = self._times()
+        claimed = []
+        for at in range(1, len(rows), 5):
+            claim = (_text(rows[at + 3]), float(rows[at + 4]))
+            due = self._local.claimed(_text(rows[at]), int(rows[at + 1]), rows[at + 2], claim,
+                                      now, offset)
+            if due is not None:
+                claimed.append(due)
+        return claimed
+
+    async def _extend(self, until: float) -> None:
+        """Lease the holds whose renewal runs here until ``until`` (the heartbeat).
+
+        At close, ``until`` is now: other workers take them over at once.
+        Raises StoreUnavailable if Redis is unreachable.
+        """
+        renewing = self._local.renewing
+        args = [repr(until), self.owner, self._key_hold("")]
+        for hold_id, (hold, _action, due) in list(renewing.items()):
+            if hold.done or not (hold.state is HoldState.RENEWING or hold._inflight):
+                del renewing[hold_id]
+                continue
+            args += [hold_id, str(hold._fence), repr(min(due, until))]
+        if len(args) == 3:
+            return
+        lost = await self._link.call(self._scripts["extend"]([self._queue], args))
+        for hold_id in cast(list[Any], lost):
+            logger.info("hold %s was taken over while its renewal ran here", _text(hold_id))
+            renewing.pop(_text(hold_id), None)
+
+    async def next_due(self) -> float | None:
+        """When the earliest entry is due (epoch seconds); None if none or unreachable."""
+        if self._closed:
+            return None
+        try:
+            first = await self._link.call(self._redis.zrange(self._queue, 0, 0, withscores=True))
+        except StoreUnavailable:
+            return None
+        return float(cast(list[tuple[Any, float]], first)[0][1]) if first else None
+
+    # -- carts ------------------------------------------------------------------------
+
+    async def cart_holds(self, cart_id: str) -> list[Hold]:
+        """The cart's live holds, oldest first, as this store's Hold objects.
+
+        Holds known here that another process ended take their final state.
+        Raises StoreUnavailable if Redis is unreachable, UsageError once closed.
+        """
+        if self._closed:
+            raise UsageError("the RedisStore is closed")
+        _now, offset = self._times()
+        ids = [_text(i) for i in await self._link.call(
+            self._redis.zrange(self._key_cart(cart_id), 0, -1)
+        )]
+        everyone = ids + sorted(self._local.carts.get(cart_id, set()).difference(ids))
+        pipe = self._redis.pipeline(transaction=False)
+        for hold_id in everyone:
+            pipe.hmget(self._key_hold(hold_id), ["fence", "data", "ended", "action", "due"])
+        rows = await self._link.call(pipe.execute()) if everyone else []
+        holds: list[Hold] = []
+        for hold_id, (fence, data, ended, action, due) in zip(everyone, rows, strict=True):
+            if ended is not None:
+                self._local.ended_elsewhere(hold_id, _text(ended))
+            elif data is not None:
+                plan = (_text(action), float(due))
+                hold = self._local.loaded(hold_id, int(fence), data, plan, offset)
+                if hold is not None:
+                    holds.append(hold)
+        self._local.cart_loaded(cart_id, holds)
+        return holds
+
+    # -- events -----------------------------------------------------------------------
+
+    def publish_event(self, event: HoldEvent) -> None:
+        """Send ``event`` to its cart's stream in the background; never blocks."""
+        if self._closed or self._clock is None:
+            return
+        self._events.publish(
+            event.hold.cart_id, encode_event(event, self._clock.wall(), self.owner)
+        )
+
+    def watch(
+        self, cart_id: str, *, since: str | None = None, block: float = 1.0
+    ) -> AsyncIterator[CartEvent]:
+        """Iterate over the events of cart ``cart_id``, from any process, as they happen.
+
+        ``since`` is the ``id`` of the last event already seen (None: from now on).
+        The iteration never ends by itself; it raises StoreUnavailable if Redis
+        cannot be reached (resume with ``since=last_event.id``).
+        """
+        return self._events.watch(cart_id, since, block)
+
+    def token_store(self, name: str = "default", **options: float) -> RedisTokenStore:
+        """A :class:`RedisTokenStore` on this store's Redis and prefix.
+
+        ``options`` are its ``lock_ttl`` and ``wait``; raises InvalidArgument for bad ones.
+        """
+        return RedisTokenStore(self._redis, key=f"{self.prefix}token:{name}", **options)
+
+    # -- closing ------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Hand renewals in flight to other workers, flush what is queued, release Redis.
+
+        Best effort and bounded in time: never raises for an unreachable Redis.
+        """
+        if self._closed:
+            return
+        try:
+            await self._recovery.replay()
+            if self._clock is not None:
+                await self._extend(self._times()[0])
+        except StoreUnavailable as error:
+            logger.warning("closing the RedisStore: %s", error)
+        self._closed = True
+        await self._events.aclose(grace=1.0)
+        self._unprobe()
+        self._local.clear()
+        self._recovery.clear()
+        if self._own_client:
+            await self._redis.aclose(close_connection_pool=True)
