@@ -1,0 +1,605 @@
+"""OpenTicket JSON <-> models: the one cattrs converter, lenient in, exact out.
+
+The real response shapes are unverified (see ``docs/wire.md``), so decoding is
+forgiving where the API is known to wobble and strict where a wrong value would
+hurt later:
+
+- keys match in snake_case or camelCase (``eventDateGuid``, ``event_date_guid``,
+  ``EventDateGUID`` are one key);
+- numbers may come as strings (``"21"``), identifiers as numbers;
+- datetimes are ISO 8601 (``Z`` or an offset; naive ones are taken as UTC) or
+  epoch seconds, and always come out as aware UTC datetimes;
+- every key a model has no field for is kept, under its original spelling, in
+  the model's read-only ``raw``; keys that became fields are not stored twice;
+- a missing required field, or a value of the wrong type, raises
+  :class:`~openticket_async.DecodeError` naming the field (``products[1].guid``).
+
+Two payloads are decoded by hand rather than through the converter: the
+reservation, because reserve is the hot path and a direct loop over the keys is
+several times faster than a generic structure hook; and the token response,
+whose expiry fields are relative to the time of the answer. Both use the same
+key matching and value rules as the converter.
+
+Encoding (``unstructure``) is exact: field names in snake_case, ``raw`` keys
+merged back at top level, datetimes as ISO 8601 with ``Z``. Structuring that
+output again gives an equal model, so stores can persist models with it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any, get_args, get_origin
+
+import attrs
+import cattrs
+
+from ._exceptions import DecodeError
+from ._models import (
+    EMPTY_RAW,
+    Order,
+    OrderTicket,
+    PaymentMethod,
+    Product,
+    Reservation,
+    TokenSet,
+    User,
+)
+
+__all__ = [
+    "CONVERTER",
+    "decode_reservation",
+    "decode_token_set",
+    "make_converter",
+    "parse_datetime",
+    "snake_key",
+]
+
+#: The models the converter structures and unstructures.
+MODELS: tuple[type, ...] = (Order, OrderTicket, PaymentMethod, Product, Reservation, TokenSet, User)
+
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_SNAKE_CACHE: dict[str, str] = {}
+# a hostile server could send endless distinct keys; past this the cache stops growing
+_SNAKE_CACHE_LIMIT = 4096
+
+
+def snake_key(key: str) -> str:
+    """Normalise a JSON key to snake_case: ``eventDateGUID`` -> ``event_date_guid``."""
+    cached = _SNAKE_CACHE.get(key)
+    if cached is not None:
+        return cached
+    name = _CAMEL_BOUNDARY.sub("_", key).replace("-", "_").lower()
+    if len(_SNAKE_CACHE) < _SNAKE_CACHE_LIMIT:
+        _SNAKE_CACHE[key] = name
+    return name
+
+
+def _kind(value: object) -> str:
+    # names the JSON type only: values may be secrets and never go into messages
+    return {dict: "object", list: "array", bool: "boolean", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _field_error(error: DecodeError, prefix: str) -> DecodeError:
+    inner = error.field
+    if inner is None:
+        field = prefix
+    elif inner.startswith("["):
+        field = prefix + inner
+    else:
+        field = f"{prefix}.{inner}"
+    return DecodeError(str(error.args[0]), field=field)
+
+
+def _structure_str(value: Any, _type: object = str) -> str:
+    if type(value) is str:
+        return value
+    if type(value) is int:  # identifiers sometimes come as numbers
+        return str(value)
+    raise DecodeError(f"expected a string, got {_kind(value)}")
+
+
+def _structure_float(value: Any, _type: object = float) -> float:
+    number: float | None = None
+    if type(value) is int or type(value) is float:
+        number = float(value)
+    elif type(value) is str:
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number):
+        raise DecodeError(f"expected a number, got {_kind(value)}")
+    return number
+
+
+def parse_datetime(value: Any, _type: object = datetime) -> datetime:
+    """Decode an ISO 8601 string or epoch seconds to an aware UTC datetime.
+
+    Raises DecodeError if the value is neither.
+    """
+    if type(value) is str:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            try:
+                moment = datetime.fromtimestamp(float(value), UTC)
+            except (ValueError, OverflowError, OSError):
+                raise DecodeError("expected an ISO 8601 date-time") from None
+        if moment.tzinfo is UTC:  # "...Z": the common case
+            return moment
+    elif type(value) is int or type(value) is float:
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (ValueError, OverflowError, OSError):
+            raise DecodeError("expected a date-time, got an out-of-range number") from None
+    elif isinstance(value, datetime):
+        moment = value
+    else:
+        raise DecodeError(f"expected a date-time, got {_kind(value)}")
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _format_datetime(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _is_model(cls: Any) -> bool:
+    return cls in MODELS
+
+
+def _is_homogeneous_tuple(cls: Any) -> bool:
+    args = get_args(cls)
+    return get_origin(cls) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _tuple_hook(converter: cattrs.Converter, cls: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
+    item_type = get_args(cls)[0]
+    structure_item = converter.get_structure_hook(item_type)
+
+    def structure(value: Any, _type: Any) -> tuple[Any, ...]:
+        if type(value) is not list and type(value) is not tuple:
+            raise DecodeError(f"expected an array, got {_kind(value)}")
+        items = []
+        for index, item in enumerate(value):
+            try:
+                items.append(structure_item(item, item_type))
+            except DecodeError as error:
+                raise _field_error(error, f"[{index}]") from None
+        return tuple(items)
+
+    return structure
+
+
+def _model_structure_hook(
+    converter: cattrs.Converter, cls: type[Any]
+) -> Callable[[Any, Any], Any]:
+    attrs.resolve_types(cls)
+    fields = [f for f in attrs.fields(cls) if f.name != "raw"]
+    names = {f.name for f in fields}
+    plan = [
+        (f.name, f.default is attrs.NOTHING, converter.get_structure_hook(f.type), f.type)
+        for f in fields
+    ]
+    label = cls.__name__
+
+    def structure(data: Any, _type: Any) -> Any:
+        if not isinstance(data, Mapping):
+            raise DecodeError(f"expected an object for {label}, got {_kind(data)}")
+        values: dict[str, Any] = {}
+        raw: dict[str, Any] = {}
+        for key, value in data.items():
+            name = snake_key(key) if type(key) is str else ""
+            if name in names and name not in values:
+                values[name] = value
+            else:
+                raw[key] = value
+        kwargs: dict[str, Any] = {}
+        for name, required, hook, field_type in plan:
+            value = values.get(name)
+            if value is None:
+                if required:
+                    raise DecodeError(f"{label} is missing a required field", field=name)
+                continue
+            try:
+                kwargs[name] = hook(value, field_type)
+            except DecodeError as error:
+                raise _field_error(error, name) from None
+        return cls(**kwargs, raw=MappingProxyType(raw) if raw else EMPTY_RAW)
+
+    return structure
+
+
+def _model_unstructure_hook(
+    converter: cattrs.Converter, cls: type[Any]
+) -> Callable[[Any], dict[str, Any]]:
+    attrs.resolve_types(cls)
+    plan = [(f.name, converter.get_unstructure_hook(f.type)) for f in attrs.fields(cls)]
+
+    def unstructure(model: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, hook in plan:
+            if name == "raw":
+                continue
+            value = getattr(model, name)
+            out[name] = None if value is None else hook(value)
+        out.update(model.raw)
+        return out
+
+    return unstructure
+
+
+def make_converter() -> cattrs.Converter:
+    """Build the cattrs converter for OpenTicket JSON (see the module docstring).
+
+    ``structure`` raises DecodeError (naming the field) for a payload it cannot read.
+    """
+    converter = cattrs.Converter(detailed_validation=False)
+    converter.register_structure_hook(str, _structure_str)
+    converter.register_structure_hook(float, _structure_float)
+    converter.register_structure_hook(datetime, parse_datetime)
+    converter.register_unstructure_hook(datetime, _format_datetime)
+    converter.register_structure_hook_factory(
+        _is_homogeneous_tuple, lambda cls: _tuple_hook(converter, cls)
+    )
+    converter.register_unstructure_hook_factory(
+        _is_homogeneous_tuple,
+        lambda cls: _list_unstructure_hook(converter, cls),
+    )
+    converter.register_structure_hook_factory(
+        _is_model, lambda cls: _model_structure_hook(converter, cls)
+    )
+    converter.register_unstructure_hook_factory(
+        _is_model, lambda cls: _model_unstructure_hook(converter, cls)
+    )
+    return converter
+
+
+def _list_unstructure_hook(converter: cattrs.Converter, cls: Any) -> Callable[[Any], list[Any]]:
+    item_hook = converter.get_unstructure_hook(get_args(cls)[0])
+    return lambda items: [item_hook(item) for item in items]
+
+
+#: The converter the client uses.
+CONVERTER = make_converter()
+
+# -- the reservation fast path ------------------------------------------------------
+
+# Spelling -> position of the field (-1: no field), learned as keys are seen, so a
+# known key costs one dict lookup instead of a normalisation each time.
+_RESERVATION_SPELLINGS: dict[object, int] = {}
+_PRODUCT_SPELLINGS: dict[object, int] = {}
+_RESERVATION_NAMES = (
+    "guid",
+    "shop_guid",
+    "ticket_guid",
+    "event_date_guid",
+    "products",
+    "reserved_at",
+    "expires_at",
+)
+_PRODUCT_NAMES = ("guid", "name")
+_RESERVATION_KEYS = frozenset(_RESERVATION_NAMES)
+_PRODUCT_KEYS = frozenset(_PRODUCT_NAMES)
+
+
+def _learn(key: object, spellings: dict[object, int], names: tuple[str, ...]) -> int:
+    name = snake_key(key) if type(key) is str else ""
+    index = names.index(name) if name in names else -1
+    if len(spellings) < _SNAKE_CACHE_LIMIT:
+        spellings[key] = index
+    return index
+
+
+def _sort(
+    data: dict[Any, Any], spellings: dict[object, int], names: tuple[str, ...]
+) -> tuple[list[Any], dict[Any, Any] | None]:
+    """Split ``data`` into field values (by position) and the other keys (``raw``).
+
+    The first spelling of a field wins; a second one goes to ``raw``, so nothing
+    is lost and nothing is stored twice.
+    """
+    slots: list[Any] = [None] * len(names)
+    raw: dict[Any, Any] | None = None
+    for key, value in data.items():
+        try:
+            index = spellings[key]
+        except KeyError:
+            index = _learn(key, spellings, names)
+        if index >= 0 and slots[index] is None:
+            slots[index] = value
+        else:
+            if raw is None:
+                raw = {}
+            raw[key] = value
+    return slots, raw
+
+
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:
+    """The slot setters of a frozen, slotted attrs class, for building it directly.
+
+    A frozen attrs ``__init__`` sets each field through ``object.__setattr__``;
+    on the reserve hot path that indirection is the largest part of building a
+    reservation. Writing the slots skips only that, which is sound for a class
+    with no validators, converters, setattr hooks or (pre/post) init hooks.
+    Checked here at import, with ``names`` required to be exactly its fields, so
+    a model that changes fails loudly here instead of being built wrong.
+    """
+    fields = attrs.fields(cls)
+    if (
+        tuple(f.name for f in fields) != names
+        or "__slots__" not in cls.__dict__
+        or hasattr(cls, "__attrs_post_init__")
+        or hasattr(cls, "__attrs_pre_init__")
+        or any(f.validator or f.converter or f.on_setattr for f in fields)
+    ):
+        raise TypeError(f"{cls.__name__} can no longer be built by writing its slots")
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+_new = object.__new__
+_P_GUID, _P_NAME, _P_RAW = _slot_setters(Product, ("guid", "name", "raw"))
+(
+    _R_GUID,
+    _R_SHOP,
+    _R_TICKET,
+    _R_EVENT_DATE,
+    _R_PRODUCTS,
+    _R_RESERVED_AT,
+    _R_EXPIRES_AT,
+    _R_DEADLINE,
+    _R_RAW,
+) = _slot_setters(Reservation, (*_RESERVATION_NAMES, "deadline", "raw"))
+
+
+def _product(value: Any) -> Product:
+    if type(value) is not dict:
+        raise DecodeError(f"expected an object for Product, got {_kind(value)}")
+    guid = value.get("guid")
+    name = value.get("name")
+    raw: dict[Any, Any] | None = None
+    if len(value) != 2 or guid is None or name is None:
+        for key in value:
+            if key in _PRODUCT_KEYS:
+                continue
+            index = _PRODUCT_SPELLINGS.get(key)
+            if index is None:
+                index = _learn(key, _PRODUCT_SPELLINGS, _PRODUCT_NAMES)
+            if index >= 0:  # another spelling of a field: sort key by key
+                (guid, name), raw = _sort(value, _PRODUCT_SPELLINGS, _PRODUCT_NAMES)
+                break
+            if raw is None:
+                raw = {}
+            raw[key] = value[key]
+    if guid is None:
+        raise DecodeError("Product is missing a required field", field="guid")
+    if type(guid) is not str:
+        try:
+            guid = _structure_str(guid)
+        except DecodeError as error:
+            raise _field_error(error, "guid") from None
+    if name is not None and type(name) is not str:
+        try:
+            name = _structure_str(name)
+        except DecodeError as error:
+            raise _field_error(error, "name") from None
+    product = _new(Product)
+    _P_GUID(product, guid)
+    _P_NAME(product, name)
+    _P_RAW(product, MappingProxyType(raw) if raw else EMPTY_RAW)
+    return product
+
+
+def _moment(value: Any) -> datetime:
+    # the common "2026-01-01T00:08:00Z" without a function call more than needed
+    if type(value) is str:
+        try:
+            moment = _from_iso(value)
+        except ValueError:
+            return parse_datetime(value)
+        if moment.tzinfo is UTC:
+            return moment
+    return parse_datetime(value)
+
+
+_from_iso = datetime.fromisoformat
+
+
+def decode_reservation(
+    data: Any,
+    *,
+    shop_guid: str,
+    ticket_guid: str,
+    sent_at: float,
+    sent_wall: datetime,
+    ttl: timedelta,
+) -> Reservation:
+    """Decode a reserve answer into a :class:`Reservation`.
+
+    ``sent_at``/``sent_wall`` are the client's monotonic and wall times read just
+    before the request was sent. The reservation expires at the server's
+    ``expires_at`` if it sends one, but never later than ``sent_wall + ttl``: we
+    cannot know how long the request took to arrive, so the send time is the
+    conservative start. ``deadline`` is that same moment on the monotonic clock.
+    Missing ``shop_guid``/``ticket_guid`` are taken from the request.
+
+    Raises DecodeError naming the field if the payload is not a usable reservation.
+    """
+    if type(data) is not dict:
+        raise DecodeError(f"expected an object for Reservation, got {_kind(data)}")
+    # The fast path reads the documented snake_case keys directly; only a key
+    # outside them costs a look (it goes to raw, or, if it spells a field in
+    # another casing, sends the whole payload through the key-by-key sort).
+    get = data.get
+    guid = get("guid")
+    shop = get("shop_guid")
+    ticket = get("ticket_guid")
+    event_date = get("event_date_guid")
+    products = get("products")
+    reserved = get("reserved_at")
+    expires = get("expires_at")
+    raw: dict[Any, Any] | None = None
+    if len(data) != 7 or None in (guid, shop, ticket, event_date, products, reserved, expires):
+        for key in data:
+            if key in _RESERVATION_KEYS:
+                continue
+            index = _RESERVATION_SPELLINGS.get(key)
+            if index is None:
+                index = _learn(key, _RESERVATION_SPELLINGS, _RESERVATION_NAMES)
+            if index >= 0:
+                slots, raw = _sort(data, _RESERVATION_SPELLINGS, _RESERVATION_NAMES)
+                guid, shop, ticket, event_date, products, reserved, expires = slots
+                break
+            if raw is None:
+                raw = {}
+            raw[key] = data[key]
+    if guid is None:
+        raise DecodeError("Reservation is missing a required field", field="guid")
+    field = "guid"
+    try:
+        if type(guid) is not str:
+            guid = _structure_str(guid)
+        field = "shop_guid"
+        if shop is None:
+            shop = shop_guid
+        elif type(shop) is not str:
+            shop = _structure_str(shop)
+        field = "ticket_guid"
+        if ticket is None:
+            ticket = ticket_guid
+        elif type(ticket) is not str:
+            ticket = _structure_str(ticket)
+        field = "event_date_guid"
+        if event_date is not None and type(event_date) is not str:
+            event_date = _structure_str(event_date)
+        field = "products"
+        if products is None:
+            products = ()
+        elif type(products) is list and len(products) == 1:
+            field = "products[0]"
+            products = (_product(products[0]),)
+        else:
+            products = _products(products)
+        field = "reserved_at"
+        reserved_at = sent_wall if reserved is None else _moment(reserved)
+        field = "expires_at"
+        latest = sent_wall + ttl
+        expires_at = latest if expires is None else _moment(expires)
+    except DecodeError as error:
+        raise _field_error(error, field) from None
+    if expires_at >= latest:
+        expires_at = latest
+        deadline = sent_at + ttl.total_seconds()
+    else:
+        deadline = sent_at + (expires_at - sent_wall).total_seconds()
+    reservation = _new(Reservation)
+    _R_GUID(reservation, guid)
+    _R_SHOP(reservation, shop)
+    _R_TICKET(reservation, ticket)
+    _R_EVENT_DATE(reservation, event_date)
+    _R_PRODUCTS(reservation, products)
+    _R_RESERVED_AT(reservation, reserved_at)
+    _R_EXPIRES_AT(reservation, expires_at)
+    _R_DEADLINE(reservation, deadline)
+    _R_RAW(reservation, MappingProxyType(raw) if raw else EMPTY_RAW)
+    return reservation
+
+
+def _products(value: Any) -> tuple[Product, ...]:
+    if type(value) is not list:
+        raise DecodeError(f"expected an array, got {_kind(value)}")
+    products = []
+    for index, item in enumerate(value):
+        try:
+            products.append(_product(item))
+        except DecodeError as error:
+            raise _field_error(error, f"[{index}]") from None
+    return tuple(products)
+
+
+# -- the token response -------------------------------------------------------------
+
+_TOKEN_FIELDS = frozenset(
+    ("access_token", "refresh_token", "expires_in", "refresh_token_expires_in")
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def decode_token_set(data: Any, *, now: datetime) -> TokenSet:
+    """Decode a token endpoint answer; ``now`` is the wall time it arrived.
+
+    ``expires_in``/``refresh_token_expires_in`` (seconds, numbers or strings)
+    become ``expires_at``/``refresh_expires_at``; ``info.companies[].guid`` become
+    ``companies``. Every other key (``token_type``, ``info``, ...) is kept in ``raw``.
+
+    Raises DecodeError naming the field if the answer has no usable access token
+    or expiry.
+    """
+    if type(data) is not dict:
+        raise DecodeError(f"expected an object for TokenSet, got {_kind(data)}")
+    values: dict[str, Any] = {}
+    raw: dict[str, Any] = {}
+    for key, value in data.items():
+        name = snake_key(key) if type(key) is str else ""
+        if name in _TOKEN_FIELDS and name not in values:
+            values[name] = value
+        else:
+            raw[key] = value
+    access = _token_string(values.get("access_token"), "access_token")
+    if access is None:
+        raise DecodeError("the token answer is missing a required field", field="access_token")
+    refresh = _token_string(values.get("refresh_token"), "refresh_token")
+    try:
+        lifetime = _structure_float(values.get("expires_in"))
+    except DecodeError as error:
+        raise _field_error(error, "expires_in") from None
+    refresh_lifetime = values.get("refresh_token_expires_in")
+    refresh_expires_at = None
+    if refresh_lifetime is not None:
+        try:
+            refresh_expires_at = now + timedelta(seconds=_structure_float(refresh_lifetime))
+        except DecodeError as error:
+            raise _field_error(error, "refresh_token_expires_in") from None
+    return TokenSet(
+        access_token=access,
+        refresh_token=refresh,
+        expires_at=now + timedelta(seconds=lifetime),
+        refresh_expires_at=refresh_expires_at,
+        companies=_companies(data),
+        raw=MappingProxyType(raw) if raw else EMPTY_RAW,
+    )
+
+
+def _token_string(value: Any, field: str) -> str | None:
+    if value is None:
+        return None
+    # a token goes into a header: control characters would split or corrupt it
+    if type(value) is not str or not value or _CONTROL.search(value):
+        raise DecodeError(f"expected a token string, got {_kind(value)}", field=field)
+    return value
+
+
+def _companies(data: Mapping[str, Any]) -> tuple[str, ...]:
+    info = data.get("info")
+    if type(info) is not dict:
+        return ()
+    companies = info.get("companies")
+    if type(companies) is not list:
+        return ()
+    guids = []
+    for index, company in enumerate(companies):
+        guid = company.get("guid") if type(company) is dict else None
+        if guid is None:
+            continue
+        try:
+            guids.append(_structure_str(guid))
+        except DecodeError as error:
+            raise _field_error(error, f"info.companies[{index}].guid") from None
+    return tuple(guids)
