@@ -7,6 +7,7 @@ and stored as float seconds. Policies compute waits; they never sleep.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,11 @@ def seconds(value: float | timedelta) -> float:
 
 def _optional_seconds(value: float | timedelta | None) -> float | None:
     return None if value is None else seconds(value)
+
+
+def _statuses(value: Iterable[int]) -> frozenset[int]:
+    # a named converter, so type checkers see the constructor take Iterable[int]
+    return frozenset(value)
 
 
 def _non_negative(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -66,7 +72,7 @@ class RetryPolicy:
     backoff_max: float = attrs.field(default=8.0, converter=seconds, validator=_non_negative)
     retry_after_max: float = attrs.field(default=30.0, converter=seconds, validator=_non_negative)
     retry_statuses: frozenset[int] = attrs.field(
-        default=frozenset({429, 503}), converter=frozenset
+        default=frozenset({429, 503}), converter=_statuses
     )
 
     @attempts.validator
