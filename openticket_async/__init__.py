@@ -35,7 +35,8 @@ from ._exceptions import (
     UsageError,
 )
 from ._hold import Hold, HoldState
-from ._manager import Lingering, ReservationManager
+from ._lingering import Lingering
+from ._manager import ReservationManager
 from ._models import (
     Hosts,
     Order,

@@ -40,7 +40,6 @@ from types import TracebackType
 from typing import Protocol, TypeVar
 
 import anyio
-import attrs
 from anyio.abc import TaskGroup
 
 from ._cart import Cart
@@ -69,11 +68,12 @@ from ._exceptions import (
     UsageError,
 )
 from ._hold import Hold, HoldState
+from ._lingering import Lingering, LingeringUnits
 from ._models import Order, Receiver, Reservation
 from ._planning import LatencyTracker, drop_time, local_deadline, renew_at, retry_fits, warn_at
 from .stores import MemoryStore, ReservationStore
 
-__all__ = ["Lingering", "ReservationManager", "ReservingClient"]
+__all__ = ["ReservationManager", "ReservingClient"]
 
 logger = logging.getLogger("openticket_async.manager")
 
@@ -113,20 +113,6 @@ class ReservingClient(Protocol):
     ) -> Order: ...
 
 
-@attrs.frozen
-class Lingering:
-    """A unit the server may still hold for us though no hold counts on it.
-
-    ``reservation_guid`` is None for an *uncertain* unit: a reserve that timed out
-    or was cancelled after it may have reached the server. ``until`` is when the
-    server surely dropped it (manager clock).
-    """
-
-    ticket_guid: str
-    reservation_guid: str | None
-    until: float
-
-
 class ReservationManager:
     """Keeps holds reserved across OpenTicket's 8-minute drop.
 
@@ -157,7 +143,7 @@ class ReservationManager:
         self._carts: dict[str, Cart] = {}
         self._renew_queue: deque[tuple[Hold, float]] = deque()
         self._workers = 0
-        self._lingering: deque[Lingering] = deque()
+        self._lingering = LingeringUnits()
         self._tg: TaskGroup | None = None
         self._sleep_scope: anyio.CancelScope | None = None
         self._sleeping_until: float | None = None
@@ -246,14 +232,7 @@ class ReservationManager:
 
         They drop by themselves; never count them as free stock before ``until``.
         """
-        now = self.clock.now()
-        while self._lingering and self._lingering[0].until <= now:
-            self._lingering.popleft()
-        return [
-            unit
-            for unit in self._lingering
-            if unit.until > now and (ticket_guid is None or unit.ticket_guid == ticket_guid)
-        ]
+        return self._lingering.live(self.clock.now(), ticket_guid)
 
     # -- used by Cart ------------------------------------------------------------
 
@@ -286,13 +265,14 @@ class ReservationManager:
 
     def _note_uncertain(self, ticket_guid: str, sent: float) -> None:
         until = sent + self.client.reservation_ttl + self.policy.safety_margin
-        self._lingering.append(Lingering(ticket_guid, None, until))
+        self._lingering.add(Lingering(ticket_guid, None, until), self.clock.now())
 
     def _linger(self, hold: Hold, reservation: Reservation | None) -> None:
         if reservation is not None and hold.state is not HoldState.ORDERED:
-            until = drop_time(reservation, self.policy)
-            if until > self.clock.now():
-                self._lingering.append(Lingering(hold.ticket_guid, reservation.guid, until))
+            unit = Lingering(
+                hold.ticket_guid, reservation.guid, drop_time(reservation, self.policy)
+            )
+            self._lingering.add(unit, self.clock.now())
 
     async def _track(self, hold: Hold) -> None:
         """Start keeping a freshly reserved hold."""
