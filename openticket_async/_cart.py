@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._exceptions import HoldsNotReady, InvalidArgument, UsageError
-from ._guid import canonical_guid
 from ._hold import Hold, HoldState
 from ._models import Order, Receiver, Reservation
 from ._planning import local_deadline
+from ._protocol import guid
 
 if TYPE_CHECKING:
     from ._manager import ReservationManager
@@ -38,7 +38,7 @@ class Cart:
 
     def __init__(self, manager: ReservationManager, shop_guid: str, *, cart_id: str) -> None:
         self.id = cart_id
-        self.shop_guid = canonical_guid(shop_guid, "shop_guid")
+        self.shop_guid = guid(shop_guid, "shop_guid")
         self._manager = manager
         self._holds: dict[str, Hold] = {}
         self._deferred: list[Hold] = []
@@ -122,7 +122,7 @@ class Cart:
         GUID, quantity or metadata (before any request), TicketUnavailable when
         sold out, any other client error as is, UsageError on a closed cart.
         """
-        ticket_guid = canonical_guid(ticket_guid, "ticket_guid")
+        ticket_guid = guid(ticket_guid, "ticket_guid")
         if isinstance(quantity, bool) or not isinstance(quantity, int):
             raise InvalidArgument(f"quantity must be an int, got {type(quantity).__name__}")
         if not 1 <= quantity <= MAX_QUANTITY:

@@ -187,41 +187,29 @@ class TicketUnavailable(APIError):
     """The ticket cannot be reserved or ordered now: sold out, or its reservation dropped."""
 
 
-class RateLimited(APIError):
+class _RetryAfter(APIError):
+    """An error status that may come with the server's ``Retry-After`` hint (seconds)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        method: str,
+        path: str,
+        request_id: str | None = None,
+        body: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            message, status=status, method=method, path=path, request_id=request_id, body=body
+        )
+        self.retry_after = retry_after
+
+
+class RateLimited(_RetryAfter):
     """Too many requests (429). ``retry_after`` is the server's hint in seconds, if any."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int,
-        method: str,
-        path: str,
-        request_id: str | None = None,
-        body: str = "",
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(
-            message, status=status, method=method, path=path, request_id=request_id, body=body
-        )
-        self.retry_after = retry_after
 
-
-class ServerError(APIError):
+class ServerError(_RetryAfter):
     """The server failed (5xx). ``retry_after`` carries a 503's hint, if any."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int,
-        method: str,
-        path: str,
-        request_id: str | None = None,
-        body: str = "",
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(
-            message, status=status, method=method, path=path, request_id=request_id, body=body
-        )
-        self.retry_after = retry_after

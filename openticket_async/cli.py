@@ -35,7 +35,7 @@ from ._exceptions import (
     TicketUnavailable,
     TransportError,
 )
-from ._guid import canonical_guid
+from ._protocol import guid
 from ._version import __version__
 
 __all__ = ["build_parser", "main", "parse_duration"]
@@ -73,7 +73,7 @@ def parse_duration(text: str) -> float:
 
 def _guid(text: str) -> str:
     try:
-        return canonical_guid(text)
+        return guid(text)
     except InvalidArgument:
         raise argparse.ArgumentTypeError(f"not a GUID: {text[:50]!r}") from None
 
