@@ -67,25 +67,32 @@ def retry_fits(now: float, wait: float, deadline: float, latency_p99: float) -> 
 
 
 class LatencyTracker:
-    """Recent reserve latencies and their p99, over a bounded window."""
+    """Recent reserve latencies and their p99, over a bounded window.
 
-    def __init__(self, window: int = 256) -> None:
+    The p99 is recomputed after every ``every`` new samples, not on each read:
+    sorting the window on every add would cost more than the add itself, and a
+    renewal lead that lags a few samples behind is harmless.
+    """
+
+    def __init__(self, window: int = 256, every: int = 32) -> None:
         self._samples: deque[float] = deque(maxlen=window)
+        self._every = every
         self._p99 = 0.0
-        self._dirty = False
+        self._fresh = 0  # samples recorded since the last recompute
 
     def record(self, seconds: float) -> None:
         """Add one observed latency (negative readings count as zero)."""
-        self._samples.append(max(seconds, 0.0))
-        self._dirty = True
+        self._samples.append(seconds if seconds > 0.0 else 0.0)
+        self._fresh += 1
 
     @property
     def p99(self) -> float:
         """The 99th percentile of the window (0 before any sample)."""
-        if self._dirty:
+        fresh = self._fresh
+        if fresh >= self._every or (fresh and len(self._samples) <= self._every):
             ordered = sorted(self._samples)
             self._p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-            self._dirty = False
+            self._fresh = 0
         return self._p99
 
     def __len__(self) -> int:

@@ -74,7 +74,7 @@ def test_a_retry_fits_only_if_it_can_finish_before_the_deadline() -> None:
 
 
 def test_latency_tracker_reports_the_p99_of_its_window() -> None:
-    tracker = LatencyTracker(window=100)
+    tracker = LatencyTracker(window=100, every=1)
     assert tracker.p99 == 0.0
     for value in range(100):
         tracker.record(value / 100)
@@ -84,3 +84,15 @@ def test_latency_tracker_reports_the_p99_of_its_window() -> None:
     assert tracker.p99 == 0.01
     tracker.record(-1.0)  # a clock hiccup counts as zero, not as a negative latency
     assert tracker.p99 == 0.01
+
+
+def test_latency_tracker_recomputes_its_p99_only_every_few_samples() -> None:
+    tracker = LatencyTracker(window=256, every=32)
+    for _ in range(64):
+        tracker.record(0.01)
+    assert tracker.p99 == 0.01
+    for _ in range(31):
+        tracker.record(1.0)
+    assert tracker.p99 == 0.01  # not yet: 31 fresh samples
+    tracker.record(1.0)
+    assert tracker.p99 == 1.0
