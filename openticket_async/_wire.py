@@ -32,7 +32,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, get_args, get_origin
+from typing import Any, TypeVar, cast, get_args, get_origin
 
 import attrs
 import cattrs
@@ -499,6 +499,17 @@ def decode_reservation(
         deadline = sent_at + ttl.total_seconds()
     else:
         deadline = sent_at + (expires_at - sent_wall).total_seconds()
+    # A manager keeps one reservation per hold, and most of a reservation repeats
+    # across the holds of one ticket: share equal values instead of keeping copies
+    if shop == shop_guid:
+        shop = shop_guid
+    if ticket == ticket_guid:
+        ticket = ticket_guid
+    event_date = _share(event_date)
+    if all(product.raw is EMPTY_RAW for product in products):
+        products = _share(products)
+    reserved_at = _share(reserved_at)
+    frozen_raw = _share_raw(raw) if raw else EMPTY_RAW
     reservation = _new(Reservation)
     _R_GUID(reservation, guid)
     _R_SHOP(reservation, shop)
@@ -508,8 +519,41 @@ def decode_reservation(
     _R_RESERVED_AT(reservation, reserved_at)
     _R_EXPIRES_AT(reservation, expires_at)
     _R_DEADLINE(reservation, deadline)
-    _R_RAW(reservation, MappingProxyType(raw) if raw else EMPTY_RAW)
+    _R_RAW(reservation, frozen_raw)
     return reservation
+
+
+_T = TypeVar("_T")
+
+# Equal values seen recently, shared by every reservation that carries them. The
+# table is bounded: when it fills it starts again, so it never grows with traffic.
+_SHARED: dict[Any, Any] = {}
+_SHARED_LIMIT = 4096
+
+
+def _share(value: _T) -> _T:
+    try:
+        shared = _SHARED.get(value)
+    except TypeError:  # unhashable: keep it as it is
+        return value
+    if shared is None:
+        if len(_SHARED) >= _SHARED_LIMIT:
+            _SHARED.clear()
+        _SHARED[value] = shared = value
+    return cast(_T, shared)
+
+
+def _share_raw(raw: dict[Any, Any]) -> Mapping[str, Any]:
+    try:
+        key = ("raw", *raw.items())
+        shared = _SHARED.get(key)
+    except TypeError:  # a nested object: not shared
+        return MappingProxyType(raw)
+    if shared is None:
+        if len(_SHARED) >= _SHARED_LIMIT:
+            _SHARED.clear()
+        _SHARED[key] = shared = MappingProxyType(raw)
+    return cast(Mapping[str, Any], shared)
 
 
 def _products(value: Any) -> tuple[Product, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -93,9 +94,7 @@ def test_reservation_camel_case_decodes_to_the_same_model() -> None:
 
 
 @given(
-    st.lists(
-        st.sampled_from(["snake", "camel", "upper_guid", "pascal"]), min_size=7, max_size=7
-    )
+    st.lists(st.sampled_from(["snake", "camel", "upper_guid", "pascal"]), min_size=7, max_size=7)
 )
 def test_reservation_any_casing_mix_decodes_the_same(styles: list[str]) -> None:
     spell: dict[str, Callable[[str], str]] = {
@@ -417,3 +416,26 @@ def test_token_decode_error_never_shows_the_token_value() -> None:
         decode_token_set({"access_token": ["secret-value"], "expires_in": 1}, now=SENT_WALL)
     assert "secret-value" not in str(caught.value)
     assert "secret-value" not in repr(caught.value)
+
+
+def test_reservations_of_one_ticket_share_their_repeated_values() -> None:
+    # json.loads makes new strings for every answer: decode two separate payloads
+    first = decode(json.loads(json.dumps(snake_payload(guid="r-1"))))
+    second = decode(json.loads(json.dumps(snake_payload(guid="r-2"))))
+    assert first.guid != second.guid
+    assert first.shop_guid is second.shop_guid
+    assert first.ticket_guid is second.ticket_guid
+    assert first.event_date_guid is second.event_date_guid
+    assert first.products is second.products
+    assert first.reserved_at is second.reserved_at
+    assert first.raw is second.raw
+    assert dict(first.raw) == {"status": "reserved"}
+
+
+def test_products_with_unknown_keys_are_never_shared_across_reservations() -> None:
+    products = [{"guid": "p-1", "name": "Entrance", "price": "21"}]
+    first = decode(json.loads(json.dumps(snake_payload(products=products))))
+    second = decode(json.loads(json.dumps(snake_payload(products=[dict(products[0], price="9")]))))
+    assert first.products is not second.products
+    assert first.products[0].raw == {"price": "21"}
+    assert second.products[0].raw == {"price": "9"}
