@@ -134,6 +134,8 @@ class ReservationManager:
         self.client = client
         self.policy = policy or HoldPolicy()
         self.store: ReservationStore = store if store is not None else MemoryStore()
+        # the default store is driven without awaits (see _save and _scheduler)
+        self._memory = self.store if type(self.store) is MemoryStore else None
         self.clock: Clock = clock or getattr(client, "clock", None) or SystemClock()
         self.latency = LatencyTracker()
         self._events = EventDispatcher(logging.getLogger("openticket_async.events"))
@@ -281,7 +283,9 @@ class ReservationManager:
     async def _end(self, hold: Hold, state: HoldState, event: HoldEvent) -> None:
         """Move ``hold`` to a terminal state, forget it and emit its terminal event."""
         previous, hold.state = hold.state, state
-        if not await self.store.forget(hold, hold._fence):
+        if self._memory is not None:
+            self._memory.remove(hold)
+        elif not await self.store.forget(hold, hold._fence):
             hold.state = previous  # another worker claimed it since: that one ends it
             return
         if state is not HoldState.ORDERED:
@@ -335,11 +339,15 @@ class ReservationManager:
             await self._save(hold, RENEW, max(renew, now))
 
     async def _save(self, hold: Hold, action: str, due: float) -> None:
-        if self.store.shared:
-            due += self.clock.wall().timestamp() - self.clock.now()
-        if not await self.store.save(hold, action, due, hold._fence):
-            logger.info("hold %s belongs to another worker now", hold.id)
-            return
+        memory = self._memory
+        if memory is not None:
+            memory.put(hold, action, due)  # the default store needs no await
+        else:
+            if self.store.shared:
+                due += self.clock.wall().timestamp() - self.clock.now()
+            if not await self.store.save(hold, action, due, hold._fence):
+                logger.info("hold %s belongs to another worker now", hold.id)
+                return
         scope = self._sleep_scope
         if scope is None:
             self._replan = True  # the scheduler is awake: make it look again before sleeping
@@ -350,19 +358,17 @@ class ReservationManager:
 
     async def _scheduler(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         task_status.started()
-        clock, store = self.clock, self.store
+        clock, store, memory = self.clock, self.store, self._memory
         while True:
             self._replan = False
             now = clock.now()
+            if memory is not None:  # the default store: no Due values, no awaits
+                for due_at, hold, action in memory.pop_due(now + clock.resolution, BATCH):
+                    await self._fire(hold, action, due_at, 0, now)
+                nxt = memory.peek_due()
+            else:
+                nxt = await self._claim_and_fire(now)
             offset = clock.wall().timestamp() - now if store.shared else 0.0
-            try:
-                batch = await store.claim_due(now + offset + clock.resolution, BATCH)
-            except OpenTicketError:  # a store outage must not kill the scheduler
-                logger.exception("claiming due work from the store failed; retrying")
-                batch = []
-            for due in batch:
-                await self._fire(due.hold, due.action, due.due - offset, due.fence, now)
-            nxt = await store.next_due()
             target = None if nxt is None else nxt - offset
             if store.shared:
                 target = now + SHARED_POLL if target is None else min(target, now + SHARED_POLL)
@@ -376,6 +382,19 @@ class ReservationManager:
                 else:
                     await clock.sleep_until(target)
             self._sleep_scope = self._sleeping_until = None
+
+    async def _claim_and_fire(self, now: float) -> float | None:
+        """One pass over a store reached by awaits; returns its next due time."""
+        store, clock = self.store, self.clock
+        offset = clock.wall().timestamp() - now if store.shared else 0.0
+        try:
+            batch = await store.claim_due(now + offset + clock.resolution, BATCH)
+        except OpenTicketError:  # a store outage must not kill the scheduler
+            logger.exception("claiming due work from the store failed; retrying")
+            batch = []
+        for due in batch:
+            await self._fire(due.hold, due.action, due.due - offset, due.fence, now)
+        return await store.next_due()
 
     async def _fire(self, hold: Hold, action: str, due: float, fence: int, now: float) -> None:
         if hold.done:
