@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Protocol, TypeVar
 
@@ -223,11 +223,6 @@ class ReservationManager:
     def events(self, maxlen: int = 1024) -> EventStream:
         """A bounded stream of every event; a slow reader loses the oldest ones."""
         return self._events.stream(maxlen)
-
-    async def iter_events(self, maxlen: int = 1024) -> AsyncIterator[object]:
-        """Async-iterate over :meth:`events` (ends when the manager closes)."""
-        async for event in self._events.stream(maxlen):
-            yield event
 
     def lingering(self, ticket_guid: str | None = None) -> list[Lingering]:
         """Units the server may still hold for us that no live hold counts on.
