@@ -373,11 +373,21 @@ def _snippet(body: bytes, limit: int = 200) -> str:
     return body[: limit * 4].decode("utf-8", "replace")[:limit]
 
 
+_JSON = json.JSONDecoder()
+
+
 def read_json(request: Request, response: Response) -> Any:
     """Parse a JSON body; raises DecodeError (status, content type, snippet) if it is not."""
     try:
-        # decoding first skips json's encoding detection: JSON on the wire is UTF-8
-        return json.loads(response.body.decode())
+        # JSON on the wire is UTF-8, so decode first and skip json's encoding
+        # detection; raw_decode skips its two whitespace scans. An answer with
+        # whitespace around the value takes the slower, complete json.loads.
+        text = response.body.decode()
+        try:
+            value, end = _JSON.raw_decode(text)
+        except ValueError:
+            return json.loads(text)
+        return value if end == len(text) else json.loads(text)
     except (ValueError, RecursionError):
         raise DecodeError(
             "the answer is not valid JSON",

@@ -32,7 +32,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, TypeVar, cast, get_args, get_origin
+from typing import Any, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
@@ -398,15 +398,35 @@ def _product(value: Any) -> Product:
 
 
 def _moment(value: Any) -> datetime:
-    # the common "2026-01-01T00:08:00Z" without a function call more than needed
-    if type(value) is str:
+    # Reservations made in the same instant carry the same timestamps: a text seen
+    # before is not parsed again, and its datetime is shared (see _SHARED)
+    if type(value) is not str:
+        return parse_datetime(value)
+    moment = _MOMENTS.get(value)
+    if moment is None:
         try:
             moment = _from_iso(value)
         except ValueError:
             return parse_datetime(value)
-        if moment.tzinfo is UTC:
-            return moment
-    return parse_datetime(value)
+        if moment.tzinfo is not UTC:
+            moment = parse_datetime(moment)
+        _remember(_MOMENTS, value, moment)
+    return moment
+
+
+def _one_product(value: Any) -> tuple[Product, ...]:
+    # The usual answer has one product of exactly {"guid", "name"}: its tuple is
+    # shared by every reservation of the ticket, and found without building it
+    if type(value) is dict and len(value) == 2:
+        guid, name = value.get("guid"), value.get("name")
+        if type(guid) is str and type(name) is str:
+            key = (guid, name)
+            products = _ONE_PRODUCT.get(key)
+            if products is None:
+                products = (_product(value),)
+                _remember(_ONE_PRODUCT, key, products)
+            return products
+    return (_product(value),)
 
 
 _from_iso = datetime.fromisoformat
@@ -484,9 +504,11 @@ def decode_reservation(
             products = ()
         elif type(products) is list and len(products) == 1:
             field = "products[0]"
-            products = (_product(products[0]),)
+            products = _one_product(products[0])
         else:
             products = _products(products)
+            if all(product.raw is EMPTY_RAW for product in products):
+                products = _share(products)
         field = "reserved_at"
         reserved_at = sent_wall if reserved is None else _moment(reserved)
         field = "expires_at"
@@ -501,15 +523,24 @@ def decode_reservation(
         deadline = sent_at + (expires_at - sent_wall).total_seconds()
     # A manager keeps one reservation per hold, and most of a reservation repeats
     # across the holds of one ticket: share equal values instead of keeping copies
+    # (products and timestamps are shared above, as they are decoded)
     if shop == shop_guid:
         shop = shop_guid
     if ticket == ticket_guid:
         ticket = ticket_guid
-    event_date = _share(event_date)
-    if all(product.raw is EMPTY_RAW for product in products):
-        products = _share(products)
-    reserved_at = _share(reserved_at)
-    frozen_raw = _share_raw(raw) if raw else EMPTY_RAW
+    if event_date is not None:
+        shared = _SHARED.get(event_date)
+        if shared is None:
+            _remember(_SHARED, event_date, event_date)
+        else:
+            event_date = shared
+    if not raw:
+        frozen_raw = EMPTY_RAW
+    elif raw == _LAST_RAW[0]:  # the unknown keys of a burst of reserves are alike
+        frozen_raw = _LAST_RAW[1]
+    else:
+        frozen_raw = MappingProxyType(raw)
+        _LAST_RAW[:] = (raw, frozen_raw)
     reservation = _new(Reservation)
     _R_GUID(reservation, guid)
     _R_SHOP(reservation, shop)
@@ -525,35 +556,30 @@ def decode_reservation(
 
 _T = TypeVar("_T")
 
-# Equal values seen recently, shared by every reservation that carries them. The
-# table is bounded: when it fills it starts again, so it never grows with traffic.
+# Equal values seen recently, shared by every reservation that carries them: a
+# manager keeps one reservation per hold, and the holds of one ticket repeat most
+# of it. Each table is bounded: when it fills it starts again, so it never grows
+# with traffic. _MOMENTS and _ONE_PRODUCT are keyed by the JSON text they decode.
 _SHARED: dict[Any, Any] = {}
+_MOMENTS: dict[str, datetime] = {}
+_ONE_PRODUCT: dict[tuple[str, str], tuple[Product, ...]] = {}
+# the last unknown keys seen and their read-only view (raw may hold unhashable values)
+_LAST_RAW: list[Any] = [{}, EMPTY_RAW]
 _SHARED_LIMIT = 4096
 
 
+def _remember(table: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(table) >= _SHARED_LIMIT:
+        table.clear()
+    table[key] = value
+
+
 def _share(value: _T) -> _T:
-    try:
-        shared = _SHARED.get(value)
-    except TypeError:  # unhashable: keep it as it is
+    shared: _T | None = _SHARED.get(value)
+    if shared is None:
+        _remember(_SHARED, value, value)
         return value
-    if shared is None:
-        if len(_SHARED) >= _SHARED_LIMIT:
-            _SHARED.clear()
-        _SHARED[value] = shared = value
-    return cast(_T, shared)
-
-
-def _share_raw(raw: dict[Any, Any]) -> Mapping[str, Any]:
-    try:
-        key = ("raw", *raw.items())
-        shared = _SHARED.get(key)
-    except TypeError:  # a nested object: not shared
-        return MappingProxyType(raw)
-    if shared is None:
-        if len(_SHARED) >= _SHARED_LIMIT:
-            _SHARED.clear()
-        _SHARED[key] = shared = MappingProxyType(raw)
-    return cast(Mapping[str, Any], shared)
+    return shared
 
 
 def _products(value: Any) -> tuple[Product, ...]:

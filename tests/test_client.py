@@ -385,30 +385,30 @@ def test_client_used_from_a_second_event_loop_raises_usage_error() -> None:
         second.close()
 
 
-def test_client_whose_loop_is_gone_can_still_be_closed_from_another() -> None:
+async def new_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession()
+
+
+def test_client_from_a_finished_event_loop_raises_usage_error_and_still_closes() -> None:
     first = asyncio.new_event_loop()
     fake: FakeOpenTicket[FakeClock] = FakeOpenTicket()
-    first.run_until_complete(fake.start())
-    shop = fake.add_shop()
-    ticket = fake.add_ticket(shop)
-    session_holder: list[aiohttp.ClientSession] = []
-
-    async def reserve_and_keep_session() -> None:
-        session = aiohttp.ClientSession()
-        session_holder.append(session)
+    try:
+        first.run_until_complete(fake.start())
+        shop = fake.add_shop()
+        ticket = fake.add_ticket(shop)
+        session = first.run_until_complete(new_session())
         client = client_for(fake, session=session)
-        await client.reserve_ticket(shop.guid, ticket.guid)
-        holder.append(client)
+        first.run_until_complete(client.reserve_ticket(shop.guid, ticket.guid))
+        first.run_until_complete(session.close())
+        first.run_until_complete(fake.close())
+    finally:
+        first.close()
 
-    holder: list[OpenTicketClient] = []
-    first.run_until_complete(reserve_and_keep_session())
-    first.run_until_complete(session_holder[0].close())
-    first.run_until_complete(fake.close())
-    first.close()
-
-    async def close_elsewhere() -> None:
-        await holder[0].aclose()
+    async def later() -> None:
+        with pytest.raises(UsageError, match="event loop"):
+            await client.reserve_ticket(shop.guid, ticket.guid)
+        await client.aclose()
         with pytest.raises(UsageError, match="closed"):
-            await holder[0].reserve_ticket(shop.guid, ticket.guid)
+            await client.reserve_ticket(shop.guid, ticket.guid)
 
-    asyncio.run(close_elsewhere())
+    asyncio.run(later())
