@@ -1,0 +1,129 @@
+"""Run one hot path of the SDK in a loop for a sampling profiler, and summarize its output.
+
+The paths the benchmarks found costly, each alone:
+
+- ``add-cancel``: 100k ``cart.add`` then 100k ``cart.remove`` with the instant
+  stand-in client (the manager's own add and cancel paths), three times;
+- ``fire``: 100k deadlines within 2 s firing ``Expiring`` then ``Expired``;
+- ``reserve``: 30k ``OpenTicketClient.reserve_ticket`` at concurrency 16 against
+  the fake server (its own process); ``reserve-raw`` is the raw aiohttp equivalent;
+- ``burst``: two rounds of 10k renewals due at once through the manager.
+
+    .venv/bin/py-spy record -r 500 -f raw -o /tmp/add.txt -- \\
+        .venv/bin/python benchmarks/profile_paths.py add-cancel
+    python benchmarks/profile_paths.py --summarize /tmp/add.txt --under Cart.add
+
+``--summarize`` prints each function's share of the samples (inclusive and self),
+optionally only of the stacks that pass through ``--under``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import functools
+import re
+import time
+from typing import Any
+
+import _alternatives as alts
+import _common as c
+import _raw
+import renewal_burst
+import scheduler_scale
+
+
+async def add_cancel() -> None:
+    for _ in range(3):
+        manager = alts.Manager()
+        deadlines = scheduler_scale.parked(100_000)
+        manager.prepare(deadlines)
+        await manager.start(lambda kind, due: None)
+        holds: list[Any] = []
+        await manager.add_all(deadlines, holds)
+        await manager.cancel_all(holds)
+        await manager.stop()
+
+
+async def fire() -> None:
+    make = functools.partial(alts.Manager, warn_before=3.0)
+    print(await scheduler_scale.punctuality(make, 100_000, 2.0, 6.0, 3.0))
+
+
+async def reserve(server: c.ServerProcess, side: str) -> None:
+    from openticket_async import BearerToken, Hosts, OpenTicketClient
+
+    client = OpenTicketClient(auth=BearerToken(server.token), hosts=Hosts(**server.hosts))
+    async with client:
+        shop, ticket = server.shop, server.tickets[0]
+
+        async def sdk() -> Any:
+            return await client.reserve_ticket(shop, ticket)
+
+        await sdk()
+        async with _raw.raw_session(_raw.sdk_session_settings(client)) as session:
+            raw = _raw.raw_reserve(session, server.reserve_url(), server.token)
+            if side == "burst":
+                for _ in range(2):
+                    await renewal_burst.manager_round(client, server, 10_000, 16)
+                return
+            call = sdk if side == "reserve" else raw
+            got = await _raw.drive(call, 30_000, 16)
+            print(f"{side}: {got['cpu'] / 30_000 * 1e6:.1f} us CPU per request")
+
+
+def summarize(path: str, under: str | None, top: int) -> None:
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    with open(path) as samples:
+        lines = samples.read().splitlines()
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        frames = [re.sub(r" \(.*", "", f) for f in stack.split(";")]
+        if under is not None:
+            if under not in frames:
+                continue
+            frames = frames[frames.index(under):]
+        n = int(count)
+        total += n
+        for name in set(frames):
+            inclusive[name] += n
+        own[frames[-1]] += n
+    print(f"{total} samples" + (f" through {under}" if under else ""))
+    print("inclusive:")
+    for name, n in inclusive.most_common(top):
+        print(f"  {n / total * 100:5.1f}%  {name}")
+    print("self:")
+    for name, n in own.most_common(top):
+        print(f"  {n / total * 100:5.1f}%  {name}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("path", nargs="?",
+                   choices=("add-cancel", "fire", "reserve", "reserve-raw", "burst"))
+    p.add_argument("--summarize", metavar="RAW_FILE", help="py-spy raw output to summarize")
+    p.add_argument("--under", help="only stacks through this function (e.g. Cart.add)")
+    p.add_argument("--top", type=int, default=25)
+    args = p.parse_args()
+    if args.summarize:
+        summarize(args.summarize, args.under, args.top)
+        return
+    started = time.monotonic()
+    if args.path == "add-cancel":
+        asyncio.run(add_cancel())
+    elif args.path == "fire":
+        asyncio.run(fire())
+    elif args.path is not None:
+        c.pin_cpus(True)
+        with c.fake_server() as server:
+            asyncio.run(reserve(server, args.path))
+    else:
+        p.error("name a path or --summarize a file")
+    print(f"ran {time.monotonic() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

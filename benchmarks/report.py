@@ -1,0 +1,206 @@
+"""Render benchmarks/results/*.json as the Markdown tables of benchmarks/README.md.
+
+    python benchmarks/report.py           # print the Markdown
+    python benchmarks/report.py --write   # replace the results section of the README
+
+The README section between the ``results:start`` and ``results:end`` markers is
+generated; everything else in the README is written by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS = BENCH_DIR / "results"
+README = BENCH_DIR / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "**no**"
+    if isinstance(value, float):
+        if value != value:
+            return "-"
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def md_table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine_section(results: list[dict[str, Any]]) -> str:
+    lines = ["### Machine", ""]
+    for r in results:
+        m = r["machine"]
+        lines.append(f"- `{r['benchmark']}` finished {r['finished_at']} on `{m['uname']}`, "
+                     f"CPU {m['cpu_model']} ({m['cpus']} cores), Python {m['python']}, "
+                     f"load average {m.get('loadavg_at_start')} at start, "
+                     f"{m.get('loadavg_at_end')} at end; pinning {r.get('pinning')}")
+    pkgs = results[0]["machine"]["packages"]
+    lines.append("- packages: " + ", ".join(f"{k} {v}" for k, v in pkgs.items()))
+    return "\n".join(lines)
+
+
+def targets_section(co: dict[str, Any] | None, ss: dict[str, Any] | None,
+                    rb: dict[str, Any] | None) -> str:
+    rows: list[list[Any]] = []
+    if co:
+        for run in co["runs"]:
+            for key, t in run["targets"].items():
+                rows.append([f"{key}: {t['target']} ({run['loop']})", t["worst"], t["met"],
+                             co["command"]])
+    if ss:
+        for run in ss["runs"]:
+            for key, t in run["targets"].items():
+                value = next((t[k] for k in ("value", "value_ms", "value_ms_per_s") if k in t),
+                             None)
+                label = f"{key}: {t['target']} ({run['loop']})"
+                rows.append([label, value, t["met"], ss["command"]])
+    if rb:
+        for run in rb["runs"]:
+            t = run["target"]
+            rows.append([f"renewal burst {t['target']} ({run['loop']})", t["value"], t["met"],
+                         rb["command"]])
+    return "### Targets\n\n" + md_table(["target", "measured", "met", "command"], rows)
+
+
+def overhead_section(co: dict[str, Any]) -> str:
+    parts = [f"### Client overhead (`{co['command']}`)", ""]
+    for run in co["runs"]:
+        rows = []
+        for r in run["by_concurrency"]:
+            for side in ("sdk", "raw"):
+                s = r[side]
+                rows.append([r["concurrency"], side, s["requests_per_s"],
+                             s["client_cpu_us_per_request"], s["latency"]["p50_ms"],
+                             s["latency"]["p99_ms"], s["server_cpu_us_per_request"]])
+            q = r["ratio_sdk_over_raw"]
+            rows.append([r["concurrency"], "**sdk/raw**", q["requests_per_s"],
+                         q["client_cpu_per_request"], q["p50_latency"], q["p99_latency"], ""])
+        parts.append(f"loop `{run['loop']}`, {run['by_concurrency'][0]['rounds']} alternating "
+                     "rounds per concurrency")
+        parts.append("")
+        parts.append(md_table(["concurrency", "side", "req/s", "client CPU µs/req", "p50 ms",
+                               "p99 ms", "server CPU µs/req"], rows))
+        parts.append("")
+    return "\n".join(parts)
+
+
+def scale_section(ss: dict[str, Any]) -> str:
+    d = ss["decoded_reservation"]
+    parts = [f"### Scheduler scale (`{ss['command']}`)", "",
+             f"A Reservation decoded by the real client keeps **{d['bytes_per_reservation']} B** "
+             f"alive (fields: {d['fields_bytes_unless_shared']}). "
+             f"MemoryStore alone: put {ss['store_micro']['put_us']:.2f} µs, "
+             f"remove {ss['store_micro']['remove_us']:.2f} µs per hold "
+             f"(N={ss['store_micro']['n']:,}).", ""]
+    for run in ss["runs"]:
+        rows = []
+        for r in run["scale"]:
+            if "skipped" in r:
+                rows.append([r["n"], r["scheduler"], "skipped: " + r["skipped"], "", "", "", "",
+                             ""])
+                continue
+            mem = "tracemalloc" if r.get("memory_method", "").startswith("trace") else "RSS"
+            rows.append([r["n"], r["scheduler"], r["add_us"], r["cancel_us"],
+                         f"{r['bytes_per_entry']:,.0f} ({mem})", r["tasks_alive"],
+                         r["idle_cpu_ms_per_s"], r["idle_cpu_ms_per_s_empty_loop"]])
+        parts.append(f"loop `{run['loop']}`")
+        parts.append("")
+        parts.append(md_table(["N", "scheduler", "add µs", "cancel µs", "bytes/entry",
+                               "tasks", "idle CPU ms/s", "empty loop ms/s"], rows))
+        parts.append("")
+        prow = []
+        for p in run["punctuality"]:
+            if "skipped" in p:
+                prow.append([p["scheduler"], "skipped: " + p["skipped"], "", "", "", ""])
+                continue
+            for kind, s in p["lateness"].items():
+                prow.append([p["scheduler"], kind, s["p50_ms"], s["p99_ms"], s["max_ms"],
+                             f"{p['fired'].get(kind, 0):,}/{p['n']:,}"])
+        if prow:
+            p0 = run["punctuality"][0]
+            parts.append(f"lateness, {p0['n']:,} deadlines within {p0.get('spread_s')} s, "
+                         f"loop `{run['loop']}`")
+            parts.append("")
+            parts.append(md_table(["scheduler", "event", "p50 ms", "p99 ms", "max ms",
+                                   "fired"], prow))
+            parts.append("")
+    return "\n".join(parts)
+
+
+def burst_section(rb: dict[str, Any]) -> str:
+    parts = [f"### Renewal burst (`{rb['command']}`)", ""]
+    for run in rb["runs"]:
+        rows = []
+        for side in ("manager", "raw"):
+            s = run[side]
+            rows.append([side, s["total_s_median"], s["renewals_per_s"],
+                         s["client_cpu_us_per_renewal"], s["call_latency"]["p50_ms"],
+                         s["call_latency"]["p99_ms"], s["server_cpu_us_per_renewal"]])
+        q = run["ratio_manager_over_raw"]
+        rows.append(["**manager/raw**", q["total_time"], "", q["client_cpu_per_renewal"], "",
+                     q["p99_call"], ""])
+        parts.append(f"loop `{run['loop']}`: {run['holds']:,} holds due at once, pool "
+                     f"{run['concurrency']}, {run['rounds']} rounds per side (median); "
+                     f"total time by round, manager/raw: {q['total_time_by_round']}")
+        parts.append("")
+        parts.append(md_table(["side", "total s", "renewals/s", "client CPU µs/renewal",
+                               "p50 call ms", "p99 call ms", "server CPU µs/renewal"], rows))
+        parts.append("")
+    return "\n".join(parts)
+
+
+def render() -> str:
+    co, ss, rb = load("client_overhead"), load("scheduler_scale"), load("renewal_burst")
+    present = [r for r in (co, ss, rb) if r]
+    if not present:
+        return "No results yet: run `python benchmarks/run_all.py`."
+    parts = [machine_section(present), "", targets_section(co, ss, rb), ""]
+    if co:
+        parts.append(overhead_section(co))
+    if ss:
+        parts.append(scale_section(ss))
+    if rb:
+        parts.append(burst_section(rb))
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--write", action="store_true", help="update the README section in place")
+    args = p.parse_args()
+    text = render()
+    if not args.write:
+        print(text)
+        return 0
+    readme = README.read_text()
+    if START not in readme or END not in readme:
+        print(f"{README} lacks the {START} / {END} markers", file=sys.stderr)
+        return 1
+    head, rest = readme.split(START, 1)
+    _, tail = rest.split(END, 1)
+    README.write_text(f"{head}{START}\n{text}{END}{tail}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
