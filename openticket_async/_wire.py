@@ -536,11 +536,11 @@ def decode_reservation(
             event_date = shared
     if not raw:
         frozen_raw = EMPTY_RAW
-    elif raw == _LAST_RAW[0]:  # the unknown keys of a burst of reserves are alike
-        frozen_raw = _LAST_RAW[1]
     else:
-        frozen_raw = MappingProxyType(raw)
-        _LAST_RAW[:] = (raw, frozen_raw)
+        last_raw, frozen_raw = _LAST_RAW[0]  # one read: clients in other threads
+        if raw != last_raw:  # the unknown keys of a burst of reserves are alike
+            frozen_raw = MappingProxyType(raw)
+            _LAST_RAW[0] = (raw, frozen_raw)
     reservation = _new(Reservation)
     _R_GUID(reservation, guid)
     _R_SHOP(reservation, shop)
@@ -564,7 +564,7 @@ _SHARED: dict[Any, Any] = {}
 _MOMENTS: dict[str, datetime] = {}
 _ONE_PRODUCT: dict[tuple[str, str], tuple[Product, ...]] = {}
 # the last unknown keys seen and their read-only view (raw may hold unhashable values)
-_LAST_RAW: list[Any] = [{}, EMPTY_RAW]
+_LAST_RAW: list[tuple[dict[Any, Any], Mapping[str, Any]]] = [({}, EMPTY_RAW)]
 _SHARED_LIMIT = 4096
 
 
