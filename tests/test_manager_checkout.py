@@ -223,3 +223,51 @@ async def test_a_timed_out_renewal_counts_an_uncertain_unit_until_its_ttl(
         assert hold.state in (HoldState.ACTIVE, HoldState.AT_RISK)
         await openticket_clock.advance(TTL + 10)
         assert manager.lingering(ticket.guid) == []
+
+
+async def test_cancelling_checkout_mid_order_leaves_every_hold_tracked_and_renewing(
+    openticket_fake: FakeOpenTicket,
+    openticket_client: OpenTicketClient,
+    openticket_clock: FakeClock,
+) -> None:
+    shop = openticket_fake.add_shop()
+    ticket = openticket_fake.add_ticket(shop, stock=5)
+    method = openticket_fake.add_payment_method(shop)
+    recorder = Recorder()
+    async with ReservationManager(openticket_client, policy=NO_JITTER) as manager:
+        manager.on(Renewed, recorder)
+        cart = manager.cart(shop.guid)
+        holds = await cart.add(ticket.guid, quantity=2)
+        openticket_fake.faults.delay("order", 5, times=1)  # the order is on the wire
+        task = asyncio.create_task(
+            cart.checkout(receiver=RECEIVER, payment_method=method.guid, currency="EUR")
+        )
+        await openticket_clock.settle()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert cart.holds == holds
+        assert [hold.state for hold in holds] == [HoldState.ACTIVE] * 2
+        await openticket_clock.advance(TTL)
+        assert len(recorder.of(Renewed)) == 2  # renewals resumed for both holds
+
+
+async def test_closing_the_manager_mid_renewal_releases_the_hold_and_counts_the_unit(
+    openticket_fake: FakeOpenTicket,
+    openticket_client: OpenTicketClient,
+    openticket_clock: FakeClock,
+) -> None:
+    shop = openticket_fake.add_shop()
+    ticket = openticket_fake.add_ticket(shop, stock=5)
+    recorder = Recorder()
+    async with ReservationManager(openticket_client, policy=NO_JITTER) as manager:
+        manager.on(Released, recorder)
+        [hold] = await manager.cart(shop.guid).add(ticket.guid)
+        openticket_fake.faults.delay("reserve", 30, times=1)  # the renewal hangs on the wire
+        await openticket_clock.advance(TTL - 62)
+        assert hold.state is HoldState.RENEWING
+    assert hold.state is HoldState.RELEASED
+    assert [event.hold for event in recorder.of(Released)] == [hold]
+    kinds = sorted(unit.reservation_guid is None for unit in manager.lingering(ticket.guid))
+    # the released hold's last reservation, and the renewal that may have reached the server
+    assert kinds == [False, True]
