@@ -360,11 +360,9 @@ class ReservationManager:
             if memory is not None:  # the default store: no Due values, no awaits
                 for due_at, hold, action in memory.pop_due(now + clock.resolution, BATCH):
                     await self._fire(hold, action, due_at, 0, now)
-                nxt = memory.peek_due()
+                target = memory.peek_due()
             else:
-                nxt = await self._claim_and_fire(now)
-            offset = clock.wall().timestamp() - now if store.shared else 0.0
-            target = None if nxt is None else nxt - offset
+                target = await self._claim_and_fire(now)
             if store.shared:
                 target = now + SHARED_POLL if target is None else min(target, now + SHARED_POLL)
             if self._replan or (target is not None and target <= clock.now() + clock.resolution):
@@ -379,7 +377,10 @@ class ReservationManager:
             self._sleep_scope = self._sleeping_until = None
 
     async def _claim_and_fire(self, now: float) -> float | None:
-        """One pass over a store reached by awaits; returns its next due time."""
+        """One pass over a store reached by awaits; returns its next due time.
+
+        The returned time is on the manager's clock, whatever the store's scale.
+        """
         store, clock = self.store, self.clock
         offset = clock.wall().timestamp() - now if store.shared else 0.0
         try:
@@ -389,7 +390,8 @@ class ReservationManager:
             batch = []
         for due in batch:
             await self._fire(due.hold, due.action, due.due - offset, due.fence, now)
-        return await store.next_due()
+        nxt = await store.next_due()
+        return None if nxt is None else nxt - offset
 
     async def _fire(self, hold: Hold, action: str, due: float, fence: int, now: float) -> None:
         if hold.done:

@@ -76,6 +76,8 @@ class RedisServer:
             if self._process.poll() is not None or time.monotonic() > give_up:
                 log = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"redis-server did not start on port {self.port}: {log}")
+            # a starting process gives no readiness signal to wait on: poll, bounded
+            # by START_TIMEOUT (this waits for a subprocess, not for test time)
             time.sleep(0.02)
 
     def stop(self) -> None:
