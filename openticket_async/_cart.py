@@ -18,6 +18,7 @@ import anyio
 from ._exceptions import HoldsNotReady, InvalidArgument, UsageError
 from ._hold import Hold, HoldState
 from ._models import Order, Receiver, Reservation
+from ._pending import settle
 from ._planning import local_deadline
 from ._protocol import guid
 
@@ -36,11 +37,20 @@ class Cart:
     Not made directly: use ``manager.cart(shop_guid)``.
     """
 
-    def __init__(self, manager: ReservationManager, shop_guid: str, *, cart_id: str) -> None:
+    def __init__(
+        self,
+        manager: ReservationManager,
+        shop_guid: str,
+        *,
+        cart_id: str,
+        holds: dict[str, Hold] | None = None,
+    ) -> None:
         self.id = cart_id
         self.shop_guid = guid(shop_guid, "shop_guid")
         self._manager = manager
-        self._holds: dict[str, Hold] = {}
+        # id -> hold; the default store lends its own dict of the cart, so each
+        # hold costs one dict slot, not two
+        self._holds: dict[str, Hold] = {} if holds is None else holds
         self._deferred: list[Hold] = []
         self.touched_at = manager.clock.now()
         self.paused = False
@@ -131,13 +141,13 @@ class Cart:
             raise InvalidArgument("metadata must be a mapping or None")
         frozen = None if metadata is None else MappingProxyType(dict(metadata))
         self._check_usable()
-        self.touch()
         manager = self._manager
+        clock = manager.clock
         made: list[Hold] = []
         try:
             for _ in range(quantity):
-                sent = manager.clock.now()
-                reservation = await manager._reserve(self.shop_guid, ticket_guid, None)
+                sent = self.touched_at = clock.now()
+                reservation = await manager._reserve(self.shop_guid, ticket_guid, None, sent)
                 hold = Hold(
                     id=manager._new_hold_id(),
                     cart_id=self.id,
@@ -151,11 +161,13 @@ class Cart:
                 # here on finds the hold in the cart and releases it below
                 self._holds[hold.id] = hold
                 made.append(hold)
-                await manager._track(hold)
+                step = manager._track(hold)
+                if step is not None:
+                    await step
         except BaseException:
             with anyio.CancelScope(shield=True):
                 for hold in made:
-                    await manager._release(hold)
+                    await settle(manager._release(hold))
             raise
         return made
 
@@ -164,10 +176,13 @@ class Cart:
 
         Raises InvalidArgument if the hold belongs to another cart.
         """
-        if self._holds.get(hold.id) is not hold:
+        if hold.cart_id != self.id:
             raise InvalidArgument(f"hold {hold.id} is not in cart {self.id}")
-        self.touch()
-        await self._manager._release(hold)
+        manager = self._manager
+        self.touched_at = manager.clock.now()
+        step = manager._release(hold)
+        if step is not None:
+            await step
 
     async def close(self) -> None:
         """Release every live hold and close the cart. Safe to call twice."""
@@ -176,8 +191,13 @@ class Cart:
         self._closed = True
         with anyio.CancelScope(shield=True):
             for hold in list(self._holds.values()):
-                await self._manager._release(hold)
+                await settle(self._manager._release(hold))
         self._manager._forget_cart(self)
+
+    def _ended(self, hold: Hold) -> None:
+        """Forget a hold that reached a terminal state (manager use)."""
+        if self._holds.get(hold.id) is hold:
+            del self._holds[hold.id]
 
     def defer(self, hold: Hold) -> None:
         """Remember a renewal held back while checkout runs (manager use)."""

@@ -47,8 +47,8 @@ class SystemClock:
 
     resolution = 0.001
 
-    def now(self) -> float:
-        return time.monotonic()
+    #: Monotonic seconds (``time.monotonic`` itself: read on every hold operation).
+    now = staticmethod(time.monotonic)
 
     def wall(self) -> datetime:
         return datetime.now(UTC)

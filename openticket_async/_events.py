@@ -168,6 +168,8 @@ class EventDispatcher:
         self._pending: collections.deque[HoldEvent] = collections.deque()
         self._delivering = False
         self._closed = False
+        # event type -> whether a subscription matches it; cleared when they change
+        self._wanted: dict[type[HoldEvent], bool] = {}
 
     def on(self, event_type: type[E], callback: Callback[E]) -> Callable[[], None]:
         """Call ``callback`` with every event that is an instance of ``event_type``.
@@ -185,9 +187,11 @@ class EventDispatcher:
         # The list is replaced, never changed in place, so a delivery in progress
         # keeps the subscribers it started with.
         self._subscriptions = [*self._subscriptions, subscription]
+        self._wanted = {}
 
         def unsubscribe() -> None:
             self._subscriptions = [s for s in self._subscriptions if s is not subscription]
+            self._wanted = {}
 
         return unsubscribe
 
@@ -198,17 +202,32 @@ class EventDispatcher:
         """
         self._spawn = spawn
 
+    def wants(self, event_type: type[HoldEvent]) -> bool:
+        """Whether an event of ``event_type`` would reach a callback or an open stream.
+
+        Lets the emitter skip building events nobody receives. Raises nothing.
+        """
+        if self._streams:
+            return True
+        wanted = self._wanted.get(event_type)
+        if wanted is None:
+            wanted = self._wanted[event_type] = any(
+                issubclass(event_type, s.event_type) for s in self._subscriptions
+            )
+        return wanted
+
     def emit(self, event: HoldEvent) -> None:
         """Deliver ``event`` to the matching callbacks, then to every open stream.
 
         Never blocks or awaits, and raises nothing a callback raises: failures are
         logged. Async callbacks are skipped, with a warning, while no spawn is bound.
         """
-        self._pending.append(event)
         if self._delivering:
+            self._pending.append(event)  # delivered by the emit already running
             return
         self._delivering = True
         try:
+            self._deliver(event)
             while self._pending:
                 self._deliver(self._pending.popleft())
         finally:
@@ -244,8 +263,9 @@ class EventDispatcher:
         for subscription in self._subscriptions:
             if isinstance(event, subscription.event_type):
                 self._call(subscription.callback, event)
-        for stream in list(self._streams):
-            stream._put(event)
+        if self._streams:
+            for stream in list(self._streams):
+                stream._put(event)
 
     def _call(self, callback: Callable[[Any], object], event: HoldEvent) -> None:
         try:
@@ -253,7 +273,7 @@ class EventDispatcher:
         except Exception:
             self._logger.exception("event callback %r failed on %r", callback, event)
             return
-        if not inspect.isawaitable(result):
+        if result is None or not inspect.isawaitable(result):
             return
         spawn = self._spawn
         if spawn is None:

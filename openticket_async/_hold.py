@@ -27,6 +27,10 @@ class HoldState(enum.Enum):
     RELEASED = "released"  #: the application removed it (or closed its cart)
     ORDERED = "ordered"  #: it went into an order
 
+    # Members are singletons compared by identity, so the identity hash is exact,
+    # and it keeps ``state in TERMINAL_STATES`` off Enum's Python-level hash.
+    __hash__ = object.__hash__
+
 
 TERMINAL_STATES = frozenset(
     {HoldState.LOST, HoldState.EXPIRED, HoldState.RELEASED, HoldState.ORDERED}

@@ -32,32 +32,36 @@ class Lingering:
 
 
 class LingeringUnits:
-    """A time-ordered record of lingering units, pruned as time passes."""
+    """A time-ordered record of lingering units, pruned as time passes.
+
+    Every released hold leaves one unit here, so units are kept as plain
+    ``(until, ticket_guid, reservation_guid)`` tuples, and :class:`Lingering`
+    values are built only for :meth:`live`.
+    """
 
     def __init__(self) -> None:
         # almost always appended in ``until`` order (one TTL after each send), so
         # pruning from the left on every add keeps the deque at the live units
-        self._units: deque[Lingering] = deque()
+        self._units: deque[tuple[float, str, str | None]] = deque()
 
-    def add(self, unit: Lingering, now: float) -> None:
-        """Record ``unit`` and forget the units that dropped by ``now``."""
-        self._prune(now)
-        if unit.until > now:
-            self._units.append(unit)
+    def add(self, ticket_guid: str, reservation_guid: str | None, until: float, now: float) -> None:
+        """Record a unit held until ``until`` and forget the units that dropped by ``now``."""
+        units = self._units
+        while units and units[0][0] <= now:
+            units.popleft()
+        if until > now:
+            units.append((until, ticket_guid, reservation_guid))
 
     def live(self, now: float, ticket_guid: str | None = None) -> list[Lingering]:
         """The units still held at ``now``, for one ticket or all."""
-        self._prune(now)
-        return [
-            unit
-            for unit in self._units
-            if unit.until > now and (ticket_guid is None or unit.ticket_guid == ticket_guid)
-        ]
-
-    def _prune(self, now: float) -> None:
         units = self._units
-        while units and units[0].until <= now:
+        while units and units[0][0] <= now:
             units.popleft()
+        return [
+            Lingering(ticket, reservation, until)
+            for until, ticket, reservation in self._units
+            if until > now and (ticket_guid is None or ticket == ticket_guid)
+        ]
 
     def __len__(self) -> int:
         return len(self._units)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Protocol, TypeVar
 
@@ -67,10 +67,20 @@ from ._exceptions import (
     TransportError,
     UsageError,
 )
-from ._hold import Hold, HoldState
+from ._hold import TERMINAL_STATES, Hold, HoldState
 from ._lingering import Lingering, LingeringUnits
 from ._models import Order, Receiver, Reservation
-from ._planning import LatencyTracker, drop_time, local_deadline, renew_at, retry_fits, warn_at
+from ._pending import Pending, settle
+from ._planning import (
+    DROP,
+    RENEW,
+    WARN,
+    LatencyTracker,
+    drop_time,
+    local_deadline,
+    next_action,
+    retry_fits,
+)
 from .stores import MemoryStore, ReservationStore
 
 __all__ = ["ReservationManager", "ReservingClient"]
@@ -79,7 +89,9 @@ logger = logging.getLogger("openticket_async.manager")
 
 E = TypeVar("E", bound=HoldEvent)
 
-WARN, RENEW, DROP = "warn", "renew", "drop"
+# Enum members read through module globals: the class attribute lookup of an
+# Enum member is slow enough to show in the per-hold paths.
+_ACTIVE, _RENEWING, _ORDERED = HoldState.ACTIVE, HoldState.RENEWING, HoldState.ORDERED
 #: How many due actions one scheduler pass takes before it yields to other tasks.
 BATCH = 512
 #: How often a manager on a shared store looks for work other processes made due.
@@ -206,7 +218,9 @@ class ReservationManager:
         self._check_open()
         if cart_id is not None and cart_id in self._carts:
             return self._carts[cart_id]
-        cart = Cart(self, shop_guid, cart_id=cart_id or os.urandom(12).hex())
+        cart_id = cart_id or os.urandom(12).hex()
+        shared = self._memory.cart_index(cart_id) if self._memory is not None else None
+        cart = Cart(self, shop_guid, cart_id=cart_id, holds=shared)
         self._carts[cart.id] = cart
         return cart
 
@@ -244,10 +258,9 @@ class ReservationManager:
         return f"{self._id_prefix}-{self._next_id}"
 
     async def _reserve(
-        self, shop_guid: str, ticket_guid: str, retry: RetryPolicy | None
+        self, shop_guid: str, ticket_guid: str, retry: RetryPolicy | None, sent: float
     ) -> Reservation:
-        """Reserve once, keeping count of a unit that may exist but gave no answer."""
-        sent = self.clock.now()
+        """Reserve once (sent at ``sent``), counting a unit that may exist but gave no answer."""
         try:
             reservation = await self.client.reserve_ticket(shop_guid, ticket_guid, retry=retry)
         except TransportError as exc:
@@ -262,30 +275,77 @@ class ReservationManager:
 
     def _note_uncertain(self, ticket_guid: str, sent: float) -> None:
         until = sent + self.client.reservation_ttl + self.policy.safety_margin
-        self._lingering.add(Lingering(ticket_guid, None, until), self.clock.now())
+        self._lingering.add(ticket_guid, None, until, self.clock.now())
 
-    def _linger(self, hold: Hold, reservation: Reservation | None) -> None:
-        if reservation is not None and hold.state is not HoldState.ORDERED:
-            unit = Lingering(
-                hold.ticket_guid, reservation.guid, drop_time(reservation, self.policy)
-            )
-            self._lingering.add(unit, self.clock.now())
+    def _linger(self, hold: Hold, reservation: Reservation | None, now: float) -> None:
+        if reservation is not None and hold.state is not _ORDERED:
+            until = drop_time(reservation, self.policy)
+            self._lingering.add(hold.ticket_guid, reservation.guid, until, now)
 
-    async def _track(self, hold: Hold) -> None:
+    def _track(self, hold: Hold) -> Pending:
         """Start keeping a freshly reserved hold."""
-        await self._plan(hold, self.clock.now())
+        return self._plan(hold, self.clock.now())
 
-    async def _end(self, hold: Hold, state: HoldState, event: HoldEvent) -> None:
-        """Move ``hold`` to a terminal state, forget it and emit its terminal event."""
+    def _end(
+        self,
+        hold: Hold,
+        state: HoldState,
+        kind: type[HoldEvent],
+        lateness: float = 0.0,
+        time_left: float | None = None,
+        fields: Mapping[str, object] | None = None,
+    ) -> Pending:
+        """Move ``hold`` to a terminal state, forget it and emit its terminal event.
+
+        The event is a ``kind`` built with ``fields``; ``time_left`` None means
+        "what the hold has left now".
+        """
+        memory = self._memory
+        if memory is None:
+            return self._end_shared(hold, state, kind, lateness, time_left, fields)
+        hold.state = state
+        memory.remove(hold)  # also takes it out of its cart (they share the dict)
+        self._ended(hold, kind, lateness, time_left, fields)
+        return None
+
+    async def _end_shared(
+        self,
+        hold: Hold,
+        state: HoldState,
+        kind: type[HoldEvent],
+        lateness: float,
+        time_left: float | None,
+        fields: Mapping[str, object] | None,
+    ) -> None:
         previous, hold.state = hold.state, state
-        if self._memory is not None:
-            self._memory.remove(hold)
-        elif not await self.store.forget(hold, hold._fence):
+        if not await self.store.forget(hold, hold._fence):
             hold.state = previous  # another worker claimed it since: that one ends it
             return
-        if state is not HoldState.ORDERED:
-            self._linger(hold, hold.reservation)
-        self._emit(event)
+        cart = self._carts.get(hold.cart_id)
+        if cart is not None:
+            cart._ended(hold)
+        self._ended(hold, kind, lateness, time_left, fields)
+
+    def _ended(
+        self,
+        hold: Hold,
+        kind: type[HoldEvent],
+        lateness: float,
+        time_left: float | None,
+        fields: Mapping[str, object] | None,
+    ) -> None:
+        now = self.clock.now()
+        if hold.state is not _ORDERED:
+            self._linger(hold, hold.reservation, now)
+        if self._heard(kind):
+            if time_left is None:
+                time_left = self._time_left(hold, now)
+            event = kind(hold, time_left, lateness, **(fields or {}))
+            self._emit(event)
+
+    def _heard(self, kind: type[HoldEvent]) -> bool:
+        """Whether an event of ``kind`` reaches anyone; else it is not even built."""
+        return self._publish is not None or self._events.wants(kind)
 
     def _emit(self, event: HoldEvent) -> None:
         self._events.emit(event)
@@ -315,34 +375,39 @@ class ReservationManager:
             return "idle"
         return None
 
-    async def _plan(self, hold: Hold, now: float) -> None:
-        """Save the one next action of a live, ACTIVE or RENEWING hold."""
+    def _next_action(self, hold: Hold, now: float) -> tuple[str, float]:
+        """The one next action of a live, ACTIVE or RENEWING hold, and when it is due."""
         reservation = hold.reservation
         assert reservation is not None
-        deadline = local_deadline(reservation, self.policy)
-        warn = warn_at(reservation, self.policy)
-        if hold.state is HoldState.RENEWING or self._may_renew(hold, now) is not None:
-            if not hold._warned and warn > now:
-                await self._save(hold, WARN, warn)
-            else:
-                await self._save(hold, DROP, deadline)
-            return
-        renew = renew_at(reservation, self.policy, self.latency.p99)
-        if not hold._warned and warn < renew:
-            await self._save(hold, WARN, warn)
-        else:
-            await self._save(hold, RENEW, max(renew, now))
+        renewable = hold.state is not _RENEWING and self._may_renew(hold, now) is None
+        return next_action(
+            reservation, self.policy, self.latency.p99, now,
+            warned=hold._warned, renewable=renewable,
+        )
 
-    async def _save(self, hold: Hold, action: str, due: float) -> None:
+    def _plan(self, hold: Hold, now: float) -> Pending:
+        """Save the one next action of a live, ACTIVE or RENEWING hold."""
+        action, due = self._next_action(hold, now)
+        return self._save(hold, action, due)
+
+    def _save(self, hold: Hold, action: str, due: float) -> Pending:
         memory = self._memory
-        if memory is not None:
-            memory.put(hold, action, due)  # the default store needs no await
-        else:
-            if self.store.shared:
-                due += self.clock.wall().timestamp() - self.clock.now()
-            if not await self.store.save(hold, action, due, hold._fence):
-                logger.info("hold %s belongs to another worker now", hold.id)
-                return
+        if memory is None:
+            return self._save_shared(hold, action, due)
+        memory.put(hold, action, due)
+        self._wake_for(due)
+        return None
+
+    async def _save_shared(self, hold: Hold, action: str, due: float) -> None:
+        if self.store.shared:
+            due += self.clock.wall().timestamp() - self.clock.now()
+        if not await self.store.save(hold, action, due, hold._fence):
+            logger.info("hold %s belongs to another worker now", hold.id)
+            return
+        self._wake_for(due)
+
+    def _wake_for(self, due: float) -> None:
+        """Make the scheduler look again if ``due`` comes before it planned to wake."""
         scope = self._sleep_scope
         if scope is None:
             self._replan = True  # the scheduler is awake: make it look again before sleeping
@@ -358,8 +423,9 @@ class ReservationManager:
             self._replan = False
             now = clock.now()
             if memory is not None:  # the default store: no Due values, no awaits
+                fire = self._fire  # returns None: the default store needs no awaits
                 for due_at, hold, action in memory.pop_due(now + clock.resolution, BATCH):
-                    await self._fire(hold, action, due_at, 0, now)
+                    fire(hold, action, due_at, 0, now)
                 target = memory.peek_due()
             else:
                 target = await self._claim_and_fire(now)
@@ -389,48 +455,47 @@ class ReservationManager:
             logger.exception("claiming due work from the store failed; retrying")
             batch = []
         for due in batch:
-            await self._fire(due.hold, due.action, due.due - offset, due.fence, now)
+            await settle(self._fire(due.hold, due.action, due.due - offset, due.fence, now))
         nxt = await store.next_due()
         return None if nxt is None else nxt - offset
 
-    async def _fire(self, hold: Hold, action: str, due: float, fence: int, now: float) -> None:
-        if hold.done:
-            return
+    def _fire(self, hold: Hold, action: str, due: float, fence: int, now: float) -> Pending:
+        """Act on one due action of ``hold`` (due at ``due``, claimed under ``fence``)."""
+        if hold.state in TERMINAL_STATES:
+            return None
         hold._fence = fence
-        lateness = max(now - due, 0.0)
+        lateness = now - due if now > due else 0.0
         if action == WARN:
             hold._warned = True
-            self._emit(Expiring(hold, self._time_left(hold, now), lateness))
-            await self._plan(hold, now)
-        elif action == RENEW:
+            if self._heard(Expiring):
+                self._emit(Expiring(hold, self._time_left(hold, now), lateness))
+            return self._plan(hold, now)
+        if action == RENEW:
             cart = self._carts.get(hold.cart_id)
             if cart is not None and cart.paused:
                 cart.defer(hold)
-                await self._save(hold, DROP, local_deadline(hold.reservation, self.policy))  # type: ignore[arg-type]
-                return
+                return self._save(hold, DROP, local_deadline(hold.reservation, self.policy))  # type: ignore[arg-type]
             reason = None if hold._risk else self._may_renew(hold, now)
             if reason is not None:
-                await self._plan(hold, now)
-                return
+                return self._plan(hold, now)
             hold.state = HoldState.RENEWING
             self._renew_queue.append((hold, lateness))
             if self._workers < self.policy.renewal_concurrency and self._tg is not None:
                 self._workers += 1
                 self._tg.start_soon(self._renew_worker)
-            await self._plan(hold, now)  # the safety net: warn or drop while on the wire
-        else:
-            await self._deadline_reached(hold, now, lateness)
+            return self._plan(hold, now)  # the safety net: warn or drop while on the wire
+        return self._deadline_reached(hold, now, lateness)
 
-    async def _deadline_reached(self, hold: Hold, now: float, lateness: float) -> None:
+    def _deadline_reached(self, hold: Hold, now: float, lateness: float) -> Pending:
         reason = self._may_renew(hold, now)
-        if hold.state is HoldState.ACTIVE and reason is not None:
-            await self._end(hold, HoldState.EXPIRED, Expired(hold, 0.0, lateness, reason=reason))
-            return
+        if hold.state is _ACTIVE and reason is not None:
+            return self._end(hold, HoldState.EXPIRED, Expired, lateness, 0.0, {"reason": reason})
         # due for renewal but not renewed in time (on the wire, paused, or failing)
         hold.state = HoldState.AT_RISK
         if hold.reservation is not None and not hold._risk and not hold._inflight:
             hold._risk = True
-            await self._save(hold, RENEW, drop_time(hold.reservation, self.policy))
+            return self._save(hold, RENEW, drop_time(hold.reservation, self.policy))
+        return None
 
     # -- renewals --------------------------------------------------------------------
 
@@ -452,7 +517,9 @@ class ReservationManager:
         old = hold.reservation
         hold._inflight = True
         try:
-            new = await self._reserve(hold.shop_guid, hold.ticket_guid, _ONE_TRY)
+            new = await self._reserve(
+                hold.shop_guid, hold.ticket_guid, _ONE_TRY, self.clock.now()
+            )
         except (APIError, TransportError, DecodeError) as exc:
             hold._inflight = False
             await self._renewal_failed(hold, exc)
@@ -465,20 +532,20 @@ class ReservationManager:
         hold._attempt = 0
         now = self.clock.now()
         if hold.done:  # released or ordered meanwhile: the new unit just drops
-            self._linger(hold, new)
+            self._linger(hold, new, now)
             return False
         hold.reservation = new
         hold.renewals += 1
         hold.state = HoldState.ACTIVE
         hold._warned = hold._risk = False
-        self._linger(hold, old)
+        self._linger(hold, old, now)
         assert old is not None
         self._emit(Renewed(hold, self._time_left(hold, now), lateness, old=old, new=new))
         if cart is not None and cart.paused:
             cart.defer(hold)
-            await self._save(hold, DROP, local_deadline(new, self.policy))
+            await settle(self._save(hold, DROP, local_deadline(new, self.policy)))
         else:
-            await self._plan(hold, now)
+            await settle(self._plan(hold, now))
         return True
 
     async def _renewal_failed(self, hold: Hold, error: BaseException) -> None:
@@ -488,11 +555,7 @@ class ReservationManager:
         reservation = hold.reservation
         assert reservation is not None
         if hold._risk:
-            await self._end(
-                hold,
-                HoldState.LOST,
-                Lost(hold, self._time_left(hold, now), 0.0, reason=_reason(error)),
-            )
+            await settle(self._end(hold, HoldState.LOST, Lost, fields={"reason": _reason(error)}))
             return
         deadline = local_deadline(reservation, self.policy)
         hold._attempt += 1
@@ -507,13 +570,13 @@ class ReservationManager:
             if retry_fits(now, wait, deadline, self.latency.p99):
                 hold.state = HoldState.ACTIVE
                 self._emit(RenewalFailed(hold, deadline - now, 0.0, error=error, will_retry=True))
-                await self._save(hold, RENEW, retry_at)
+                await settle(self._save(hold, RENEW, retry_at))
                 return
             retry_at = max(retry_at, drop_time(reservation, self.policy))
         hold.state = HoldState.AT_RISK
         hold._risk = True
         self._emit(RenewalFailed(hold, deadline - now, 0.0, error=error, will_retry=True))
-        await self._save(hold, RENEW, max(retry_at, now))
+        await settle(self._save(hold, RENEW, max(retry_at, now)))
 
     @property
     def client_retry(self) -> RetryPolicy:
@@ -523,21 +586,17 @@ class ReservationManager:
 
     # -- checkout and release (called by Cart) ------------------------------------------
 
-    async def _release(self, hold: Hold) -> None:
-        if hold.done:
-            return
-        await self._end(
-            hold, HoldState.RELEASED, Released(hold, self._time_left(hold, self.clock.now()), 0.0)
-        )
+    def _release(self, hold: Hold) -> Pending:
+        if hold.state in TERMINAL_STATES:
+            return None
+        return self._end(hold, HoldState.RELEASED, Released)
 
     async def _ordered(self, holds: Sequence[Hold], order: Order) -> None:
         now = self.clock.now()
+        fields = {"order": order}
         for hold in holds:
-            await self._end(
-                hold,
-                HoldState.ORDERED,
-                CheckedOut(hold, self._time_left(hold, now), 0.0, order=order),
-            )
+            time_left = self._time_left(hold, now)
+            await settle(self._end(hold, HoldState.ORDERED, CheckedOut, 0.0, time_left, fields))
 
     async def _resume(self, holds: Sequence[Hold]) -> None:
         now = self.clock.now()
@@ -545,12 +604,14 @@ class ReservationManager:
             if hold.done or hold.reservation is None:
                 continue
             if now >= local_deadline(hold.reservation, self.policy):
-                await self._deadline_reached(hold, now, 0.0)
+                await settle(self._deadline_reached(hold, now, 0.0))
             elif hold.state is HoldState.ACTIVE:
-                await self._plan(hold, now)
+                await settle(self._plan(hold, now))
 
     def _forget_cart(self, cart: Cart) -> None:
         self._carts.pop(cart.id, None)
+        if self._memory is not None:
+            self._memory.drop_cart(cart.id)
 
 
 def _reason(error: BaseException) -> str:

@@ -10,6 +10,7 @@ returned to stock on the server: the moment an at-risk hold tries once more.
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections import deque
 
@@ -17,9 +18,13 @@ from ._config import HoldPolicy
 from ._models import Reservation
 
 __all__ = [
+    "DROP",
+    "RENEW",
+    "WARN",
     "LatencyTracker",
     "drop_time",
     "local_deadline",
+    "next_action",
     "renew_at",
     "retry_fits",
     "warn_at",
@@ -27,6 +32,9 @@ __all__ = [
 
 #: The renewal lead is at least this many times the observed p99 reserve latency.
 LATENCY_LEAD_FACTOR = 4.0
+
+#: The actions a live hold can have pending (see ``_manager``).
+WARN, RENEW, DROP = "warn", "renew", "drop"
 
 
 def local_deadline(reservation: Reservation, policy: HoldPolicy) -> float:
@@ -56,9 +64,48 @@ def renew_at(
     whichever is longer; jitter only ever subtracts, so a renewal never starts
     later than ``local_deadline - lead``.
     """
-    lead = max(policy.renew_before, LATENCY_LEAD_FACTOR * latency_p99)
-    jitter = (rng or random).uniform(0.0, policy.renew_jitter) if policy.renew_jitter else 0.0
-    return local_deadline(reservation, policy) - lead - jitter
+    return _renew_time(reservation.deadline - policy.safety_margin, policy, latency_p99, rng)
+
+
+def _renew_time(
+    deadline: float, policy: HoldPolicy, latency_p99: float, rng: random.Random | None
+) -> float:
+    lead = LATENCY_LEAD_FACTOR * latency_p99
+    if lead < policy.renew_before:
+        lead = policy.renew_before
+    jitter = policy.renew_jitter
+    if jitter:
+        jitter *= (rng or random).random()  # uniform over [0, renew_jitter)
+    return deadline - lead - jitter
+
+
+def next_action(
+    reservation: Reservation,
+    policy: HoldPolicy,
+    latency_p99: float,
+    now: float,
+    *,
+    warned: bool,
+    renewable: bool,
+    rng: random.Random | None = None,
+) -> tuple[str, float]:
+    """The one next action of a live hold and when it is due.
+
+    ``Expiring`` comes first unless it already fired (``warned``). A hold that may
+    be renewed (``renewable``) is renewed at :func:`renew_at` (at once if that
+    has passed); any other hold drops at its local deadline. The manager's
+    scheduler runs this for every plan, so it is written for speed.
+    """
+    deadline = reservation.deadline - policy.safety_margin
+    warn = deadline - policy.warn_before
+    if not renewable:
+        if not warned and warn > now:
+            return WARN, warn
+        return DROP, deadline
+    renew = _renew_time(deadline, policy, latency_p99, rng)
+    if not warned and warn < renew:
+        return WARN, warn
+    return RENEW, renew if renew > now else now
 
 
 def retry_fits(now: float, wait: float, deadline: float, latency_p99: float) -> bool:
@@ -69,31 +116,30 @@ def retry_fits(now: float, wait: float, deadline: float, latency_p99: float) -> 
 class LatencyTracker:
     """Recent reserve latencies and their p99, over a bounded window.
 
-    The p99 is recomputed after every ``every`` new samples, not on each read:
-    sorting the window on every add would cost more than the add itself, and a
-    renewal lead that lags a few samples behind is harmless.
+    ``p99`` is a plain attribute, read on every plan. It is recomputed after every
+    ``every`` new samples (after each one while the window is that small), not on
+    each read: that would cost more than the plan itself, and a renewal lead that
+    lags a few samples behind is harmless.
     """
 
     def __init__(self, window: int = 256, every: int = 32) -> None:
         self._samples: deque[float] = deque(maxlen=window)
         self._every = every
-        self._p99 = 0.0
         self._fresh = 0  # samples recorded since the last recompute
+        #: The 99th percentile of the window (0 before any sample).
+        self.p99 = 0.0
 
     def record(self, seconds: float) -> None:
         """Add one observed latency (negative readings count as zero)."""
-        self._samples.append(seconds if seconds > 0.0 else 0.0)
+        samples = self._samples
+        samples.append(seconds if seconds > 0.0 else 0.0)
         self._fresh += 1
-
-    @property
-    def p99(self) -> float:
-        """The 99th percentile of the window (0 before any sample)."""
-        fresh = self._fresh
-        if fresh >= self._every or (fresh and len(self._samples) <= self._every):
-            ordered = sorted(self._samples)
-            self._p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        if self._fresh >= self._every or len(samples) <= self._every:
+            n = len(samples)
+            # the p99 is the k-th largest sample: no need to sort the whole window
+            k = n - min(n - 1, int(n * 0.99))
+            self.p99 = heapq.nlargest(k, samples)[-1]
             self._fresh = 0
-        return self._p99
 
     def __len__(self) -> int:
         return len(self._samples)

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
 from typing import Any, Generic, TypeAlias, TypeVar, cast
 
 from ._exceptions import InvalidArgument
@@ -97,7 +96,7 @@ class DeadlineQueue(Generic[T, A]):
 
         O(log n). Raises :class:`InvalidArgument` if ``deadline`` is NaN.
         """
-        if math.isnan(deadline):
+        if deadline != deadline:  # NaN, tested without a call: push is on every plan
             raise InvalidArgument("a deadline must not be NaN")
         entry: Entry = [deadline, next(self._seq), item, action]
         heapq.heappush(self._heap, entry)
@@ -116,7 +115,8 @@ class DeadlineQueue(Generic[T, A]):
         entry[_ACTION] = None
         self._live -= 1
         self._cancelled += 1
-        self._compact_if_sparse()
+        if self._cancelled > self._live:  # the common case skips the call
+            self._compact_if_sparse()
         return True
 
     def is_live(self, entry: Entry) -> bool:
@@ -134,16 +134,22 @@ class DeadlineQueue(Generic[T, A]):
             raise InvalidArgument(f"limit must be >= 0 or None, got {limit}")
         heap = self._heap
         due: list[tuple[float, T, A]] = []
-        while heap and heap[0][_DEADLINE] <= now and (limit is None or len(due) < limit):
-            entry = heapq.heappop(heap)
+        append, pop = due.append, heapq.heappop
+        left = len(heap) if limit is None else limit
+        dead = 0
+        # the scheduler's hot loop: locals only, counters settled once at the end
+        while left and heap and heap[0][_DEADLINE] <= now:
+            entry = pop(heap)
             item = entry[_ITEM]
             if item is _DEAD:
-                self._cancelled -= 1
+                dead += 1
                 continue
-            due.append((entry[_DEADLINE], cast(T, item), cast(A, entry[_ACTION])))
+            append((entry[_DEADLINE], item, entry[_ACTION]))
             entry[_ITEM] = _DEAD
             entry[_ACTION] = None
-            self._live -= 1
+            left -= 1
+        self._cancelled -= dead
+        self._live -= len(due)
         # Popping live entries can leave the cancelled ones in the majority.
         self._compact_if_sparse()
         return due

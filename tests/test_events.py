@@ -516,3 +516,22 @@ async def test_every_stream_gets_every_event(dispatcher: EventDispatcher) -> Non
 
     for stream in streams:
         assert await drain(stream) == events
+
+
+@pytest.mark.asyncio
+async def test_wants_says_whether_an_event_kind_would_reach_anyone(
+    dispatcher: EventDispatcher,
+) -> None:
+    assert not dispatcher.wants(Released)
+    stop_terminal = dispatcher.on(Lost, lambda event: None)
+    assert dispatcher.wants(Lost)
+    assert not dispatcher.wants(Released)
+    stop_all = dispatcher.on(HoldEvent, lambda event: None)
+    assert dispatcher.wants(Released)  # a subscription to the base class takes every kind
+    stop_all()
+    assert not dispatcher.wants(Released)
+    stop_terminal()
+    assert not dispatcher.wants(Lost)
+    async with dispatcher.stream() as _stream:
+        assert dispatcher.wants(Released)  # an open stream takes every event
+    assert not dispatcher.wants(Released)

@@ -14,6 +14,7 @@ from openticket_async import (
     Expiring,
     HoldPolicy,
     HoldState,
+    InvalidArgument,
     Lost,
     OpenTicketClient,
     Released,
@@ -21,6 +22,7 @@ from openticket_async import (
     Renewed,
     ReservationManager,
 )
+from openticket_async.stores import MemoryStore
 from openticket_async.testing import FakeClock, FakeOpenTicket
 
 pytestmark = pytest.mark.asyncio
@@ -364,3 +366,29 @@ async def test_every_hold_ends_in_exactly_one_terminal_event(
     assert recorder.terminal_counts() == {hold.id: 1 for hold in holds}
     assert [hold.state for hold in holds] == [HoldState.ORDERED] * 2 + [HoldState.RELEASED] * 3
     assert len(openticket_fake.orders) == 1
+
+
+async def test_a_cart_and_its_store_keep_no_trace_of_ended_holds(
+    openticket_fake: FakeOpenTicket,
+    openticket_client: OpenTicketClient,
+    openticket_clock: FakeClock,
+) -> None:
+    shop = openticket_fake.add_shop()
+    ticket = openticket_fake.add_ticket(shop, stock=10)
+    async with ReservationManager(openticket_client) as manager:
+        store = manager.store
+        assert isinstance(store, MemoryStore)
+        cart = manager.cart(shop.guid)
+        holds = await cart.add(ticket.guid, quantity=3)
+        for hold in holds[:2]:
+            await cart.remove(hold)
+        # a long-lived cart that adds and removes must not grow with every hold it had
+        assert len(store) == 1
+        assert [h.id for h in await store.cart_holds(cart.id)] == [holds[2].id]
+        assert repr(cart).endswith("holds=1)")
+        with pytest.raises(InvalidArgument):
+            await manager.cart(shop.guid).remove(holds[2])  # not that cart's hold
+        await cart.close()
+        assert len(store) == 0
+        assert await store.cart_holds(cart.id) == []
+    assert [hold.state for hold in holds] == [HoldState.RELEASED] * 3

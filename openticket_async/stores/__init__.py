@@ -102,6 +102,10 @@ class MemoryStore:
 
     Holds and their queue entries are plain object references, so a hold costs
     one queue entry and one dict slot here. Nothing survives the process.
+
+    A cart's dict of holds lives until :meth:`drop_cart`, even when empty: the
+    manager's :class:`~openticket_async.Cart` shares it (:meth:`cart_index`)
+    rather than keeping a second dict of the same holds.
     """
 
     shared = False
@@ -118,16 +122,29 @@ class MemoryStore:
         self.put(hold, action, due)
         return True
 
+    def cart_index(self, cart_id: str) -> dict[str, Hold]:
+        """The live dict of the holds of cart ``cart_id`` (made if new), id to hold.
+
+        It stays the cart's dict until :meth:`drop_cart`; the store adds and
+        removes holds in it as they are saved and forgotten.
+        """
+        cart = self._carts.get(cart_id)
+        if cart is None:
+            cart = self._carts[cart_id] = {}
+        return cart
+
+    def drop_cart(self, cart_id: str) -> None:
+        """Forget cart ``cart_id``'s dict (its holds must have been forgotten)."""
+        self._carts.pop(cart_id, None)
+
     def put(self, hold: Hold, action: str, due: float) -> None:
         """Synchronous :meth:`save`, for callers that know they hold a MemoryStore."""
         entry = hold._entry
         if entry is not None:
+            # a popped entry is dead already: cancel is then a no-op
             self._queue.cancel(entry)  # type: ignore[arg-type]
         else:
-            cart = self._carts.get(hold.cart_id)
-            if cart is None:
-                cart = self._carts[hold.cart_id] = {}
-            cart[hold.id] = hold
+            self.cart_index(hold.cart_id)[hold.id] = hold
         hold._entry = self._queue.push(due, hold, action)
 
     async def forget(self, hold: Hold, fence: int = 0) -> bool:
@@ -142,19 +159,19 @@ class MemoryStore:
             self._queue.cancel(entry)  # type: ignore[arg-type]
             hold._entry = None
         cart = self._carts.get(hold.cart_id)
-        if cart is not None and cart.pop(hold.id, None) is not None and not cart:
-            del self._carts[hold.cart_id]
+        if cart is not None:
+            cart.pop(hold.id, None)
 
     async def claim_due(self, now: float, limit: int) -> list[Due]:
         return [Due(hold, action, due) for due, hold, action in self.pop_due(now, limit)]
 
     def pop_due(self, now: float, limit: int) -> list[tuple[float, Hold, str]]:
-        """Synchronous :meth:`claim_due` without the :class:`Due` wrappers."""
-        due = self._queue.pop_due(now, limit)
-        for _deadline, hold, _action in due:
-            # the entry is gone from the queue; the hold stays in its cart until forgotten
-            hold._entry = None
-        return due
+        """Synchronous :meth:`claim_due` without the :class:`Due` wrappers.
+
+        A claimed hold stays in its cart until forgotten; its ``_entry`` still
+        names the popped (now dead) entry, which the next put or remove skips.
+        """
+        return self._queue.pop_due(now, limit)
 
     async def next_due(self) -> float | None:
         return self._queue.next_deadline()
