@@ -540,7 +540,8 @@ class ReservationManager:
         hold._warned = hold._risk = False
         self._linger(hold, old, now)
         assert old is not None
-        self._emit(Renewed(hold, self._time_left(hold, now), lateness, old=old, new=new))
+        if self._heard(Renewed):
+            self._emit(Renewed(hold, self._time_left(hold, now), lateness, old=old, new=new))
         if cart is not None and cart.paused:
             cart.defer(hold)
             await settle(self._save(hold, DROP, local_deadline(new, self.policy)))
