@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlencode
 
@@ -50,6 +50,7 @@ __all__ = [
     "TokenEndpoint",
     "TokenStore",
     "authorization_url",
+    "ready_authorization",
 ]
 
 #: Turns a stale token set into a fresh one by asking the token endpoint.
@@ -100,6 +101,9 @@ class BearerToken:
 
     async def authorization(self, endpoint: TokenEndpoint) -> str:
         """The header value; a fixed token never needs the endpoint."""
+        return self._header
+
+    def _ready(self, now: datetime) -> str:
         return self._header
 
     async def unauthorized(self, rejected: str, endpoint: TokenEndpoint) -> str | None:
@@ -232,6 +236,12 @@ class OAuth2:
                     logger.warning("token refresh failed, using the current token: %s", error)
         return self._header
 
+    def _ready(self, now: datetime) -> str | None:
+        # what authorization() returns without awaiting anything, if no refresh is due
+        if now < self._refresh_at or self._token.refresh_token is None:
+            return self._header
+        return None
+
     async def unauthorized(self, rejected: str, endpoint: TokenEndpoint) -> str | None:
         """After a 401: refresh (unless that already happened) and return the new header.
 
@@ -286,6 +296,19 @@ class OAuth2:
 
     def __repr__(self) -> str:
         return f"OAuth2(client_id={self._client_id!r}, token={self._token!r})"
+
+
+def ready_authorization(auth: Auth) -> Callable[[datetime], str | None] | None:
+    """A synchronous ``auth.authorization`` for the request hot path, if ``auth`` has one.
+
+    Given the client's wall time, it returns the header when ``authorization``
+    would return it without awaiting anything, and None when a refresh is due
+    (then await ``authorization``). Only the built-in auths have one: a subclass
+    may change what ``authorization`` does. Raises nothing.
+    """
+    if type(auth) is BearerToken or type(auth) is OAuth2:
+        return auth._ready
+    return None
 
 
 def _copy(error: AuthenticationError) -> AuthenticationError:

@@ -19,11 +19,19 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from ._auth import Auth
+from ._auth import Auth, ready_authorization
 from ._clock import Clock, SystemClock
 from ._config import RetryPolicy, Timeouts, seconds
 from ._exceptions import DecodeError, InvalidArgument, OpenTicketError, TransportError, UsageError
-from ._log import debug_enabled, log_failure, log_request, log_response, log_retry
+from ._log import (
+    DEBUG,
+    ENABLED,
+    debug_enabled,
+    log_failure,
+    log_request,
+    log_response,
+    log_retry,
+)
 from ._models import Hosts, Order, PaymentMethod, Receiver, Reservation, TokenSet, User
 from ._protocol import (
     Replay,
@@ -45,6 +53,9 @@ from ._wire import CONVERTER, decode_reservation, decode_token_set
 __all__ = ["OpenTicketClient", "exchange_code"]
 
 _M = TypeVar("_M")
+#: a reserve's shop and ticket GUIDs, checked, and the builder of its request
+_Target = tuple[str, str, Callable[[str], Request]]
+_TARGETS_LIMIT = 1024
 
 
 async def _send_logged(
@@ -159,6 +170,7 @@ class OpenTicketClient:
         if session is not None and transport is not None:
             raise InvalidArgument("pass a session or a transport, not both")
         self._auth = auth
+        self._ready = ready_authorization(auth)
         self._hosts = hosts
         self._company = _company_header(company)
         self._ttl = ttl
@@ -173,6 +185,7 @@ class OpenTicketClient:
             AiohttpTransport(session, timeouts=timeouts) if transport is None else transport
         )
         self._endpoint = _TokenEndpoint(self._transport, self._factory, self._clock)
+        self._targets: dict[tuple[str, str], _Target] = {}
         self._closed = False
 
     @property
@@ -231,20 +244,25 @@ class OpenTicketClient:
     ) -> tuple[Request, Response, float, datetime]:
         if self._closed:
             raise UsageError("the client is closed; create a new one")
-        policy = self._retry if retry is None else retry
-        auth = self._auth
+        ready = self._ready
         clock = self._clock
-        endpoint = self._endpoint
         failures = 0
         replayed = False
         while True:
-            authorization = await auth.authorization(endpoint)
-            request = build(authorization)
+            # the send times are read before the request goes out; a header that
+            # needs no refresh comes without awaiting anything
+            authorization = None
+            if ready is not None:
+                sent_wall = clock.wall()
+                authorization = ready(sent_wall)
+            if authorization is None:
+                authorization = await self._auth.authorization(self._endpoint)
+                sent_wall = clock.wall()
             sent_at = clock.now()
-            sent_wall = clock.wall()
+            request = build(authorization)
             error: OpenTicketError
             try:
-                if debug_enabled():
+                if ENABLED.get(DEBUG) is not False and debug_enabled():
                     response = await _send_logged(self._transport, clock, request, failures + 1)
                 else:
                     response = await self._transport.send(request)
@@ -256,9 +274,10 @@ class OpenTicketClient:
                 error = error_for(request, response, clock.wall())
                 if response.status == 401 and not replayed:
                     replayed = True
-                    if await auth.unauthorized(authorization, endpoint) is not None:
+                    if await self._auth.unauthorized(authorization, self._endpoint) is not None:
                         continue
             failures += 1
+            policy = self._retry if retry is None else retry
             if failures >= policy.attempts or not should_retry(replay, error, policy):
                 raise error
             wait = policy.backoff(failures, getattr(error, "retry_after", None))
@@ -277,15 +296,14 @@ class OpenTicketClient:
         for this call. Raises TicketUnavailable when sold out, NotFound for an
         unknown shop or ticket, plus the errors listed on the class.
         """
-        shop = guid(shop_guid, "shop_guid")
-        ticket = guid(ticket_guid, "ticket_guid")
-        factory = self._factory
-
-        def build(authorization: str) -> Request:
-            return factory.reserve(shop, ticket, authorization)
-
+        target = None
+        if type(shop_guid) is str and type(ticket_guid) is str:
+            target = self._targets.get((shop_guid, ticket_guid))
+        if target is None:
+            target = self._reserve_target(shop_guid, ticket_guid)
+        shop, ticket, build = target
         request, response, sent_at, sent_wall = await self._call(
-            build, Replay.IF_REFUSED, _policy(retry)
+            build, Replay.IF_REFUSED, retry if retry is None else _policy(retry)
         )
         data = read_json(request, response)
         try:
@@ -299,6 +317,18 @@ class OpenTicketClient:
             )
         except DecodeError as error:
             raise with_context(error, request, response) from None
+
+    def _reserve_target(self, shop_guid: object, ticket_guid: object) -> _Target:
+        # renewals reserve the same tickets over and over: the checked GUIDs and
+        # the request builder of a (shop, ticket) pair given as strings are kept
+        shop = guid(shop_guid, "shop_guid")
+        ticket = guid(ticket_guid, "ticket_guid")
+        target = (shop, ticket, self._factory.reserver(shop, ticket))
+        if type(shop_guid) is str and type(ticket_guid) is str:
+            if len(self._targets) >= _TARGETS_LIMIT:
+                self._targets.clear()
+            self._targets[shop_guid, ticket_guid] = target
+        return target
 
     async def payment_methods(
         self, shop_guid: str, *, retry: RetryPolicy | None = None

@@ -23,6 +23,8 @@ from ._exceptions import OpenTicketError, redact
 from ._protocol import Request, Response
 
 __all__ = [
+    "DEBUG",
+    "ENABLED",
     "ENV_VAR",
     "configure_from_environment",
     "debug_enabled",
@@ -57,9 +59,18 @@ def configure_from_environment(environ: Mapping[str, str] = os.environ) -> loggi
     return handler
 
 
+DEBUG = logging.DEBUG
+#: logging's own memo of the logger's ``isEnabledFor`` answers, which it clears on
+#: every level change: ``ENABLED.get(DEBUG) is False`` is a sure "no" without a call
+#: (any other answer: ask :func:`debug_enabled`)
+ENABLED: dict[int, bool] = getattr(logger, "_cache", {})
+
+
 def debug_enabled() -> bool:
     """True when DEBUG records of the ``openticket_async`` logger go somewhere."""
-    return logger.isEnabledFor(logging.DEBUG)
+    if ENABLED.get(DEBUG) is False:
+        return False
+    return logger.isEnabledFor(DEBUG)
 
 
 def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:

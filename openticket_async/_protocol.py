@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import enum
 import json
+import json.scanner
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from functools import partial
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlencode, urlsplit
 
 import attrs
@@ -312,6 +314,10 @@ class RequestFactory:
             self._reserves[key] = request
         return request
 
+    def reserver(self, shop_guid: str, ticket_guid: str) -> Callable[[str], Request]:
+        """:meth:`reserve` for one shop and ticket, as a function of the authorization."""
+        return _ReserveRequests(partial(self.reserve, shop_guid, ticket_guid)).__getitem__
+
     def payment_methods(self, shop_guid: str, authorization: str) -> Request:
         """``GET {api}/shop/{shopGUID}/payment_methods``."""
         path = f"/shop/{shop_guid}/payment_methods"
@@ -349,6 +355,26 @@ class RequestFactory:
         )
 
 
+class _ReserveRequests(dict[str, Request]):
+    """The reserve requests of one shop and ticket by authorization, made on first use.
+
+    Its ``__getitem__`` is what :meth:`RequestFactory.reserver` hands out: a
+    renewal finds its request by a dict lookup, without a Python call.
+    """
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[str], Request]) -> None:
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, authorization: str) -> Request:
+        if len(self) >= 4:  # old tokens are never used again
+            self.clear()
+        request = self[authorization] = self._make(authorization)
+        return request
+
+
 _ROUTE_PATH = re.compile(r"(?:/[A-Za-z0-9._~-]+)+\Z")
 
 
@@ -373,19 +399,21 @@ def _snippet(body: bytes, limit: int = 200) -> str:
     return body[: limit * 4].decode("utf-8", "replace")[:limit]
 
 
-_JSON = json.JSONDecoder()
+# json's scanner, as a JSONDecoder makes it: raw_decode minus its Python frame
+_SCAN = json.scanner.make_scanner(cast(Any, json.JSONDecoder()))
 
 
 def read_json(request: Request, response: Response) -> Any:
     """Parse a JSON body; raises DecodeError (status, content type, snippet) if it is not."""
     try:
         # JSON on the wire is UTF-8, so decode first and skip json's encoding
-        # detection; raw_decode skips its two whitespace scans. An answer with
-        # whitespace around the value takes the slower, complete json.loads.
+        # detection; the scanner skips its two whitespace scans. An answer with
+        # whitespace around the value, or none at all (StopIteration), takes the
+        # slower, complete json.loads, which raises the error to report.
         text = response.body.decode()
         try:
-            value, end = _JSON.raw_decode(text)
-        except ValueError:
+            value, end = _SCAN(text, 0)
+        except (StopIteration, ValueError):
             return json.loads(text)
         return value if end == len(text) else json.loads(text)
     except (ValueError, RecursionError):

@@ -9,7 +9,7 @@ HTTP library) can stand in with any object that has an async ``send``.
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 import aiohttp
 from yarl import URL
@@ -68,6 +68,11 @@ async def _no_silent_replay(
 _NO_SILENT_REPLAY = (_no_silent_replay,)
 
 
+class _Options(TypedDict, total=False):
+    timeout: aiohttp.ClientTimeout
+    middlewares: tuple[aiohttp.ClientMiddlewareType, ...]
+
+
 def transport_error(error: BaseException, request: Request) -> TransportError:
     """Map an exception from aiohttp (or the OS) to a TransportError.
 
@@ -115,8 +120,8 @@ class AiohttpTransport:
     __slots__ = (
         "_closed",
         "_connections_per_host",
-        "_guard",
         "_loop",
+        "_options",
         "_owns_session",
         "_session",
         "_timeout",
@@ -134,13 +139,17 @@ class AiohttpTransport:
             raise InvalidArgument("session must be an aiohttp.ClientSession")
         self._session = session
         self._owns_session = session is None
-        self._guard: tuple[aiohttp.ClientMiddlewareType, ...] | None = _NO_SILENT_REPLAY
         self._connections_per_host = connections_per_host
         # connect bounds the TCP connect only: aiohttp's own `connect` also counts the
         # wait for a free pooled connection, which under a burst of renewals is
         # queueing, not a failure to reach the server (total still bounds it)
         self._timeout = aiohttp.ClientTimeout(
             total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
+        )
+        # the request options beyond the session's own, by request.replayable
+        self._options: tuple[_Options, _Options] = (
+            {"timeout": self._timeout, "middlewares": _NO_SILENT_REPLAY},
+            {"timeout": self._timeout},
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -167,7 +176,7 @@ class AiohttpTransport:
             # the per-request middleware; every retry is then the client's own,
             # planned with its knowledge of what may be sent twice.
             session._retry_connection = False
-            self._guard = None
+            self._options = ({}, {})  # and its timeouts are this transport's
             self._session = session
         self._loop = loop
         return self._session
@@ -189,20 +198,30 @@ class AiohttpTransport:
             # the protocol builds every URL already encoded: skip quoting it again
             url = self._urls[request.url] = URL(request.url, encoded=True)
         try:
-            async with session.request(
+            # `await`, then release by hand: what `async with` does, without the
+            # coroutines of its enter and exit on every request
+            answer = await session.request(
                 request.method,
                 url,
                 headers=request.headers,
                 data=request.body,
                 allow_redirects=False,
-                timeout=self._timeout,
-                middlewares=None if request.replayable else self._guard,
-            ) as answer:
+                **self._options[request.replayable],
+            )
+            try:
                 body = await answer.read()
-                headers = answer.headers
-                return Response(answer.status, headers, body, headers.get("X-Request-Id"))
+            except BaseException:
+                # stop sending a request body and let go of the connection
+                answer.release()
+                await answer.wait_for_close()
+                raise
+            # read() waited for the request body to be sent and let go of the
+            # connection: what is left of leaving `async with` needs no await
+            answer.release()
         except (aiohttp.ClientError, OSError, TimeoutError, _SentAndLost) as error:
             raise transport_error(error, request) from None
+        headers = answer.headers
+        return Response(answer.status, headers, body, headers.get("X-Request-Id"))
 
     @property
     def closed(self) -> bool:

@@ -18,7 +18,10 @@ Two payloads are decoded by hand rather than through the converter: the
 reservation, because reserve is the hot path and a direct loop over the keys is
 several times faster than a generic structure hook; and the token response,
 whose expiry fields are relative to the time of the answer. Both use the same
-key matching and value rules as the converter.
+key matching and value rules as the converter. Renewals reserve the same tickets
+over and over, and their answers differ only in guid and timestamps: an answer
+that repeats the rest of its ticket's last one reuses what that decoded to
+(see ``_Template``).
 
 Encoding (``unstructure``) is exact: field names in snake_case, ``raw`` keys
 merged back at top level, datetimes as ISO 8601 with ``Z``. Structuring that
@@ -31,6 +34,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from types import MappingProxyType
 from typing import Any, TypeVar, get_args, get_origin
 
@@ -397,21 +401,37 @@ def _product(value: Any) -> Product:
     return product
 
 
-def _moment(value: Any) -> datetime:
-    # Reservations made in the same instant carry the same timestamps: a text seen
-    # before is not parsed again, and its datetime is shared (see _SHARED)
-    if type(value) is not str:
+def _timestamps(
+    reserved: Any, expires: Any, sent_wall: datetime, latest: datetime, ticket_guid: str
+) -> tuple[datetime, datetime]:
+    """reserved_at and expires_at from their JSON values (sent_wall and latest if absent).
+
+    The usual pair, two ISO 8601 texts in UTC, is remembered as the ticket's last
+    timestamps: the reservations made in the same instant carry the same texts,
+    and then share their datetimes (see _SHARED).
+    """
+    try:
+        reserved_at = _from_iso(reserved)
+        expires_at = _from_iso(expires)
+    except (TypeError, ValueError):
+        pass
+    else:
+        if reserved_at.tzinfo is UTC and expires_at.tzinfo is UTC:
+            if len(_LAST_MOMENTS) >= _SHARED_LIMIT:
+                _LAST_MOMENTS.clear()
+            _LAST_MOMENTS[ticket_guid] = (reserved, reserved_at, expires, expires_at)
+            return reserved_at, expires_at
+    # anything else: absent, epoch seconds, an offset, no offset, or no date-time
+    reserved_at = sent_wall if reserved is None else _moment(reserved, "reserved_at")
+    expires_at = latest if expires is None else _moment(expires, "expires_at")
+    return reserved_at, expires_at
+
+
+def _moment(value: Any, field: str) -> datetime:
+    try:
         return parse_datetime(value)
-    moment = _MOMENTS.get(value)
-    if moment is None:
-        try:
-            moment = _from_iso(value)
-        except ValueError:
-            return parse_datetime(value)
-        if moment.tzinfo is not UTC:
-            moment = parse_datetime(moment)
-        _remember(_MOMENTS, value, moment)
-    return moment
+    except DecodeError as error:
+        raise _field_error(error, field) from None
 
 
 def _one_product(value: Any) -> tuple[Product, ...]:
@@ -430,6 +450,24 @@ def _one_product(value: Any) -> tuple[Product, ...]:
 
 
 _from_iso = datetime.fromisoformat
+# stand for the values of an answer that lacks a template's keys, and for the texts
+# of a ticket's last timestamps before it has any: they equal nothing
+_NO_VALUES = (object(),) * 4
+_NO_MOMENTS: tuple[object, datetime, object, datetime] = (
+    object(),
+    datetime.min,
+    object(),
+    datetime.min,
+)
+
+
+def _guid_value(value: Any) -> str:
+    if value is None:
+        raise DecodeError("Reservation is missing a required field", field="guid")
+    try:
+        return _structure_str(value)
+    except DecodeError as error:
+        raise _field_error(error, "guid") from None
 
 
 def decode_reservation(
@@ -454,9 +492,64 @@ def decode_reservation(
     """
     if type(data) is not dict:
         raise DecodeError(f"expected an object for Reservation, got {_kind(data)}")
-    # The fast path reads the documented snake_case keys directly; only a key
-    # outside them costs a look (it goes to raw, or, if it spells a field in
-    # another casing, sends the whole payload through the key-by-key sort).
+    # Answers for one ticket differ only in guid and timestamps: when the rest
+    # equals the last answer's (see _Template), its decoded form is reused
+    parts: _Parts | None = None
+    template = _TEMPLATES.get(ticket_guid)
+    if template is not None and len(data) == template.size and template.shop_guid == shop_guid:
+        try:
+            stable = template.pick_stable(data)
+            guid, reserved, expires = template.pick_varying(data)
+        except KeyError:  # as many keys, spelled otherwise
+            stable = _NO_VALUES
+        if stable == template.stable:
+            parts = template.parts
+        elif stable[:4] == template.stable[:4]:
+            parts = template.with_unknown_keys(stable, ticket_guid)
+    if parts is None:
+        guid, reserved, expires, parts = _reservation_parts(data, shop_guid, ticket_guid)
+    shop, ticket, event_date, products, raw = parts
+    if type(guid) is not str:
+        guid = _guid_value(guid)
+    latest = sent_wall + ttl
+    last = _LAST_MOMENTS.get(ticket_guid, _NO_MOMENTS)
+    if reserved == last[0] and expires == last[2]:
+        reserved_at, expires_at = last[1], last[3]
+    else:
+        reserved_at, expires_at = _timestamps(reserved, expires, sent_wall, latest, ticket_guid)
+    if expires_at >= latest:
+        expires_at = latest
+        deadline = sent_at + ttl.total_seconds()
+    else:
+        deadline = sent_at + (expires_at - sent_wall).total_seconds()
+    reservation = _new(Reservation)
+    _R_GUID(reservation, guid)
+    _R_SHOP(reservation, shop)
+    _R_TICKET(reservation, ticket)
+    _R_EVENT_DATE(reservation, event_date)
+    _R_PRODUCTS(reservation, products)
+    _R_RESERVED_AT(reservation, reserved_at)
+    _R_EXPIRES_AT(reservation, expires_at)
+    _R_DEADLINE(reservation, deadline)
+    _R_RAW(reservation, raw)
+    return reservation
+
+
+#: shop_guid, ticket_guid, event_date_guid, products and raw, decoded
+_Parts = tuple[str, str, str | None, tuple[Product, ...], Mapping[str, Any]]
+
+
+def _reservation_parts(
+    data: dict[Any, Any], shop_guid: str, ticket_guid: str
+) -> tuple[str, Any, Any, _Parts]:
+    """Decode an answer no template matched, key by key.
+
+    Returns the checked guid, the reserved_at and expires_at values as sent,
+    and the other fields decoded; offers the answer as the ticket's template.
+    """
+    # The documented snake_case keys are read directly; only a key outside them
+    # costs a look (it goes to raw, or, if it spells a field in another casing,
+    # sends the whole payload through the key-by-key sort).
     get = data.get
     guid = get("guid")
     shop = get("shop_guid")
@@ -480,13 +573,9 @@ def decode_reservation(
             if raw is None:
                 raw = {}
             raw[key] = data[key]
-    if guid is None:
-        raise DecodeError("Reservation is missing a required field", field="guid")
-    field = "guid"
+    guid = _guid_value(guid)
+    field = "shop_guid"
     try:
-        if type(guid) is not str:
-            guid = _structure_str(guid)
-        field = "shop_guid"
         if shop is None:
             shop = shop_guid
         elif type(shop) is not str:
@@ -509,21 +598,11 @@ def decode_reservation(
             products = _products(products)
             if all(product.raw is EMPTY_RAW for product in products):
                 products = _share(products)
-        field = "reserved_at"
-        reserved_at = sent_wall if reserved is None else _moment(reserved)
-        field = "expires_at"
-        latest = sent_wall + ttl
-        expires_at = latest if expires is None else _moment(expires)
     except DecodeError as error:
         raise _field_error(error, field) from None
-    if expires_at >= latest:
-        expires_at = latest
-        deadline = sent_at + ttl.total_seconds()
-    else:
-        deadline = sent_at + (expires_at - sent_wall).total_seconds()
     # A manager keeps one reservation per hold, and most of a reservation repeats
     # across the holds of one ticket: share equal values instead of keeping copies
-    # (products and timestamps are shared above, as they are decoded)
+    # (products are shared above, as they are decoded)
     if shop == shop_guid:
         shop = shop_guid
     if ticket == ticket_guid:
@@ -537,21 +616,142 @@ def decode_reservation(
     if not raw:
         frozen_raw = EMPTY_RAW
     else:
+        # the unknown keys of a burst of reserves are alike: equal ones share a view,
+        # if equal means the same (see _plain: 1 == 1.0 == true)
         last_raw, frozen_raw = _LAST_RAW[0]  # one read: clients in other threads
-        if raw != last_raw:  # the unknown keys of a burst of reserves are alike
+        if raw != last_raw or not _plain(raw):
             frozen_raw = MappingProxyType(raw)
             _LAST_RAW[0] = (raw, frozen_raw)
-    reservation = _new(Reservation)
-    _R_GUID(reservation, guid)
-    _R_SHOP(reservation, shop)
-    _R_TICKET(reservation, ticket)
-    _R_EVENT_DATE(reservation, event_date)
-    _R_PRODUCTS(reservation, products)
-    _R_RESERVED_AT(reservation, reserved_at)
-    _R_EXPIRES_AT(reservation, expires_at)
-    _R_DEADLINE(reservation, deadline)
-    _R_RAW(reservation, frozen_raw)
-    return reservation
+    parts: _Parts = (shop, ticket, event_date, products, frozen_raw)
+    if all(product.raw is EMPTY_RAW for product in products):
+        _Template.offer(data, shop_guid, ticket_guid, parts)
+    return guid, reserved, expires, parts
+
+
+def _plain(value: Any) -> bool:
+    """True for strings and nulls, and arrays and objects of nothing else.
+
+    JSON equal to such a value is that very value (no number equals a string,
+    while 1 == 1.0 == true), so it decodes the same: what a template may stand for.
+    """
+    pending = [value]  # a loop, not recursion: an answer may nest deep
+    while pending:
+        item = pending.pop()
+        if item is None or type(item) is str:
+            continue
+        if type(item) is list or type(item) is tuple:
+            pending.extend(item)
+        elif type(item) is dict:  # JSON object keys are strings
+            pending.extend(item.values())
+        else:
+            return False
+    return True
+
+
+class _Template:
+    """The last answer for a ticket, for the next ones that repeat it.
+
+    ``pick_varying`` reads guid, reserved_at and expires_at, ``pick_stable`` the
+    rest (shop, ticket, event date, products, the unknown keys), both from an
+    answer with exactly this template's keys (``size`` of them). When the rest
+    equals ``stable``, ``parts`` is what it decodes to, shared objects included.
+    Only answers whose rest is plain JSON (see :func:`_plain`) and whose products
+    have no unknown keys (those are never shared) become templates: an equal
+    answer then decodes to exactly these parts, and reusing them skips no check
+    that could fail.
+    """
+
+    __slots__ = ("parts", "pick_stable", "pick_varying", "shop_guid", "size", "stable", "unknown")
+
+    def __init__(
+        self,
+        size: int,
+        shop_guid: str,
+        pick_varying: Callable[[dict[Any, Any]], tuple[Any, ...]],
+        pick_stable: Callable[[dict[Any, Any]], tuple[Any, ...]],
+        stable: tuple[Any, ...],
+        unknown: tuple[Any, ...],
+        parts: _Parts,
+    ) -> None:
+        self.size = size
+        self.shop_guid = shop_guid
+        self.pick_varying = pick_varying
+        self.pick_stable = pick_stable
+        self.stable = stable
+        self.unknown = unknown
+        self.parts = parts
+
+    @classmethod
+    def offer(cls, data: dict[Any, Any], shop_guid: str, ticket_guid: str, parts: _Parts) -> None:
+        """Make ``data`` the ticket's template, if it qualifies (see the class)."""
+        layout = _layout(data)
+        if layout is None:
+            return
+        size, pick_varying, pick_stable, unknown = layout
+        stable = pick_stable(data)
+        if _plain(stable):
+            template = cls(size, shop_guid, pick_varying, pick_stable, stable, unknown, parts)
+            _remember(_TEMPLATES, ticket_guid, template)
+
+    def with_unknown_keys(self, stable: tuple[Any, ...], ticket_guid: str) -> _Parts:
+        """The parts for an answer whose unknown keys alone changed; it becomes the template."""
+        raw = MappingProxyType(dict(zip(self.unknown, stable[4:], strict=True)))
+        parts: _Parts = (*self.parts[:4], raw)
+        if _plain(stable[4:]):
+            template = _Template(
+                self.size,
+                self.shop_guid,
+                self.pick_varying,
+                self.pick_stable,
+                stable,
+                self.unknown,
+                parts,
+            )
+            _remember(_TEMPLATES, ticket_guid, template)
+        return parts
+
+
+#: the number of keys, the readers of the varying and the stable values (see
+#: _Template), and the unknown keys of one key layout
+_Layout = tuple[
+    int,
+    Callable[[dict[Any, Any]], tuple[Any, ...]],
+    Callable[[dict[Any, Any]], tuple[Any, ...]],
+    tuple[Any, ...],
+]
+
+
+def _layout(data: dict[Any, Any]) -> _Layout | None:
+    """The layout of ``data``'s keys; None if a field is missing or spelled twice."""
+    keys = tuple(data)
+    try:
+        return _LAYOUTS[keys]
+    except KeyError:  # a server uses one or two layouts: this is seldom
+        pass
+    spelled: list[Any] = [None] * len(_RESERVATION_NAMES)
+    unknown = []
+    layout: _Layout | None = None
+    for key in keys:
+        index = _RESERVATION_SPELLINGS.get(key)
+        if index is None:
+            index = _learn(key, _RESERVATION_SPELLINGS, _RESERVATION_NAMES)
+        if index < 0:
+            unknown.append(key)
+        elif spelled[index] is None:
+            spelled[index] = key
+        else:
+            break
+    else:
+        if None not in spelled:
+            guid, shop, ticket, event_date, products, reserved, expires = spelled
+            layout = (
+                len(keys),
+                itemgetter(guid, reserved, expires),
+                itemgetter(shop, ticket, event_date, products, *unknown),
+                tuple(unknown),
+            )
+    _remember(_LAYOUTS, keys, layout)
+    return layout
 
 
 _T = TypeVar("_T")
@@ -559,10 +759,14 @@ _T = TypeVar("_T")
 # Equal values seen recently, shared by every reservation that carries them: a
 # manager keeps one reservation per hold, and the holds of one ticket repeat most
 # of it. Each table is bounded: when it fills it starts again, so it never grows
-# with traffic. _MOMENTS and _ONE_PRODUCT are keyed by the JSON text they decode.
+# with traffic. _ONE_PRODUCT is keyed by the JSON text it decodes; _TEMPLATES and
+# _LAST_MOMENTS (reserved_at and expires_at, as texts and decoded) by the ticket
+# GUID of the request; _LAYOUTS by the keys of an answer, in order.
 _SHARED: dict[Any, Any] = {}
-_MOMENTS: dict[str, datetime] = {}
+_LAST_MOMENTS: dict[str, tuple[str, datetime, str, datetime]] = {}
 _ONE_PRODUCT: dict[tuple[str, str], tuple[Product, ...]] = {}
+_TEMPLATES: dict[str, _Template] = {}
+_LAYOUTS: dict[tuple[Any, ...], _Layout | None] = {}
 # the last unknown keys seen and their read-only view (raw may hold unhashable values)
 _LAST_RAW: list[tuple[dict[Any, Any], Mapping[str, Any]]] = [({}, EMPTY_RAW)]
 _SHARED_LIMIT = 4096

@@ -4,6 +4,7 @@ bad input that never reaches the server, and the client's lifecycle."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -23,7 +24,7 @@ from openticket_async import (
     SystemClock,
     UsageError,
 )
-from openticket_async._protocol import Request, Response
+from openticket_async._protocol import Request, Response, guid
 from openticket_async.testing import FakeClock, FakeOpenTicket, FakeShop, FakeTicket
 
 RECEIVER = Receiver(email="ann@example.com", firstname="Ann", lastname="Lee")
@@ -133,6 +134,71 @@ async def test_reserve_accepts_any_guid_spelling_and_sends_it_canonically(
     reservation = await client.reserve_ticket(shop.guid.upper(), ticket.guid.replace("-", ""))
     assert fake.requests[-1].path == f"/shop/{shop.guid}/reserve/ticket/{ticket.guid}"
     assert reservation.ticket_guid == ticket.guid
+
+
+@pytest.mark.asyncio
+async def test_reserve_checks_its_guids_on_every_call(
+    fake: FakeOpenTicket[FakeClock], shop: FakeShop, ticket: FakeTicket, client: OpenTicketClient
+) -> None:
+    spellings = [
+        (shop.guid, ticket.guid),
+        (shop.guid.upper(), uuid.UUID(ticket.guid)),
+        (shop.guid, ticket.guid),
+    ]
+    for shop_guid, ticket_guid in spellings:
+        reservation = await client.reserve_ticket(shop_guid, ticket_guid)
+        assert (reservation.shop_guid, reservation.ticket_guid) == (shop.guid, ticket.guid)
+
+    class Text(str):
+        """Equal to a GUID reserved above, but not a str."""
+
+    with pytest.raises(InvalidArgument):
+        guid(Text(shop.guid))  # the rule, which an earlier call must not bend
+    for bad in (Text(shop.guid), shop.guid + "0"):
+        with pytest.raises(InvalidArgument):
+            await client.reserve_ticket(bad, ticket.guid)
+        with pytest.raises(InvalidArgument):
+            await client.reserve_ticket(shop.guid, bad)
+    assert [r.route for r in fake.requests] == ["reserve"] * 3
+
+
+class CountingAuth:
+    """An application's own Auth."""
+
+    def __init__(self, token: str) -> None:
+        self.header = f"Bearer {token}"
+        self.calls = 0
+
+    async def authorization(self, endpoint: Any) -> str:
+        self.calls += 1
+        return self.header
+
+    async def unauthorized(self, rejected: str, endpoint: Any) -> str | None:
+        return None
+
+
+class CountingBearer(BearerToken):
+    """A BearerToken that changes what ``authorization`` does."""
+
+    calls = 0
+
+    async def authorization(self, endpoint: Any) -> str:
+        CountingBearer.calls += 1
+        return await super().authorization(endpoint)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("kind", [CountingAuth, CountingBearer])
+async def test_an_auth_of_ones_own_is_asked_for_every_request(
+    fake: FakeOpenTicket[FakeClock], shop: FakeShop, ticket: FakeTicket, kind: Any
+) -> None:
+    CountingBearer.calls = 0
+    auth = kind(fake.issue_token().access_token)
+    async with OpenTicketClient(auth=auth, hosts=fake.hosts, clock=fake.clock) as client:
+        for _ in range(3):
+            await client.reserve_ticket(shop.guid, ticket.guid)
+    assert auth.calls == 3
+    assert [r.route for r in fake.requests] == ["reserve"] * 3
 
 
 @pytest.mark.asyncio

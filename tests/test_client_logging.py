@@ -86,6 +86,25 @@ async def test_nothing_is_logged_below_debug(
     assert [r for r in caplog.records if r.name == "openticket_async"] == []
 
 
+@pytest.mark.asyncio
+async def test_debug_turned_on_and_off_between_requests_applies_to_the_next_one(
+    fake: FakeOpenTicket[FakeClock],
+    shop: FakeShop,
+    ticket: FakeTicket,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="openticket_async")
+    token = fake.issue_token().access_token
+    async with OpenTicketClient(auth=BearerToken(token), hosts=fake.hosts, clock=fake.clock) as c:
+        for level in (logging.INFO, logging.DEBUG, logging.INFO):
+            caplog.set_level(level, logger="openticket_async")
+            await c.reserve_ticket(shop.guid, ticket.guid)
+    sent, answered = (r.getMessage() for r in caplog.records if r.name == "openticket_async")
+    assert sent.startswith("-> GET")
+    assert answered.startswith("<- GET")
+    assert "request_id=req-00000002" in answered
+
+
 def test_safe_headers_masks_credentials_only() -> None:
     shown = safe_headers(
         {"Authorization": "Bearer abc", "cookie": "s=1", "Company": "c", "Accept": "x"}

@@ -226,6 +226,16 @@ def test_header_maps_are_reused_per_token_and_refreshed_for_a_new_one() -> None:
     assert factory.payment_methods(SHOP, "Bearer b").headers["Authorization"] == "Bearer b"
 
 
+def test_reserver_builds_the_reserve_request_for_each_authorization() -> None:
+    factory = RequestFactory(HOSTS, company=COMPANY)
+    reserve = factory.reserver(SHOP, TICKET)
+    tokens = [f"Bearer t{n}" for n in range(6)]  # more than it keeps
+    for token in tokens + tokens:
+        assert reserve(token) == factory.reserve(SHOP, TICKET, token)
+    assert reserve("Bearer t5").headers["Authorization"] == "Bearer t5"
+    assert reserve("Bearer t5").replayable is False
+
+
 def test_base_urls_are_encoded_once() -> None:
     factory = RequestFactory(Hosts(shop="https://bücher.example/a b"))
     request = factory.reserve(SHOP, TICKET, "Bearer t")
@@ -391,6 +401,27 @@ def test_read_json_of_a_non_json_answer_raises_decode_error_with_context() -> No
     assert (error.status, error.content_type, error.method) == (200, "text/html", "GET")
     assert error.snippet == "<html>gateway</html>"
     assert "status=200" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"a": [1, 2.5, null, "\\u00e9"]}', {"a": [1, 2.5, None, "\u00e9"]}),
+        (b' {"a": 1}\r\n', {"a": 1}),
+        (b"[]", []),
+        (b'"text"', "text"),
+    ],
+)
+def test_read_json_reads_any_json_value(body: bytes, expected: Any) -> None:
+    assert read_json(a_request(), answer(200, body)) == expected
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b" ", b'{"a": 1} {"b": 2}', b'{"a": 1', b"\xff", b"[" * 100_000]
+)
+def test_read_json_of_an_empty_cut_or_doubled_answer_raises_decode_error(body: bytes) -> None:
+    with pytest.raises(DecodeError, match="not valid JSON"):
+        read_json(a_request(), answer(200, body))
 
 
 def test_read_json_never_shows_a_token_answer() -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -439,3 +441,172 @@ def test_products_with_unknown_keys_are_never_shared_across_reservations() -> No
     assert first.products is not second.products
     assert first.products[0].raw == {"price": "21"}
     assert second.products[0].raw == {"price": "9"}
+
+
+# -- answers that repeat their ticket's last one ------------------------------------------
+
+FIELDS = (
+    "guid",
+    "shop_guid",
+    "ticket_guid",
+    "event_date_guid",
+    "products",
+    "reserved_at",
+    "expires_at",
+)
+SPELLINGS: dict[str, Callable[[str], str]] = {
+    "snake": lambda key: key,
+    "camel": camel,
+    "upper_guid": lambda key: camel(key).replace("Guid", "GUID"),
+}
+FIELD_VALUES: dict[str, list[Any]] = {
+    "guid": ["r-1", "r-2", 12345, None],
+    "shop_guid": [SHOP, "other-shop", None, 7],
+    "ticket_guid": [TICKET, None],
+    "event_date_guid": ["e-1", "e-2", None, 8],
+    "products": [
+        [{"guid": "p-1", "name": "Entrance"}],
+        [{"guid": "p-1", "name": "Entrance"}, {"guid": "p-2", "name": None}],
+        [],
+        [{"guid": 7, "name": "Seven"}],
+        [{"guid": "p-1", "price": "21"}],
+    ],
+    "reserved_at": ["2026-01-01T12:00:00Z", "2026-01-01T12:00:00.250000Z", 1767268800, None],
+    "expires_at": [
+        "2026-01-01T12:05:00Z",
+        "2026-01-01T12:30:00Z",
+        "2026-01-01T13:04:00+01:00",
+        "2026-01-01T12:04:00",
+        None,
+    ],
+}
+UNKNOWN_VALUES: list[Any] = ["reserved", "pending", None, 1, True, 1.0, ["a"], {"k": "v"}]
+
+
+@st.composite
+def answers_of_one_layout(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two answers with the same keys (each field spelled one way, or left out); the
+    second one keeps most of the first one's values."""
+    values = {
+        SPELLINGS[draw(st.sampled_from(sorted(SPELLINGS)))](field): FIELD_VALUES[field]
+        for field in FIELDS
+        if draw(st.integers(0, 5))  # now and then a field is left out
+    }
+    for key in draw(st.lists(st.sampled_from(["status", "note", "Extra-Key"]), unique=True)):
+        values[key] = UNKNOWN_VALUES
+    first = {key: draw(st.sampled_from(choices)) for key, choices in values.items()}
+    second = {
+        key: draw(st.sampled_from(choices)) if draw(st.integers(0, 3)) == 0 else first[key]
+        for key, choices in values.items()
+    }
+    # new objects, as every answer has
+    return json.loads(json.dumps(first)), json.loads(json.dumps(second))
+
+
+def decoded(payload: dict[str, Any], ticket_guid: str) -> Reservation | str:
+    """The reservation, or the field a DecodeError names."""
+    try:
+        return decode_reservation(
+            payload,
+            shop_guid=SHOP,
+            ticket_guid=ticket_guid,
+            sent_at=SENT_AT,
+            sent_wall=SENT_WALL,
+            ttl=TTL,
+        )
+    except DecodeError as error:
+        return f"DecodeError({error.field})"
+
+
+def exactly(value: Reservation | str) -> str:
+    """Every value, raw ones included, with its type: 1, 1.0 and True differ."""
+    if isinstance(value, str):
+        return value
+    products = [(p.guid, p.name, repr(dict(p.raw))) for p in value.products]
+    return repr((value, products, value.deadline, dict(value.raw)))
+
+
+@given(answers_of_one_layout())
+def test_an_answer_after_another_of_its_ticket_decodes_as_if_it_came_first(
+    answers: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    first, second = answers
+    ticket = str(uuid.uuid4())
+    decoded(first, ticket)
+    after_first = decoded(second, ticket)
+    fresh = str(uuid.uuid4())
+    alone = decoded(second, fresh)
+    if not isinstance(alone, str) and alone.ticket_guid == fresh:  # filled from the request
+        alone = attrs.evolve(alone, ticket_guid=ticket)
+    assert exactly(after_first) == exactly(alone)
+
+
+def test_an_answer_with_other_unknown_values_keeps_its_own() -> None:
+    statuses = ["reserved", "pending", "reserved", "pending"]
+    raws = [decode(snake_payload(status=status)).raw for status in statuses]
+    assert [dict(raw) for raw in raws] == [{"status": status} for status in statuses]
+
+
+@pytest.mark.parametrize("expiry", ["2026-01-01T12:08:00Z", ...])  # ...: one no template fits
+def test_unknown_values_equal_to_the_last_ones_but_of_another_type_are_kept_as_sent(
+    expiry: Any,
+) -> None:
+    ticket = str(uuid.uuid4())
+    sent = ["reserved", 1, True, 1.0, 1, "1", ["a"], ["a"]]  # 1 == True == 1.0
+    answers = [json.loads(json.dumps(snake_payload(status=v, expires_at=expiry))) for v in sent]
+    reservations = [decoded(answer, ticket) for answer in answers]
+    assert [repr(r.raw["status"]) for r in reservations if isinstance(r, Reservation)] == [
+        repr(value) for value in sent
+    ]
+
+
+def test_an_answer_spelled_otherwise_is_read_by_its_own_keys() -> None:
+    decode(snake_payload())
+    camel_payload = {camel(key): value for key, value in snake_payload().items()}
+    camel_payload["shopGuid"] = "33333333-3333-4333-8333-333333333333"
+    reservation = decode(camel_payload)
+    assert reservation.shop_guid == "33333333-3333-4333-8333-333333333333"
+    assert dict(reservation.raw) == {"status": "reserved"}
+
+
+def test_an_answer_after_another_reads_its_own_timestamps() -> None:
+    decode(snake_payload())
+    later = snake_payload(reserved_at=1767268800, expires_at="2026-01-01T13:04:00+01:00")
+    reservation = decode(later)
+    assert reservation.reserved_at == SENT_WALL
+    assert reservation.expires_at == SENT_WALL + timedelta(minutes=4)
+    assert reservation.expires_at.tzinfo is UTC
+
+
+def test_reservations_of_one_ticket_share_their_repeated_expiry() -> None:
+    first = decode(json.loads(json.dumps(snake_payload(expires_at="2026-01-01T12:04:00Z"))))
+    second = decode(json.loads(json.dumps(snake_payload(expires_at="2026-01-01T12:04:00Z"))))
+    assert first.expires_at is second.expires_at
+    assert first.expires_at == SENT_WALL + timedelta(minutes=4)
+
+
+def test_an_answer_without_a_shop_takes_the_shop_of_its_own_request() -> None:
+    ticket = str(uuid.uuid4())
+    other_shop = "33333333-3333-4333-8333-333333333333"
+    for shop in (SHOP, other_shop, SHOP):
+        reservation = decode_reservation(
+            snake_payload(shop_guid=None),
+            shop_guid=shop,
+            ticket_guid=ticket,
+            sent_at=SENT_AT,
+            sent_wall=SENT_WALL,
+            ttl=TTL,
+        )
+        assert reservation.shop_guid == shop
+
+
+def test_an_answer_with_one_more_unknown_key_keeps_it() -> None:
+    decode(snake_payload())
+    assert dict(decode(snake_payload(note="x")).raw) == {"status": "reserved", "note": "x"}
+
+
+def test_a_deeply_nested_unknown_value_is_kept() -> None:
+    nested = json.loads("[" * 450 + "]" * 450)
+    for _ in range(2):
+        reservation = decode(json.loads(json.dumps(snake_payload(note=nested))))
+        assert reservation.raw["note"] == nested
