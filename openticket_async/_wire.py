@@ -623,8 +623,12 @@ def _reservation_parts(
             frozen_raw = MappingProxyType(raw)
             _LAST_RAW[0] = (raw, frozen_raw)
     parts: _Parts = (shop, ticket, event_date, products, frozen_raw)
-    if all(product.raw is EMPTY_RAW for product in products):
+    # the second answer for a ticket (or one its template did not fit) may become
+    # its template: a ticket reserved once never pays for one
+    if ticket_guid in _TEMPLATES:
         _Template.offer(data, shop_guid, ticket_guid, parts)
+    else:
+        _remember(_TEMPLATES, ticket_guid, None)
     return guid, reserved, expires, parts
 
 
@@ -685,7 +689,7 @@ class _Template:
     def offer(cls, data: dict[Any, Any], shop_guid: str, ticket_guid: str, parts: _Parts) -> None:
         """Make ``data`` the ticket's template, if it qualifies (see the class)."""
         layout = _layout(data)
-        if layout is None:
+        if layout is None or any(product.raw is not EMPTY_RAW for product in parts[3]):
             return
         size, pick_varying, pick_stable, unknown = layout
         stable = pick_stable(data)
@@ -765,7 +769,7 @@ _T = TypeVar("_T")
 _SHARED: dict[Any, Any] = {}
 _LAST_MOMENTS: dict[str, tuple[str, datetime, str, datetime]] = {}
 _ONE_PRODUCT: dict[tuple[str, str], tuple[Product, ...]] = {}
-_TEMPLATES: dict[str, _Template] = {}
+_TEMPLATES: dict[str, _Template | None] = {}  # None: the ticket came once
 _LAYOUTS: dict[tuple[Any, ...], _Layout | None] = {}
 # the last unknown keys seen and their read-only view (raw may hold unhashable values)
 _LAST_RAW: list[tuple[dict[Any, Any], Mapping[str, Any]]] = [({}, EMPTY_RAW)]
