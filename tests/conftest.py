@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-#: Real seconds redis-server gets to answer PING after it was started.
+#: Real seconds redis-server gets to say it is ready after it was started.
 START_TIMEOUT = 10.0
 
 
@@ -58,7 +59,23 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        """Start the server and wait until it answers PING (RuntimeError if it does not)."""
+        """Start the server and wait until it is ready (RuntimeError if it is not).
+
+        Readiness comes from redis-server itself: run as ``--supervised systemd``
+        with ``NOTIFY_SOCKET`` set, it sends "READY=1" to that datagram socket once
+        it accepts connections, so the wait is a blocking receive, not a poll.
+        """
+        notify_dir = tempfile.mkdtemp(prefix="redis-notify-")  # short: AF_UNIX path limit
+        notify_path = os.path.join(notify_dir, "notify")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+            notify.bind(notify_path)
+            try:
+                self._spawn(notify_path)
+                self._wait_ready(notify)
+            finally:
+                shutil.rmtree(notify_dir, ignore_errors=True)
+
+    def _spawn(self, notify_path: str) -> None:
         command = [
             self.binary,
             "--port", str(self.port),
@@ -67,18 +84,27 @@ class RedisServer:
             "--save", "",
             "--appendonly", "no",
             "--daemonize", "no",
+            "--supervised", "systemd",
             "--loglevel", "warning",
             "--logfile", str(self.directory / "redis.log"),
         ]
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: S603
+        env = {**os.environ, "NOTIFY_SOCKET": notify_path}
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env)  # noqa: S603
+
+    def _wait_ready(self, notify: socket.socket) -> None:
         give_up = time.monotonic() + START_TIMEOUT
-        while not _answers_ping(self.port):
-            if self._process.poll() is not None or time.monotonic() > give_up:
-                log = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"redis-server did not start on port {self.port}: {log}")
-            # a starting process gives no readiness signal to wait on: poll, bounded
-            # by START_TIMEOUT (this waits for a subprocess, not for test time)
-            time.sleep(0.02)
+        while True:
+            notify.settimeout(max(give_up - time.monotonic(), 0.001))
+            try:
+                message = notify.recv(4096)
+            except TimeoutError:
+                break
+            if b"READY=1" in message.split(b"\n"):
+                if _answers_ping(self.port):
+                    return
+                break
+        log = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"redis-server did not start on port {self.port}: {log}")
 
     def stop(self) -> None:
         """Stop the server (its data is gone: there is no persistence)."""
