@@ -8,6 +8,8 @@ Split by what the caller can do about it::
     ├── HoldsNotReady               checkout found holds it could not renew; no order made
     ├── TransportError              no usable HTTP answer (connection, timeout)
     │                               .may_have_reached_server says if the server may have acted
+    ├── StoreUnavailable            the shared store's Redis is unreachable or refused a command
+    │                               .refused says a retry will not help (a misconfiguration)
     ├── DecodeError                 an answer we could not read (not JSON, missing field)
     └── APIError                    the server answered with an error status
         ├── AuthenticationError     401, or the token endpoint refused a grant
@@ -35,6 +37,7 @@ __all__ = [
     "OpenTicketError",
     "RateLimited",
     "ServerError",
+    "StoreUnavailable",
     "TicketUnavailable",
     "TransportError",
     "UsageError",
@@ -109,6 +112,22 @@ class TransportError(OpenTicketError):
 
     def __str__(self) -> str:
         return f"{self.args[0]} ({self.method} {self.path})"
+
+
+class StoreUnavailable(OpenTicketError):
+    """The shared store's Redis could not be reached, or refused a command.
+
+    Not a TransportError: no OpenTicket request is involved, and the API never
+    saw anything. ``refused`` is True when Redis answered with an error (a
+    misconfiguration, such as a key of the wrong type under the store's prefix):
+    retrying will not help. Otherwise the connection failed or timed out, and a
+    later try may work. Importable from ``openticket_async.stores.redis`` (the
+    ``[redis]`` extra), not from the top-level package.
+    """
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 class DecodeError(OpenTicketError):

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from conftest import RedisServer
 from manager_helpers import Recorder, live_guids
 
+import openticket_async
 from openticket_async import (
     BearerToken,
     HoldEvent,
@@ -23,6 +24,7 @@ from openticket_async import (
     Lost,
     OAuth2,
     OpenTicketClient,
+    OpenTicketError,
     Released,
     Renewed,
     ReservationManager,
@@ -225,6 +227,12 @@ def kit_token() -> TokenSet:
 
 
 # -- outages and restarts ---------------------------------------------------------------
+
+
+def test_store_unavailable_lives_in_the_one_error_tree_behind_the_redis_door() -> None:
+    assert issubclass(StoreUnavailable, OpenTicketError)
+    assert StoreUnavailable is openticket_async._exceptions.StoreUnavailable
+    assert "StoreUnavailable" not in openticket_async.__all__
 
 
 @pytest.mark.asyncio

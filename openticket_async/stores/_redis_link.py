@@ -18,26 +18,13 @@ import logging
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from .._exceptions import OpenTicketError
+from .._exceptions import StoreUnavailable
 
 __all__ = ["Link", "StoreUnavailable"]
 
 T = TypeVar("T")
 
 logger = logging.getLogger("openticket_async.stores.redis")
-
-
-class StoreUnavailable(OpenTicketError):
-    """The shared store's Redis could not be reached, or refused a command.
-
-    ``refused`` is True when Redis answered with an error (a misconfiguration,
-    such as a key of the wrong type under the store's prefix): retrying will not
-    help. Otherwise the connection failed or timed out, and a later try may work.
-    """
-
-    def __init__(self, message: str, *, refused: bool = False) -> None:
-        super().__init__(message)
-        self.refused = refused
 
 
 class Link:
