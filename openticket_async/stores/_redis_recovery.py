@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from .._hold import Hold
 from ._redis_link import Link, StoreUnavailable
-from ._redis_registry import LocalHolds
+from .shared import LocalHolds
 
 if TYPE_CHECKING:
     from redis.asyncio.client import Pipeline

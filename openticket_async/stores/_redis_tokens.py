@@ -28,9 +28,9 @@ import anyio
 from .._config import seconds
 from .._exceptions import InvalidArgument
 from .._models import TokenSet
-from ._redis_codec import decode_token, encode_token
 from ._redis_link import Link, StoreUnavailable
 from ._redis_scripts import LOCK_EXTEND, LOCK_RELEASE
+from .shared import decode_token, encode_token
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -83,13 +83,12 @@ from .._events import HoldEvent
 from .._exceptions import InvalidArgument, UsageError
 from .._hold import Hold, HoldState
 from . import Due
-from ._redis_codec import CartEvent, encode_event, encode_hold
 from ._redis_events import EventRelay
 from ._redis_link import Link, StoreUnavailable
 from ._redis_recovery import Recovery
-from ._redis_registry import LocalHolds
 from ._redis_scripts import CLAIM, EXTEND, FORGET, SAVE
 from ._redis_tokens import RedisTokenStore
+from .shared import CartEvent, LocalHolds, encode_event, encode_hold
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
@@ -204,7 +203,7 @@ class RedisStore:
         #: This store's name in Redis (claim owner) and in the events it publishes.
         self.owner = os.urandom(8).hex()
         self._clock: Clock | None = None
-        self._local = LocalHolds(keep_after_due=3 * self._lease + 30.0)
+        self._local = LocalHolds(keep_after_due=3 * self._lease + 30.0, logger=logger)
         self._recovery = Recovery(self._link, self._scripts, self._local)
         self._epoch: str | None = None
         self._closed = False

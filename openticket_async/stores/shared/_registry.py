@@ -1,15 +1,15 @@
-"""What one RedisStore knows locally about shared holds (pure: no I/O).
+"""What one shared store knows locally about its holds (pure: no I/O).
 
 - ``objects``: the one :class:`Hold` object per hold id (weak values: a hold
   nobody here refers to any more is made anew from its record next time).
 - ``plans``: the last (action, due) each live hold object was saved or claimed
-  with: what a restore writes back after Redis lost its data.
+  with: what a restore writes back after the shared backend lost its data.
 - ``owned``: holds this store wrote last, kept (strongly) until a while after
   their due time, when another worker has surely claimed them: after a data loss
   the last writer restores the freshest record.
 - ``renewing``: holds whose renewal this process runs, with their safety-net
-  action and its due time (kept here only: in Redis the claim's record, lease
-  and ``renew`` action stand for it); the store keeps their leases alive.
+  action and its due time (kept here only: in the backend the claim's record,
+  lease and ``renew`` action stand for it); the store keeps their leases alive.
 - ``carts``: ids of the holds of the carts made or loaded here, so a release in
   another process shows here when the cart is loaded again.
 """
@@ -21,13 +21,11 @@ import math
 import weakref
 from typing import Any
 
-from .._hold import Hold, HoldState
-from . import Due
-from ._redis_codec import apply_record, new_hold
+from ..._hold import Hold, HoldState
+from .. import Due
+from ._codec import apply_record, new_hold
 
 __all__ = ["RENEW", "LocalHolds"]
-
-logger = logging.getLogger("openticket_async.stores.redis")
 
 RENEW = "renew"
 #: Real seconds between two sweeps of ``owned``.
@@ -35,13 +33,14 @@ PRUNE_EVERY = 5.0
 
 
 class LocalHolds:
-    """The local side of a RedisStore's holds; see the module docstring.
+    """The local side of a shared store's holds; see the module docstring.
 
     ``keep_after_due`` is how long after its due time a hold written here stays
-    in ``owned``.
+    in ``owned``. ``logger`` is the owning store's: an unreadable record is
+    reported under that store's name.
     """
 
-    def __init__(self, keep_after_due: float) -> None:
+    def __init__(self, keep_after_due: float, logger: logging.Logger) -> None:
         self.objects: weakref.WeakValueDictionary[str, Hold] = weakref.WeakValueDictionary()
         self.plans: weakref.WeakKeyDictionary[Hold, tuple[str, float]] = (
             weakref.WeakKeyDictionary()
@@ -50,6 +49,7 @@ class LocalHolds:
         self.renewing: dict[str, tuple[Hold, str, float]] = {}
         self.carts: dict[str, set[str]] = {}
         self.keep_after_due = keep_after_due
+        self._logger = logger
         self._next_prune = 0.0
 
     def knows(self, hold: Hold) -> bool:
@@ -73,7 +73,7 @@ class LocalHolds:
         return True
 
     def unknown(self, hold: Hold) -> None:
-        """Undo :meth:`planned` for a first save that never reached Redis."""
+        """Undo :meth:`planned` for a first save that never reached the backend."""
         if self.objects.get(hold.id) is hold:
             del self.objects[hold.id]
         self.plans.pop(hold, None)
@@ -103,7 +103,7 @@ class LocalHolds:
             elif not hold._inflight and hold_id not in self.renewing:
                 apply_record(hold, data, offset)
         except (ValueError, KeyError, TypeError):
-            logger.exception("hold %s has an unreadable record; left alone", hold_id)
+            self._logger.exception("hold %s has an unreadable record; left alone", hold_id)
             return None
         return hold
 

@@ -1,4 +1,4 @@
-"""How RedisStore writes holds, events and tokens as JSON (pure: no I/O, no clock reads).
+"""How a shared store writes holds, events and tokens as JSON (pure: no I/O, no clock reads).
 
 A hold record must mean the same thing in every process, so every time in it is
 wall-clock epoch seconds: ``Reservation.deadline`` and ``Hold.created_at`` are
@@ -8,8 +8,8 @@ out, and by the reading process's offset on the way back in.
 
 The manager's private bookkeeping on a hold (``_attempt``, ``_risk``,
 ``_warned``) travels with the record, so the worker that takes a hold over
-continues its retry rules where the last one stopped. ``_fence`` does not: it
-lives in its own hash field, counted up by the claim script.
+continues its retry rules where the last one stopped. ``_fence`` does not: the
+store keeps it beside the record and counts it up at every claim.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from .._events import (
+from ..._events import (
     CheckedOut,
     Expired,
     HoldEvent,
@@ -30,9 +30,9 @@ from .._events import (
     RenewalFailed,
     Renewed,
 )
-from .._exceptions import InvalidArgument, redact
-from .._hold import Hold, HoldState
-from .._models import EMPTY_RAW, Product, Reservation, TokenSet
+from ..._exceptions import InvalidArgument, redact
+from ..._hold import Hold, HoldState
+from ..._models import EMPTY_RAW, Product, Reservation, TokenSet
 
 __all__ = [
     "CartEvent",
