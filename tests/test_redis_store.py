@@ -15,6 +15,7 @@ from conftest import RedisServer
 from manager_helpers import Recorder, live_guids
 
 import openticket_async
+import openticket_async.stores.redis
 from openticket_async import (
     BearerToken,
     HoldEvent,
@@ -67,6 +68,22 @@ def closed_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+# -- the public door ---------------------------------------------------------------------
+
+
+def test_the_redis_door_exports_exactly_its_public_names() -> None:
+    names = ["CartEvent", "RedisStore", "RedisTokenStore", "StoreUnavailable", "lease_for"]
+    assert openticket_async.stores.redis.__all__ == names
+    for name in names:
+        assert hasattr(openticket_async.stores.redis, name), name
+
+
+def test_store_unavailable_lives_in_the_one_error_tree_behind_the_redis_door() -> None:
+    assert issubclass(StoreUnavailable, OpenTicketError)
+    assert StoreUnavailable is openticket_async._exceptions.StoreUnavailable
+    assert "StoreUnavailable" not in openticket_async.__all__
 
 
 # -- leases and takeover ----------------------------------------------------------------
@@ -227,12 +244,6 @@ def kit_token() -> TokenSet:
 
 
 # -- outages and restarts ---------------------------------------------------------------
-
-
-def test_store_unavailable_lives_in_the_one_error_tree_behind_the_redis_door() -> None:
-    assert issubclass(StoreUnavailable, OpenTicketError)
-    assert StoreUnavailable is openticket_async._exceptions.StoreUnavailable
-    assert "StoreUnavailable" not in openticket_async.__all__
 
 
 @pytest.mark.asyncio

@@ -1,64 +1,7 @@
-"""RedisStore: holds, carts and the due queue shared by every worker process.
+"""RedisStore: the store's operations on top of the link, scripts, registry and recovery.
 
-Theory of operation
--------------------
-Each live hold is one Redis hash (its JSON record, fencing token, claim owner and
-lease, pending action) and one member of a sorted set, the due queue, scored by
-the action's due time in wall-clock epoch seconds, so the time means the same in
-every process. A cart is a sorted set of its hold ids. Layout and scripts:
-:mod:`._redis_scripts`.
-
-Every manager's scheduler polls :meth:`RedisStore.claim_due`. One Lua script
-takes up to ``limit`` due entries and, for each, counts its fencing token up,
-records this store as owner and pushes the entry's score to ``now + lease`` in
-one atomic step; the manager acts and writes back with ``save(..., fence)``.
-A worker that dies between claim and write-back leaves entries that come due
-again when their lease runs out, and any worker picks them up.
-
-While a renewal is on the wire the manager's write-back is a *safety net* (warn
-or drop at the deadline, with the hold RENEWING). The store keeps that one in
-memory and the hold leased in Redis instead: the record still holds the claimed
-``renew`` action, and the score is ``min(safety-net due, now + lease)``, renewed
-by a heartbeat on every ``claim_due`` of the renewing store. A live worker keeps
-its lease (and gets its own safety net back when that comes due); a dead one's
-lapses after at most ``lease``, and the next claimer gets the ``renew`` again,
-long before the reservation drops. One write per renewal reaches Redis: the
-next plan, once the renewal came back.
-
-Rules (the ones deployments must know)
---------------------------------------
-1. *Lease rule*: ``lease + poll + p99 reserve latency < renew_before - margin``,
-   where ``poll`` is how often a manager on a shared store polls (0.5 s). The
-   default lease is ``max(renew_before / 3, 1 s)`` of the policy given (or of
-   ``HoldPolicy()``); :func:`lease_for` computes it.
-2. *Fencing rule*: a write-back carrying an older fence than the hold's latest
-   claim is refused: ``save`` returns False, and ``forget`` of a hold the
-   scheduler ended (LOST, EXPIRED) leaves it to the worker that claimed it
-   since (this one emitted its end already). The application's decisions
-   (RELEASED, ORDERED) always win, whatever the fence. A renewal is done twice
-   only when the renewing worker stalls (or its renewal takes) longer than its
-   lease: both reserve, the second's write-back wins, the first's is refused
-   and its extra reservation just drops after the TTL. No hold is lost by it.
-3. *Identity*: one :class:`Hold` object per hold id per store (a weak-value
-   registry): claims and ``cart_holds`` update it in place, so events keep
-   identity. A hold whose renewal runs in this process is never overwritten.
-4. *Outages*: the scheduler's calls (``claim_due``, ``next_due``) never raise
-   for an unreachable Redis: nothing is due meanwhile. Write-backs of known holds
-   are kept in memory and replayed, in order, once Redis answers. A new hold
-   (its first save), ``cart_holds``, ``watch`` and the token store raise
-   :class:`StoreUnavailable`.
-5. *Restarts*: the ``epoch`` key disappears with Redis's data. When a claim finds
-   a new epoch, every store writes back the holds it knows (the ones it wrote
-   last, and every hold object still alive in it) with restore semantics: only
-   where the record is missing or has a smaller fence. With persistence, the
-   data and the epoch survive and nothing needs restoring.
-6. *TTLs*: every key expires: a hold's hash ``retention`` after its due time or
-   deadline, whichever is later (renewed at each save); tombstones and event
-   streams ``retention`` after their last write; the queue, cart and counter
-   keys with the longest-lived hold they serve.
-
-Needs a single Redis (or a primary with replicas), not Redis Cluster: the
-scripts touch keys of many holds under one prefix.
+Its theory of operation and the rules deployments must know are the package
+docstring (``openticket_async.stores.redis``): that is the door users read.
 """
 
 from __future__ import annotations
@@ -77,18 +20,18 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .._clock import Clock
-from .._config import HoldPolicy, seconds
-from .._events import HoldEvent
-from .._exceptions import InvalidArgument, UsageError
-from .._hold import Hold, HoldState
-from . import Due
-from ._redis_events import EventRelay
-from ._redis_link import Link, StoreUnavailable
-from ._redis_recovery import Recovery
-from ._redis_scripts import CLAIM, EXTEND, FORGET, SAVE
-from ._redis_tokens import RedisTokenStore
-from .shared import CartEvent, LocalHolds, encode_event, encode_hold
+from ..._clock import Clock
+from ..._config import HoldPolicy, seconds
+from ..._events import HoldEvent
+from ..._exceptions import InvalidArgument, UsageError
+from ..._hold import Hold, HoldState
+from .. import Due
+from ..shared import CartEvent, LocalHolds, encode_event, encode_hold
+from ._events import EventRelay
+from ._link import Link, StoreUnavailable
+from ._recovery import Recovery
+from ._scripts import CLAIM, EXTEND, FORGET, SAVE
+from ._tokens import RedisTokenStore
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript

@@ -27,8 +27,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from ._redis_link import Link, StoreUnavailable
-from .shared import CartEvent, decode_event
+from ..shared import CartEvent, decode_event
+from ._link import Link, StoreUnavailable
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from .._exceptions import StoreUnavailable
+from ..._exceptions import StoreUnavailable
 
 __all__ = ["Link", "StoreUnavailable"]
 

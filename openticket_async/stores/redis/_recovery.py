@@ -15,9 +15,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from .._hold import Hold
-from ._redis_link import Link, StoreUnavailable
-from .shared import LocalHolds
+from ..._hold import Hold
+from ..shared import LocalHolds
+from ._link import Link, StoreUnavailable
 
 if TYPE_CHECKING:
     from redis.asyncio.client import Pipeline

@@ -25,17 +25,17 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from .._config import seconds
-from .._exceptions import InvalidArgument
-from .._models import TokenSet
-from ._redis_link import Link, StoreUnavailable
-from ._redis_scripts import LOCK_EXTEND, LOCK_RELEASE
-from .shared import decode_token, encode_token
+from ..._config import seconds
+from ..._exceptions import InvalidArgument
+from ..._models import TokenSet
+from ..shared import decode_token, encode_token
+from ._link import Link, StoreUnavailable
+from ._scripts import LOCK_EXTEND, LOCK_RELEASE
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from .._auth import Grant
+    from ..._auth import Grant
 
 __all__ = ["RedisTokenStore"]
 
@@ -76,7 +76,7 @@ class RedisTokenStore:
         lock_ttl: float | timedelta = 30.0,
         wait: float | timedelta = 60.0,
     ) -> None:
-        from .redis import connect, link_for  # the one module that imports redis
+        from ._store import connect, link_for  # the one module that imports redis
 
         if not isinstance(key, str) or not key:
             raise InvalidArgument("key must be a non-empty string")
