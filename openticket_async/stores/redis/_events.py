@@ -25,13 +25,11 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..._exceptions import StoreUnavailable
 from ..shared import CartEvent, decode_event
-from ._link import Link, StoreUnavailable
-
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
+from ._link import Client, Link
 
 __all__ = ["EventRelay"]
 
@@ -52,7 +50,7 @@ class EventRelay:
 
     def __init__(
         self,
-        client: Redis,
+        client: Client,
         link: Link,
         stream_key: Callable[[str], str],
         *,

@@ -1,14 +1,21 @@
-"""One Redis client as the Redis store uses it: typed errors, outage logging, busy count.
+"""The one module that imports redis (redis-py): the client, its retries, our errors.
+
+The rest of the package never imports redis. It gets a client from
+:func:`connect` (tuned for the store) or from the caller, a :class:`Link` for
+it from :func:`link_for`, and awaits every command through :meth:`Link.call`;
+the aliases :data:`Client`, :data:`Pipeline` and :data:`Script` name what it
+holds in annotations. So redis-py's exception classes and its pool and retry
+setup live in one place, and both stores (holds and tokens) import ``connect``
+from here instead of from each other.
 
 Every command goes through :meth:`Link.call`, which
 
-- turns the client's errors into :class:`StoreUnavailable` (the classes to catch
-  are handed in by ``stores.redis``, the one module that imports redis);
+- turns the client's errors into :class:`~openticket_async.stores.redis.StoreUnavailable`;
 - logs an outage once when it starts and once when it ends, not per command;
-- counts commands in flight, so a :class:`~openticket_async.testing.FakeClock`
-  that the store registers this link with (as a busy probe) never moves virtual
-  time while a store command is still on the wire. Blocking reads (``watch``)
-  are not counted: they wait for something to happen, they are not work.
+- counts commands in flight, so a virtual clock the store registers this link
+  with (as a busy probe) never moves time while a store command is still on
+  the wire. Blocking reads (``watch``) are not counted: they wait for
+  something to happen, they are not work.
 """
 
 from __future__ import annotations
@@ -16,34 +23,74 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline as _Pipeline
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..._exceptions import StoreUnavailable
 
-__all__ = ["Link", "StoreUnavailable"]
+__all__ = ["Client", "Link", "Pipeline", "Script", "connect", "link_for"]
 
 T = TypeVar("T")
 
+#: A ``redis.asyncio`` client, as the store is given one or makes one.
+Client: TypeAlias = aioredis.Redis
+#: A non-transactional pipeline of a :data:`Client` (several commands, one round trip).
+Pipeline: TypeAlias = _Pipeline
+#: A Lua script registered on a :data:`Client`; calling it gives an awaitable answer.
+Script: TypeAlias = AsyncScript
+
 logger = logging.getLogger("openticket_async.stores.redis")
+
+# A client made from a URL fails fast, so an outage never stalls the scheduler.
+_CONNECT_TIMEOUT, _COMMAND_TIMEOUT = 1.0, 2.0
+#: Connections per store made from a URL: renewal workers, scheduler and publisher.
+MAX_CONNECTIONS = 64
+# The client's errors where a later try may work; every other RedisError is a refusal.
+_TRANSIENT: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def connect(url: str) -> Client:
+    """A client for ``url`` tuned for the store: short timeouts, two quick retries.
+
+    Its pool holds up to ``MAX_CONNECTIONS`` connections; a burst beyond that
+    waits for a free one (up to the command timeout) instead of failing.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=_COMMAND_TIMEOUT,
+        decode_responses=True,
+        socket_connect_timeout=_CONNECT_TIMEOUT,
+        socket_timeout=_COMMAND_TIMEOUT,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+def link_for(client: Client) -> Link:
+    """A :class:`Link` naming ``client``'s server, mapping redis errors to StoreUnavailable."""
+    kwargs = client.connection_pool.connection_kwargs
+    where = f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}"
+    where += f"/{kwargs.get('db', 0)}"
+    return Link(where)
 
 
 class Link:
     """Calls into one Redis client with error mapping and a busy count.
 
-    ``where`` names the server in messages (host:port/db, never a password);
-    ``transient`` are the client's connection and timeout errors; ``refused``
-    its other errors.
+    ``where`` names the server in messages (host:port/db, never a password).
     """
 
-    def __init__(
-        self,
-        where: str,
-        transient: tuple[type[BaseException], ...],
-        refused: tuple[type[BaseException], ...],
-    ) -> None:
+    def __init__(self, where: str) -> None:
         self.where = where
-        self._transient = transient
-        self._refused = refused
         self._busy = 0
         self._idle: asyncio.Event | None = None
         self.down = False
@@ -58,12 +105,12 @@ class Link:
             self._busy += 1
         try:
             result = await op
-        except self._transient as error:
+        except _TRANSIENT as error:
             if not self.down:
                 self.down = True
                 logger.warning("Redis at %s is unreachable: %s", self.where, error)
             raise StoreUnavailable(f"Redis at {self.where} is unreachable: {error}") from error
-        except self._refused as error:
+        except RedisError as error:
             raise StoreUnavailable(
                 f"Redis at {self.where} refused a command: {error}", refused=True
             ) from error

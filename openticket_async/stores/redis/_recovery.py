@@ -13,15 +13,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
+from ..._exceptions import StoreUnavailable
 from ..._hold import Hold
 from ..shared import LocalHolds
-from ._link import Link, StoreUnavailable
-
-if TYPE_CHECKING:
-    from redis.asyncio.client import Pipeline
-    from redis.commands.core import AsyncScript
+from ._link import Link, Pipeline, Script
 
 __all__ = ["Recovery"]
 
@@ -44,7 +40,7 @@ class _Write:
 class Recovery:
     """Kept write-backs and restores; ``scripts`` are the store's SAVE and FORGET."""
 
-    def __init__(self, link: Link, scripts: Mapping[str, AsyncScript], local: LocalHolds) -> None:
+    def __init__(self, link: Link, scripts: Mapping[str, Script], local: LocalHolds) -> None:
         self._link = link
         self._save = scripts["save"]
         self._forget = scripts["forget"]

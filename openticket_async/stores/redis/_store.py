@@ -11,32 +11,22 @@ import math
 import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, cast
-
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from typing import Any, cast
 
 from ..._clock import Clock
 from ..._config import HoldPolicy, seconds
 from ..._events import HoldEvent
-from ..._exceptions import InvalidArgument, UsageError
+from ..._exceptions import InvalidArgument, StoreUnavailable, UsageError
 from ..._hold import Hold, HoldState
 from .. import Due
 from ..shared import CartEvent, LocalHolds, encode_event, encode_hold
 from ._events import EventRelay
-from ._link import Link, StoreUnavailable
+from ._link import Client, Script, connect, link_for
 from ._recovery import Recovery
 from ._scripts import CLAIM, EXTEND, FORGET, SAVE
 from ._tokens import RedisTokenStore
 
-if TYPE_CHECKING:
-    from redis.commands.core import AsyncScript
-
-__all__ = ["CartEvent", "RedisStore", "RedisTokenStore", "StoreUnavailable", "lease_for"]
+__all__ = ["RedisStore", "lease_for"]
 
 logger = logging.getLogger("openticket_async.stores.redis")
 
@@ -45,10 +35,6 @@ LEASE_FRACTION = 1 / 3
 #: The shortest lease: twice the manager's shared-store poll interval, so a
 #: healthy renewing worker's heartbeat always comes before its lease lapses.
 MIN_LEASE = 1.0
-# A client made from a URL fails fast, so an outage never stalls the scheduler.
-_CONNECT_TIMEOUT, _COMMAND_TIMEOUT = 1.0, 2.0
-#: Connections per store made from a URL: renewal workers, scheduler and publisher.
-MAX_CONNECTIONS = 64
 # Terminal states the application decides; fencing never blocks them.
 _APPLICATION_ENDS = frozenset({HoldState.RELEASED, HoldState.ORDERED})
 
@@ -56,32 +42,6 @@ _APPLICATION_ENDS = frozenset({HoldState.RELEASED, HoldState.ORDERED})
 def lease_for(policy: HoldPolicy) -> float:
     """The default claim lease for ``policy``: ``max(renew_before / 3, 1 s)``."""
     return max(policy.renew_before * LEASE_FRACTION, MIN_LEASE)
-
-
-def connect(url: str) -> aioredis.Redis:
-    """A client for ``url`` tuned for the store: short timeouts, two quick retries.
-
-    Its pool holds up to ``MAX_CONNECTIONS`` connections; a burst beyond that
-    waits for a free one (up to the command timeout) instead of failing.
-    """
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=MAX_CONNECTIONS,
-        timeout=_COMMAND_TIMEOUT,
-        decode_responses=True,
-        socket_connect_timeout=_CONNECT_TIMEOUT,
-        socket_timeout=_COMMAND_TIMEOUT,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
-    )
-    return aioredis.Redis(connection_pool=pool)
-
-
-def link_for(client: aioredis.Redis) -> Link:
-    """A :class:`Link` naming ``client``'s server, mapping redis errors to StoreUnavailable."""
-    kwargs = client.connection_pool.connection_kwargs
-    where = f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}"
-    where += f"/{kwargs.get('db', 0)}"
-    return Link(where, (RedisConnectionError, RedisTimeoutError, OSError), (RedisError,))
 
 
 def _text(value: Any) -> str:
@@ -108,7 +68,7 @@ class RedisStore:
 
     def __init__(
         self,
-        redis: aioredis.Redis | str,
+        redis: Client | str,
         *,
         prefix: str = "openticket:",
         lease: float | timedelta | None = None,
@@ -129,13 +89,13 @@ class RedisStore:
             raise InvalidArgument(f"stream_length must be an int >= 1, got {stream_length!r}")
         if isinstance(redis, str):
             self._redis, self._own_client = connect(redis), True
-        elif isinstance(redis, aioredis.Redis):
+        elif isinstance(redis, Client):
             self._redis, self._own_client = redis, False
         else:
             raise InvalidArgument("redis must be a redis.asyncio.Redis client or a URL")
         self.prefix = prefix
         self._link = link_for(self._redis)
-        self._scripts: dict[str, AsyncScript] = {
+        self._scripts: dict[str, Script] = {
             name: self._redis.register_script(source)
             for name, source in (("save", SAVE), ("claim", CLAIM), ("extend", EXTEND),
                                  ("forget", FORGET))

@@ -26,15 +26,13 @@ from typing import TYPE_CHECKING
 import anyio
 
 from ..._config import seconds
-from ..._exceptions import InvalidArgument
+from ..._exceptions import InvalidArgument, StoreUnavailable
 from ..._models import TokenSet
 from ..shared import decode_token, encode_token
-from ._link import Link, StoreUnavailable
+from ._link import Client, Link, connect, link_for
 from ._scripts import LOCK_EXTEND, LOCK_RELEASE
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
     from ..._auth import Grant
 
 __all__ = ["RedisTokenStore"]
@@ -70,14 +68,12 @@ class RedisTokenStore:
 
     def __init__(
         self,
-        redis: Redis | str,
+        redis: Client | str,
         *,
         key: str = "openticket:token:default",
         lock_ttl: float | timedelta = 30.0,
         wait: float | timedelta = 60.0,
     ) -> None:
-        from ._store import connect, link_for  # the one module that imports redis
-
         if not isinstance(key, str) or not key:
             raise InvalidArgument("key must be a non-empty string")
         self._lock_ttl = seconds(lock_ttl)
@@ -85,7 +81,7 @@ class RedisTokenStore:
         if not self._lock_ttl > 0 or self._wait < 0:
             raise InvalidArgument("lock_ttl must be > 0 and wait >= 0")
         self._own_client = isinstance(redis, str)
-        self._redis: Redis = connect(redis) if isinstance(redis, str) else redis
+        self._redis: Client = connect(redis) if isinstance(redis, str) else redis
         self._link: Link = link_for(self._redis)
         self._key = key
         self._unlock = self._redis.register_script(LOCK_RELEASE)
