@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
 
-from openticket_async import Clock, InvalidArgument, UsageError
+from openticket_async import Clock, InvalidArgument, SystemClock, UsageError
 from openticket_async.testing import FakeClock, FakeOpenTicket, ScaledClock
 
 
@@ -198,6 +199,20 @@ async def test_settle_raises_when_a_busy_probe_never_becomes_idle() -> None:
     clock.remove_busy_probe(probe)
     await clock.advance(1)
     assert clock.now() == 1001.0
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("make", [SystemClock, ScaledClock], ids=["system", "scaled"])
+async def test_a_real_clock_accepts_a_busy_probe_and_never_waits_for_it(
+    make: Callable[[], Clock],
+) -> None:
+    clock = make()
+    probe = StuckProbe()
+    clock.add_busy_probe(probe)
+    await clock.sleep_until(clock.now())  # returns although the probe never becomes idle
+    clock.remove_busy_probe(probe)
+    clock.remove_busy_probe(probe)  # an unknown probe is ignored
+    assert isinstance(clock, Clock)
 
 
 @pytest.mark.asyncio

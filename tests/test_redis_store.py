@@ -37,7 +37,7 @@ from openticket_async.stores.redis import (
     StoreUnavailable,
     lease_for,
 )
-from openticket_async.testing import FakeClock, FakeOpenTicket
+from openticket_async.testing import BusyProbe, FakeClock, FakeOpenTicket
 from openticket_async.testing.store_conformance import StoreKit
 
 LEASE = 5.0
@@ -84,6 +84,35 @@ def test_store_unavailable_lives_in_the_one_error_tree_behind_the_redis_door() -
     assert issubclass(StoreUnavailable, OpenTicketError)
     assert StoreUnavailable is openticket_async._exceptions.StoreUnavailable
     assert "StoreUnavailable" not in openticket_async.__all__
+
+
+class ProbeRecordingClock(FakeClock):
+    """A FakeClock that also lists the busy probes registered with it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.probes: list[BusyProbe] = []
+
+    def add_busy_probe(self, probe: BusyProbe) -> None:
+        self.probes.append(probe)
+        super().add_busy_probe(probe)
+
+    def remove_busy_probe(self, probe: BusyProbe) -> None:
+        self.probes.remove(probe)
+        super().remove_busy_probe(probe)
+
+
+@pytest.mark.asyncio
+async def test_a_bound_store_is_a_busy_probe_of_its_clock_until_closed(redis_url: str) -> None:
+    first, second = ProbeRecordingClock(), ProbeRecordingClock()
+    store = RedisStore(redis_url)
+    store.bind(first)
+    assert len(first.probes) == 1
+    assert not first.probes[0].busy()  # nothing on the wire
+    store.bind(second)  # rebinding moves the probe
+    assert (len(first.probes), len(second.probes)) == (0, 1)
+    await store.aclose()
+    assert second.probes == []
 
 
 # -- leases and takeover ----------------------------------------------------------------

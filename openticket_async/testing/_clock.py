@@ -35,10 +35,10 @@ import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 import anyio.lowlevel
 
+from .._clock import BusyProbe
 from .._config import seconds
 from .._exceptions import InvalidArgument, UsageError
 
@@ -52,23 +52,6 @@ _QUIET_PASSES = 5
 _BLIND_PASSES = 50
 #: Heap entries left behind by cancelled sleepers before the heap is rebuilt.
 _COMPACT_AFTER = 64
-
-
-class BusyProbe(Protocol):
-    """Something outside the event loop's view that can still be working.
-
-    The fake server implements it: ``busy()`` is true while it is serving a
-    request (from receipt until the response is written), except while that
-    request waits on the clock itself.
-    """
-
-    def busy(self) -> bool:
-        """Whether work is in progress right now."""
-        ...
-
-    async def wait_idle(self) -> None:
-        """Return once ``busy()`` is false."""
-        ...
 
 
 class _Sleeper:
@@ -311,6 +294,14 @@ class ScaledClock:
         # Timers may fire a hair early; loop until the scaled time has truly passed.
         while (remaining := deadline - self.now()) > 0:  # noqa: ASYNC110 (no event to wait on)
             await anyio.sleep(remaining / self.speed)
+
+    def add_busy_probe(self, probe: BusyProbe) -> None:
+        """Accept ``probe`` and ignore it: real time moves on whatever is on the wire."""
+        del probe
+
+    def remove_busy_probe(self, probe: BusyProbe) -> None:
+        """Undo :meth:`add_busy_probe` (nothing to undo)."""
+        del probe
 
     def __repr__(self) -> str:
         return f"ScaledClock(speed={self.speed!r})"

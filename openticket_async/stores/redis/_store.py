@@ -131,9 +131,10 @@ class RedisStore:
         return f"{self.prefix}events:{cart_id}"
 
     def bind(self, clock: Clock, policy: HoldPolicy | None = None) -> None:
-        """Take the manager's clock (and policy); a FakeClock waits for Redis commands.
+        """Take the manager's clock (and policy); the clock gets the link as a busy probe.
 
-        Without an explicit ``lease`` (or ``policy``) the lease follows
+        A virtual clock then never moves time while a store command is on the
+        wire. Without an explicit ``lease`` (or ``policy``) the lease follows
         ``policy``. Raises UsageError once the store is closed.
         """
         if self._closed:
@@ -148,14 +149,11 @@ class RedisStore:
             )
         self._unprobe()
         self._clock = clock
-        add = getattr(clock, "add_busy_probe", None)
-        if callable(add):
-            add(self._link)
+        clock.add_busy_probe(self._link)
 
     def _unprobe(self) -> None:
-        remove = getattr(self._clock, "remove_busy_probe", None)
-        if callable(remove):
-            remove(self._link)
+        if self._clock is not None:
+            self._clock.remove_busy_probe(self._link)
 
     def _times(self) -> tuple[float, float]:
         """(now in epoch seconds, offset from the manager's clock to epoch seconds)."""
