@@ -151,9 +151,8 @@ class ReservationManager:
         self.clock: Clock = clock or getattr(client, "clock", None) or SystemClock()
         self.latency = LatencyTracker()
         self._events = EventDispatcher(logging.getLogger("openticket_async.events"))
-        self._publish: Callable[[HoldEvent], None] | None = getattr(
-            self.store, "publish_event", None
-        )
+        sink = self.store.event_sink
+        self._publish: Callable[[HoldEvent], None] | None = None if sink is None else sink.publish
         self._carts: dict[str, Cart] = {}
         self._renew_queue: deque[tuple[Hold, float]] = deque()
         self._workers = 0

@@ -12,6 +12,7 @@ from openticket_async import (
     CheckedOut,
     Expired,
     Expiring,
+    HoldEvent,
     HoldPolicy,
     HoldState,
     InvalidArgument,
@@ -392,3 +393,39 @@ async def test_a_cart_and_its_store_keep_no_trace_of_ended_holds(
         assert len(store) == 0
         assert await store.cart_holds(cart.id) == []
     assert [hold.state for hold in holds] == [HoldState.RELEASED] * 3
+
+
+class ListSink:
+    """An event sink that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.events: list[HoldEvent] = []
+
+    def publish(self, event: HoldEvent) -> None:
+        self.events.append(event)
+
+
+class SinkStore(MemoryStore):
+    """A MemoryStore whose ``event_sink`` is a ListSink, as a shared store's is its relay."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.event_sink = ListSink()
+
+
+async def test_every_event_goes_to_the_stores_event_sink_even_with_no_listener(
+    openticket_fake: FakeOpenTicket,
+    openticket_client: OpenTicketClient,
+    openticket_clock: FakeClock,
+) -> None:
+    shop = openticket_fake.add_shop()
+    ticket = openticket_fake.add_ticket(shop, stock=10)
+    store = SinkStore()
+    async with ReservationManager(openticket_client, policy=NO_JITTER, store=store) as manager:
+        cart = manager.cart(shop.guid)
+        [hold] = await cart.add(ticket.guid)
+        await openticket_clock.advance(TTL)
+        await cart.remove(hold)
+    names = [type(event).__name__ for event in store.event_sink.events if event.hold is hold]
+    assert "Renewed" in names
+    assert names[-1] == "Released"

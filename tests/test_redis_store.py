@@ -251,7 +251,7 @@ async def test_every_key_expires(kit: StoreKit, raw: aioredis.Redis, redis_prefi
     await store.save(ended, "renew", kit.at(store, 10))
     await store.claim_due(kit.at(store, 10), 1)
     ended.state = HoldState.RELEASED
-    store.publish_event(Released(ended, 0.0, 0.0))
+    store.event_sink.publish(Released(ended, 0.0, 0.0))
     await store.forget(ended)
     await store.token_store().save(kit_token())
     await store.aclose()  # flushes the event
@@ -359,9 +359,10 @@ async def test_a_carts_events_can_be_watched_from_another_process(kit: StoreKit)
     emitter, watcher = await redis_store(kit), await redis_store(kit)
     hold = kit.hold("cart-w")
     assert hold.reservation is not None
-    emitter.publish_event(Renewed(hold, 12.5, 0.25, old=hold.reservation, new=hold.reservation))
+    renewal = Renewed(hold, 12.5, 0.25, old=hold.reservation, new=hold.reservation)
+    emitter.event_sink.publish(renewal)
     hold.state = HoldState.RELEASED
-    emitter.publish_event(Released(hold, 10.0, 0.0))
+    emitter.event_sink.publish(Released(hold, 10.0, 0.0))
     watch = watcher.watch("cart-w", since="0-0", block=0.05)
     renewed = await asyncio.wait_for(anext(watch), 5)
     released = await asyncio.wait_for(anext(watch), 5)

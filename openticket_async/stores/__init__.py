@@ -14,6 +14,11 @@ Two implementations satisfy :class:`ReservationStore`:
   processes share carts; due times are wall-clock epoch seconds so they mean the
   same in every process, and a claim carries a lease and a fencing token so a
   crashed worker's holds come due again for another.
+
+A shared store also carries the manager's hold events to the other processes:
+its ``event_sink`` is where the manager sends each event it emits. It is part
+of the protocol, None for a store that keeps events in the process (such as
+:class:`MemoryStore`), rather than a method the manager has to look for.
 """
 
 from __future__ import annotations
@@ -25,10 +30,11 @@ import attrs
 
 from .._clock import Clock
 from .._config import HoldPolicy
+from .._events import HoldEvent
 from .._hold import Hold
 from .._schedule import DeadlineQueue
 
-__all__ = ["Due", "MemoryStore", "ReservationStore"]
+__all__ = ["Due", "EventSink", "MemoryStore", "ReservationStore"]
 
 
 @attrs.frozen
@@ -45,6 +51,19 @@ class Due:
     fence: int = 0
 
 
+class EventSink(Protocol):
+    """Where a store sends the hold events the manager emits, for other processes to see.
+
+    The manager calls :meth:`publish` from its scheduler, so it must neither
+    block nor wait on the network: a sink queues the event and sends it on in
+    the background.
+    """
+
+    def publish(self, event: HoldEvent) -> None:
+        """Send ``event`` on in the background; never blocks."""
+        ...
+
+
 @runtime_checkable
 class ReservationStore(Protocol):
     """What the ReservationManager needs from a store.
@@ -55,6 +74,15 @@ class ReservationStore(Protocol):
     """
 
     shared: bool
+
+    @property
+    def event_sink(self) -> EventSink | None:
+        """Where the manager publishes every hold event it emits; None: nowhere.
+
+        Read-only in the protocol, so a store may declare it as a plain
+        attribute of a narrower type (None, or its own sink).
+        """
+        ...
 
     def bind(self, clock: Clock, policy: HoldPolicy) -> None:
         """Give the store the manager's clock and policy (once, when the manager starts).
@@ -109,6 +137,8 @@ class MemoryStore:
     """
 
     shared = False
+    #: Events stay in this process: the manager's callbacks and streams get them.
+    event_sink = None
 
     def __init__(self) -> None:
         self._queue: DeadlineQueue[Hold, str] = DeadlineQueue()

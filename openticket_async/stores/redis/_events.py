@@ -7,8 +7,9 @@ events of each cart for ``ttl`` seconds; a watcher resumes after the id of the
 last event it saw (``CartEvent.id``) and misses nothing still kept. The cost is
 a little memory per active cart, bounded by ``maxlen`` and the key's TTL.
 
-The manager emits from its scheduler and must never wait on the network, so
-:meth:`EventRelay.publish` only appends to an in-memory outbox and wakes one
+The relay is the store's ``event_sink``. The manager emits from its scheduler
+and must never wait on the network, so :meth:`EventRelay.publish` only encodes
+the event, appends it to an in-memory outbox and wakes one
 publisher task the relay owns; the task writes batches in one pipeline. While
 Redis is unreachable the outbox keeps the newest ``outbox`` events and the task
 retries; :meth:`EventRelay.aclose` flushes what it can in a bounded time and
@@ -27,8 +28,10 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from ..._clock import Clock
+from ..._events import HoldEvent
 from ..._exceptions import StoreUnavailable
-from ..shared import CartEvent, decode_event
+from ..shared import CartEvent, decode_event, encode_event
 from ._link import Client, Link
 
 __all__ = ["EventRelay"]
@@ -46,7 +49,12 @@ def _text(value: Any) -> str:
 
 
 class EventRelay:
-    """Writes encoded hold events to their cart's stream; reads a cart's stream back."""
+    """Writes hold events to their cart's stream; reads a cart's stream back.
+
+    ``origin`` names the store in the events it writes. ``clock`` is the
+    store's clock once it is bound (events carry its wall time); until then,
+    and once the relay is closed, :meth:`publish` drops events.
+    """
 
     def __init__(
         self,
@@ -54,10 +62,14 @@ class EventRelay:
         link: Link,
         stream_key: Callable[[str], str],
         *,
+        origin: str,
         maxlen: int,
         ttl: int,
         outbox: int = 10_000,
     ) -> None:
+        self.clock: Clock | None = None
+        self._origin = origin
+        self._closed = False
         self._client = client
         self._link = link
         self._key = stream_key
@@ -70,12 +82,19 @@ class EventRelay:
         self._wake = asyncio.Event()
         self._stopping = False
 
-    def publish(self, cart_id: str, text: str) -> None:
-        """Queue one encoded event; never blocks. Starts the publisher task if needed."""
+    def publish(self, event: HoldEvent) -> None:
+        """Queue ``event`` for its cart's stream; never blocks.
+
+        Starts the publisher task if needed. Drops the event before the store
+        is bound and once it is closed.
+        """
+        if self._closed or self.clock is None:
+            return
+        text = encode_event(event, self.clock.wall(), self._origin)
         if len(self._outbox) >= self._limit:
             self._outbox.popleft()
             self._dropped += 1
-        self._outbox.append((cart_id, text))
+        self._outbox.append((event.hold.cart_id, text))
         self._wake.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
@@ -114,6 +133,7 @@ class EventRelay:
 
     async def aclose(self, grace: float) -> None:
         """Write what is queued (for at most ``grace`` real seconds), then stop."""
+        self._closed = True
         task, self._task = self._task, None
         if task is None:
             return

@@ -15,11 +15,10 @@ from typing import Any, cast
 
 from ..._clock import Clock
 from ..._config import HoldPolicy, seconds
-from ..._events import HoldEvent
 from ..._exceptions import InvalidArgument, StoreUnavailable, UsageError
 from ..._hold import Hold, HoldState
-from .. import Due
-from ..shared import CartEvent, LocalHolds, encode_event, encode_hold
+from .. import Due, EventSink
+from ..shared import CartEvent, LocalHolds, encode_hold
 from ._events import EventRelay
 from ._link import Client, Script, connect, link_for
 from ._recovery import Recovery
@@ -100,11 +99,14 @@ class RedisStore:
             for name, source in (("save", SAVE), ("claim", CLAIM), ("extend", EXTEND),
                                  ("forget", FORGET))
         }
-        self._events = EventRelay(
-            self._redis, self._link, self._key_events, maxlen=stream_length, ttl=self._retention
-        )
         #: This store's name in Redis (claim owner) and in the events it publishes.
         self.owner = os.urandom(8).hex()
+        self._events = EventRelay(
+            self._redis, self._link, self._key_events,
+            origin=self.owner, maxlen=stream_length, ttl=self._retention,
+        )
+        #: The relay: each event the manager emits goes to its cart's stream.
+        self.event_sink: EventSink = self._events
         self._clock: Clock | None = None
         self._local = LocalHolds(keep_after_due=3 * self._lease + 30.0, logger=logger)
         self._recovery = Recovery(self._link, self._scripts, self._local)
@@ -148,7 +150,7 @@ class RedisStore:
                 "(renew_before %.3g s); see the lease rule", self._lease, policy.renew_before
             )
         self._unprobe()
-        self._clock = clock
+        self._clock = self._events.clock = clock
         clock.add_busy_probe(self._link)
 
     def _unprobe(self) -> None:
@@ -359,14 +361,6 @@ class RedisStore:
         return holds
 
     # -- events -----------------------------------------------------------------------
-
-    def publish_event(self, event: HoldEvent) -> None:
-        """Send ``event`` to its cart's stream in the background; never blocks."""
-        if self._closed or self._clock is None:
-            return
-        self._events.publish(
-            event.hold.cart_id, encode_event(event, self._clock.wall(), self.owner)
-        )
 
     def watch(
         self, cart_id: str, *, since: str | None = None, block: float = 1.0
