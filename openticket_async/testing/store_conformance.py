@@ -15,7 +15,7 @@ nothing of other tests (for Redis: a fresh key prefix per test)::
 
     import pytest
     from openticket_async import HoldPolicy
-from openticket_async.stores.redis import RedisStore
+    from openticket_async.stores.redis import RedisStore
     from openticket_async.testing.store_conformance import SharedStoreConformance
 
     class TestMyRedisStore(SharedStoreConformance):
