@@ -9,23 +9,54 @@ releases explicitly).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
 
+from ._clock import Clock
+from ._config import HoldPolicy
 from ._exceptions import HoldsNotReady, InvalidArgument, UsageError
 from ._hold import Hold, HoldState
+from ._lifecycle import Close, Remove
 from ._models import Order, Receiver, Reservation
-from ._pending import settle
+from ._pending import Pending, settle
 from ._planning import local_deadline
+from ._ports import ReservingClient
 from ._protocol import guid
+from .stores import ReservationStore
 
-if TYPE_CHECKING:
-    from ._manager import ReservationManager
+__all__ = ["Cart", "CartHost"]
 
-__all__ = ["Cart"]
+
+class CartHost(Protocol):
+    """What a cart needs from the manager that made it (``ReservationManager``).
+
+    Every change to a hold goes through the host, which feeds it to the
+    lifecycle: a cart never sets a hold's state itself.
+    """
+
+    client: ReservingClient
+    clock: Clock
+    policy: HoldPolicy
+    store: ReservationStore
+
+    def _check_open(self) -> None: ...
+
+    def _new_hold_id(self) -> str: ...
+
+    async def _reserve(self, shop_guid: str, ticket_guid: str, sent: float) -> Reservation: ...
+
+    def _track(self, hold: Hold) -> Pending: ...
+
+    def _step(self, hold: Hold, inp: Remove | Close) -> Pending: ...
+
+    def _checkout_started(self, holds: Sequence[Hold]) -> Pending: ...
+
+    def _checkout_ended(self, holds: Sequence[Hold], order: Order | None) -> Pending: ...
+
+    def _forget_cart(self, cart: Cart) -> None: ...
 
 #: The most units one ``add`` call may reserve (each is one reserve call).
 MAX_QUANTITY = 100
@@ -39,7 +70,7 @@ class Cart:
 
     def __init__(
         self,
-        manager: ReservationManager,
+        manager: CartHost,
         shop_guid: str,
         *,
         cart_id: str,
@@ -51,7 +82,6 @@ class Cart:
         # id -> hold; the default store lends its own dict of the cart, so each
         # hold costs one dict slot, not two
         self._holds: dict[str, Hold] = {} if holds is None else holds
-        self._deferred: list[Hold] = []
         self.touched_at = manager.clock.now()
         self.paused = False
         self._closed = False
@@ -88,13 +118,17 @@ class Cart:
 
     @property
     def holds(self) -> list[Hold]:
-        """The cart's live holds (not yet lost, expired, released or ordered), oldest first."""
+        """The cart's live holds (not yet lost, expired, released or ordered), oldest first.
+
+        Reading them counts as using the cart (``idle_timeout``).
+        """
+        self.touched_at = self._manager.clock.now()
         return [hold for hold in self._holds.values() if not hold.done]
 
     @property
     def reservations(self) -> list[Reservation]:
-        """The current valid reservations, ready for an order."""
-        now = self._manager.clock.now()
+        """The current valid reservations, ready for an order (counts as use)."""
+        now = self.touched_at = self._manager.clock.now()
         policy = self._manager.policy
         return [
             hold.reservation
@@ -147,7 +181,7 @@ class Cart:
         try:
             for _ in range(quantity):
                 sent = self.touched_at = clock.now()
-                reservation = await manager._reserve(self.shop_guid, ticket_guid, None, sent)
+                reservation = await manager._reserve(self.shop_guid, ticket_guid, sent)
                 hold = Hold(
                     id=manager._new_hold_id(),
                     cart_id=self.id,
@@ -167,7 +201,7 @@ class Cart:
         except BaseException:
             with anyio.CancelScope(shield=True):
                 for hold in made:
-                    await settle(manager._release(hold))
+                    await settle(manager._step(hold, Remove()))
             raise
         return made
 
@@ -180,28 +214,28 @@ class Cart:
             raise InvalidArgument(f"hold {hold.id} is not in cart {self.id}")
         manager = self._manager
         self.touched_at = manager.clock.now()
-        step = manager._release(hold)
+        step = manager._step(hold, Remove())
         if step is not None:
             await step
 
     async def close(self) -> None:
         """Release every live hold and close the cart. Safe to call twice."""
+        await self._shut(Remove())
+
+    async def _shut(self, inp: Remove | Close) -> None:
+        """End every live hold with ``inp`` (the manager's close uses ``Close``)."""
         if self._closed:
             return
         self._closed = True
         with anyio.CancelScope(shield=True):
             for hold in list(self._holds.values()):
-                await settle(self._manager._release(hold))
+                await settle(self._manager._step(hold, inp))
         self._manager._forget_cart(self)
 
     def _ended(self, hold: Hold) -> None:
         """Forget a hold that reached a terminal state (manager use)."""
         if self._holds.get(hold.id) is hold:
             del self._holds[hold.id]
-
-    def defer(self, hold: Hold) -> None:
-        """Remember a renewal held back while checkout runs (manager use)."""
-        self._deferred.append(hold)
 
     async def checkout(
         self,
@@ -224,13 +258,22 @@ class Cart:
         self._check_usable()
         if self.paused:
             raise UsageError(f"cart {self.id} is already checking out")
-        if not self.holds:
+        holds = self.holds
+        if not holds:
             raise InvalidArgument(f"cart {self.id} has no holds to order")
-        self.touch()
         manager = self._manager
         self.paused = True
+        order: Order | None = None
         try:
-            holds = await self._ready_holds()
+            await settle(manager._checkout_started(holds))
+            await self._wait_for_renewals(holds)
+            not_ready = [hold for hold in holds if hold.state is not HoldState.ACTIVE]
+            if not_ready:
+                raise HoldsNotReady(
+                    f"{len(not_ready)} hold(s) of cart {self.id} could not be renewed for"
+                    " checkout; no order was created",
+                    holds=not_ready,
+                )
             order = await manager.client.create_order(
                 self.shop_guid,
                 [hold.reservation for hold in holds if hold.reservation is not None],
@@ -239,43 +282,17 @@ class Cart:
                 currency=currency,
                 idempotency_key=idempotency_key,
             )
-        except BaseException:
+        finally:
             with anyio.CancelScope(shield=True):
                 self.paused = False
-                self._deferred.clear()
-                await manager._resume(self.holds)
-            raise
-        self._order = order
-        self.paused = False
-        self._deferred.clear()
-        await manager._ordered(holds, order)
+                if order is not None:
+                    self._order = order
+                await settle(manager._checkout_ended(holds, order))
         return order
 
-    async def _ready_holds(self) -> list[Hold]:
-        """The holds to order, each with at least ``renew_before`` left.
-
-        Raises HoldsNotReady if a hold could not be renewed.
-        """
-        await self._wait_for_renewals()
-        manager = self._manager
-        holds = self.holds
-        now = manager.clock.now()
-        for hold in holds:
-            left = manager._time_left(hold, now)
-            if hold.state is not HoldState.ACTIVE or left < manager.policy.renew_before:
-                await manager.renew_hold(hold)
-        not_ready = [hold for hold in holds if hold.state is not HoldState.ACTIVE]
-        if not_ready:
-            raise HoldsNotReady(
-                f"{len(not_ready)} hold(s) of cart {self.id} could not be renewed for"
-                " checkout; no order was created",
-                holds=not_ready,
-            )
-        return holds
-
-    async def _wait_for_renewals(self) -> None:
-        """Wait until no renewal of this cart is on the wire (checkout pauses new ones)."""
-        while any(hold._inflight for hold in self._holds.values()):
+    async def _wait_for_renewals(self, holds: Sequence[Hold]) -> None:
+        """Wait until no reserve of these holds is queued or on the wire."""
+        while any(hold._wire for hold in holds):
             self._renewal_done = anyio.Event()
             await self._renewal_done.wait()
 

@@ -199,6 +199,11 @@ class OpenTicketClient:
         return self._ttl
 
     @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy of every call that does not pass its own."""
+        return self._retry
+
+    @property
     def hosts(self) -> Hosts:
         """The base URLs in use."""
         return self._hosts

@@ -104,9 +104,18 @@ class HoldPolicy:
     - ``renew_jitter``: renewals are moved *earlier* by a random time up to this,
       so holds made together do not all renew in the same instant.
     - ``renewal_concurrency``: how many reserve calls renewals may run at once.
+    - ``min_renew_interval``: never two reserves for one hold closer than this,
+      whatever the server answers (the floor that makes a renewal storm impossible).
+    - ``min_server_ttl``: a server expiry leaving less than this after the send
+      (or one in the past) is taken for clock skew: the hold runs on the local TTL.
+    - ``close_timeout``: how long closing the manager waits for the callbacks of
+      the events it emits (``Released``) before it logs and abandons them.
+
+    ``warn_before`` is shorter than ``renew_before`` by default, so ``Expiring``
+    means "the renewal has not succeeded and the drop is near".
     """
 
-    warn_before: float = attrs.field(default=60.0, converter=seconds, validator=_non_negative)
+    warn_before: float = attrs.field(default=30.0, converter=seconds, validator=_non_negative)
     renew_before: float = attrs.field(default=60.0, converter=seconds, validator=_non_negative)
     safety_margin: float = attrs.field(default=2.0, converter=seconds, validator=_non_negative)
     auto_renew: bool = True
@@ -118,6 +127,11 @@ class HoldPolicy:
     )
     renew_jitter: float = attrs.field(default=5.0, converter=seconds, validator=_non_negative)
     renewal_concurrency: int = attrs.field(default=32)
+    min_renew_interval: float = attrs.field(
+        default=1.0, converter=seconds, validator=_non_negative
+    )
+    min_server_ttl: float = attrs.field(default=120.0, converter=seconds, validator=_non_negative)
+    close_timeout: float = attrs.field(default=5.0, converter=seconds, validator=_non_negative)
 
     @renewal_concurrency.validator
     def _check_concurrency(self, _attribute: attrs.Attribute[int], value: int) -> None:

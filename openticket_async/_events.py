@@ -31,6 +31,7 @@ from ._models import Order, Reservation
 
 __all__ = [
     "TERMINAL_EVENTS",
+    "AtRisk",
     "Callback",
     "CheckedOut",
     "Event",
@@ -94,6 +95,18 @@ class RenewalFailed(HoldEvent):
 
 
 @attrs.frozen(eq=False)
+class AtRisk(HoldEvent):
+    """The hold turned ``AT_RISK``: its reservation may drop before a renewal succeeds.
+
+    ``reason`` says why (``"sold_out"``, ``"deadline"``, ``"renewal in flight at
+    the deadline"``, ``"retry would pass the deadline"``). One more try follows just
+    after the old reservation drops; it ends in ``Renewed`` or ``Lost``.
+    """
+
+    reason: str
+
+
+@attrs.frozen(eq=False)
 class Lost(HoldEvent):
     """Terminal: the ticket could not be reserved again; ``reason`` says why."""
 
@@ -135,7 +148,9 @@ Event: TypeAlias = HoldEvent
 E = TypeVar("E", bound=HoldEvent)
 
 #: A subscriber: a plain function or an async function taking the event.
-Callback: TypeAlias = Callable[[E], None] | Callable[[E], Awaitable[None]]
+#: One callable type (not a union of two), so that type checkers infer a lambda's
+#: parameter as the event type the subscription names.
+Callback: TypeAlias = Callable[[E], Awaitable[None] | None]
 
 #: Starts an async function as a task in the owner's task group; what it returns is
 #: ignored, so ``TaskGroup.start_soon`` itself fits.
@@ -168,6 +183,8 @@ class EventDispatcher:
         self._pending: collections.deque[HoldEvent] = collections.deque()
         self._delivering = False
         self._closed = False
+        self._running = 0  # async callbacks started and not yet finished
+        self._finished: anyio.Event | None = None  # set when _running drops to 0
         # event type -> whether a subscription matches it; cleared when they change
         self._wanted: dict[type[HoldEvent], bool] = {}
 
@@ -286,6 +303,7 @@ class EventDispatcher:
             return
         try:
             spawn(functools.partial(self._run_async, callback, event, result))
+            self._running += 1
         except Exception:
             _discard(result)
             self._logger.exception("could not start event callback %r for %r", callback, event)
@@ -297,6 +315,28 @@ class EventDispatcher:
             await awaitable
         except Exception:
             self._logger.exception("event callback %r failed on %r", callback, event)
+        finally:
+            self._running -= 1
+            if self._running == 0 and self._finished is not None:
+                self._finished.set()
+
+    async def drain(self, within: float) -> int:
+        """Wait up to ``within`` seconds for the async callbacks already started.
+
+        Returns how many had not finished (and logs them); raises nothing.
+        """
+        with anyio.move_on_after(within):
+            while self._running:
+                self._finished = anyio.Event()
+                await self._finished.wait()
+        self._finished = None
+        if self._running:
+            self._logger.warning(
+                "%d async event callback(s) still running after %.1f s; abandoned",
+                self._running,
+                within,
+            )
+        return self._running
 
 
 def _discard(awaitable: Awaitable[object]) -> None:

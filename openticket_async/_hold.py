@@ -3,17 +3,35 @@
 A :class:`Hold` outlives the reservations behind it: each renewal swaps in a new
 :class:`~openticket_async.Reservation`, while the hold object, its ``id`` and its
 ``metadata`` stay the same. Applications keep the hold; events carry it.
+
+Who writes which field
+----------------------
+============================  ==============================================
+field                         written by
+============================  ==============================================
+``id``, ``cart_id``, ...      ``Hold()`` only (the cart, or a store's codec)
+``state``, ``reservation``,   ``_lifecycle`` (every transition), and
+``renewals``, ``_attempt``,   :func:`restore` for a record a shared store
+``_risk``, ``_warned``        read (the *persisted part*, see :func:`persisted`)
+``_action``, ``_due``,        ``_lifecycle`` only (this process's plan and the
+``_wire``, ``_planned``,      reserve on the wire: never persisted)
+``_last_sent``, ``_retry_at``,
+``_paused``
+``_entry``                    ``stores.MemoryStore`` (its queue handle)
+``_fence``                    the manager and a shared store's registry (the
+                              latest claim's fencing token)
+============================  ==============================================
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._models import Reservation
 
-__all__ = ["TERMINAL_STATES", "Hold", "HoldState"]
+__all__ = ["TERMINAL_STATES", "Hold", "HoldState", "Persisted", "persisted", "restore"]
 
 
 class HoldState(enum.Enum):
@@ -48,12 +66,18 @@ class Hold:
 
     __slots__ = (
         "__weakref__",
+        "_action",
         "_attempt",
+        "_due",
         "_entry",
         "_fence",
-        "_inflight",
+        "_last_sent",
+        "_paused",
+        "_planned",
+        "_retry_at",
         "_risk",
         "_warned",
+        "_wire",
         "cart_id",
         "created_at",
         "id",
@@ -87,13 +111,25 @@ class Hold:
         self.metadata = metadata
         self.state = state
         self.renewals = renewals
-        # bookkeeping of the manager and its store (opaque to everyone else):
+        # the store's bookkeeping (opaque to everyone else):
         self._entry: object | None = None  # the store's handle on the pending action
         self._fence = 0  # the latest claim's fencing token (shared stores)
+        # the lifecycle's fields, written by ``_lifecycle`` alone:
+        self._action: str | None = None  # the pending action as last planned
+        self._due = 0.0  # ... and when it is due
         self._attempt = 0  # failed renewal tries in a row
-        self._inflight = False  # a renewal reserve call is on the wire
+        self._wire = 0  # a renewal reserve: 0 none, 1 queued, 2 sent
+        self._planned = 0.0  # when the reserve on the wire was planned for
+        self._last_sent = created_at  # when the latest reserve was sent
+        self._retry_at = 0.0  # a planned retry after a failure (0: none)
         self._risk = False  # the one try after the drop is planned or spent
         self._warned = False  # Expiring fired for the current reservation
+        self._paused = False  # its cart is checking out: no renewal starts
+
+    @property
+    def _inflight(self) -> bool:
+        """A renewal reserve is queued or on the wire (store use)."""
+        return self._wire != 0
 
     @property
     def done(self) -> bool:
@@ -106,3 +142,38 @@ class Hold:
             f"Hold(id={self.id!r}, ticket_guid={self.ticket_guid!r}, "
             f"state={self.state.name}, reservation={guid!r}, renewals={self.renewals})"
         )
+
+
+class Persisted(NamedTuple):
+    """The part of a hold a shared store keeps beside its identity and reservation."""
+
+    state: HoldState
+    renewals: int
+    attempt: int
+    risk: bool
+    warned: bool
+
+
+def persisted(hold: Hold) -> Persisted:
+    """What a shared store must keep of ``hold``'s lifecycle (its reservation aside)."""
+    return Persisted(hold.state, hold.renewals, hold._attempt, hold._risk, hold._warned)
+
+
+def restore(hold: Hold, reservation: Reservation | None, part: Persisted) -> bool:
+    """Bring ``hold`` up to date with a record read back from a shared store.
+
+    A record that knows fewer renewals than the object is older than it (this
+    process renewed since the record was written, and its save is on the way):
+    it is ignored, so a stale read never undoes a renewal. Returns whether the
+    record was applied.
+    """
+    if part.renewals < hold.renewals:
+        return False
+    hold.reservation = reservation
+    hold.state = part.state
+    hold._action = None  # the store's plan is the one that counts now
+    hold.renewals = part.renewals
+    hold._attempt = part.attempt
+    hold._risk = part.risk
+    hold._warned = part.warned
+    return True

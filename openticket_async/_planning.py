@@ -14,6 +14,8 @@ import heapq
 import random
 from collections import deque
 
+import attrs
+
 from ._config import HoldPolicy
 from ._models import Reservation
 
@@ -25,6 +27,7 @@ __all__ = [
     "drop_time",
     "local_deadline",
     "next_action",
+    "plausible",
     "renew_at",
     "retry_fits",
     "warn_at",
@@ -106,6 +109,23 @@ def next_action(
     if not warned and warn < renew:
         return WARN, warn
     return RENEW, renew if renew > now else now
+
+
+def plausible(
+    reservation: Reservation, sent: float, ttl: float, policy: HoldPolicy
+) -> Reservation | None:
+    """None if ``reservation``'s deadline can be trusted, else the same reservation
+    running on the local TTL (``sent + ttl``).
+
+    A server expiry that leaves less than ``policy.min_server_ttl`` after the
+    send, or lies in the past, says more about the server's clock (minutes
+    behind, a time-zone slip) than about the reservation: trusting it would
+    renew at once, again and again. Such a deadline is replaced by the local
+    TTL counted from the send, the conservative reading of the 8-minute drop.
+    """
+    if reservation.deadline - sent >= min(policy.min_server_ttl, ttl):
+        return None
+    return attrs.evolve(reservation, deadline=sent + ttl)
 
 
 def retry_fits(now: float, wait: float, deadline: float, latency_p99: float) -> bool:

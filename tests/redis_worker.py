@@ -71,6 +71,10 @@ class StallingClient:
     def reservation_ttl(self) -> float:
         return self._client.reservation_ttl
 
+    @property
+    def retry(self) -> RetryPolicy:
+        return self._client.retry
+
     async def reserve_ticket(
         self, shop_guid: str, ticket_guid: str, *, retry: RetryPolicy | None = None
     ) -> Reservation:

@@ -31,7 +31,7 @@ from ..._events import (
     Renewed,
 )
 from ..._exceptions import InvalidArgument, redact
-from ..._hold import Hold, HoldState
+from ..._hold import Hold, HoldState, Persisted, persisted, restore
 from ..._models import EMPTY_RAW, Product, Reservation, TokenSet
 
 __all__ = [
@@ -105,11 +105,7 @@ def encode_hold(hold: Hold, offset: float) -> str:
         "ticket": hold.ticket_guid,
         "created": hold.created_at + offset,
         "meta": None if hold.metadata is None else dict(hold.metadata),
-        "state": hold.state.value,
-        "renewals": hold.renewals,
-        "attempt": hold._attempt,
-        "risk": hold._risk,
-        "warned": hold._warned,
+        **_persisted_fields(hold),
         "res": None if reservation is None else _encode_reservation(reservation, offset),
     }
     try:
@@ -118,6 +114,17 @@ def encode_hold(hold: Hold, offset: float) -> str:
         raise InvalidArgument(
             f"hold {hold.id}: a shared store keeps metadata as JSON, and this does not fit: {error}"
         ) from None
+
+
+def _persisted_fields(hold: Hold) -> dict[str, Any]:
+    part = persisted(hold)
+    return {
+        "state": part.state.value,
+        "renewals": part.renewals,
+        "attempt": part.attempt,
+        "risk": part.risk,
+        "warned": part.warned,
+    }
 
 
 def _load(text: str | bytes) -> dict[str, Any]:
@@ -157,12 +164,16 @@ def apply_record(hold: Hold, text: str | bytes, offset: float) -> None:
 
 def _apply(hold: Hold, record: Mapping[str, Any], offset: float) -> None:
     reservation = record["res"]
-    hold.reservation = None if reservation is None else _decode_reservation(reservation, offset)
-    hold.state = HoldState(record["state"])
-    hold.renewals = int(record["renewals"])
-    hold._attempt = int(record["attempt"])
-    hold._risk = bool(record["risk"])
-    hold._warned = bool(record["warned"])
+    part = Persisted(
+        HoldState(record["state"]),
+        int(record["renewals"]),
+        int(record["attempt"]),
+        bool(record["risk"]),
+        bool(record["warned"]),
+    )
+    restore(
+        hold, None if reservation is None else _decode_reservation(reservation, offset), part
+    )
 
 
 # -- events ------------------------------------------------------------------------

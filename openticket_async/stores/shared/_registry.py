@@ -22,6 +22,7 @@ import weakref
 from typing import Any
 
 from ..._hold import Hold, HoldState
+from ..._lifecycle import ended_elsewhere, orphaned
 from .. import Due
 from ._codec import apply_record, new_hold
 
@@ -143,7 +144,7 @@ class LocalHolds:
             return None
         hold._fence = fence
         if hold.state is HoldState.RENEWING:
-            hold.state = HoldState.ACTIVE
+            orphaned(hold)
             action, due = RENEW, now
         if action == RENEW:
             self.renewing[hold_id] = (hold, action, due)
@@ -177,8 +178,8 @@ class LocalHolds:
     def ended_elsewhere(self, hold_id: str, state: str) -> None:
         """A hold another process ended: its local object takes the final state."""
         local = self.objects.get(hold_id)
-        if local is not None and not local.done:
-            local.state = HoldState(state)
+        if local is not None:
+            ended_elsewhere(local, HoldState(state))
 
     def restorable(self) -> list[tuple[Hold, str, float]]:
         """Every live hold known here with its last plan (for a restore)."""

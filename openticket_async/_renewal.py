@@ -1,0 +1,162 @@
+"""Renewal execution: the reserve calls the lifecycle asks for, and what came of them.
+
+The lifecycle (``_lifecycle``) decides that a hold needs a reserve and returns a
+``Reserve`` action; the manager hands the hold to :meth:`Renewals.enqueue`.
+At most ``renewal_concurrency`` worker tasks exist, only while there is work;
+each takes the next hold, asks :func:`~openticket_async._lifecycle.sending`
+whether that reserve is still wanted (checkout may have made it already, the
+hold may have ended), sends one try, and feeds the outcome back as an
+``Answered`` or ``Refused`` input. Whatever a reserve raises is contained here:
+a closed client, a store error or a bug fails that hold's attempt, is logged
+once with its traceback, and never reaches the task group.
+
+:meth:`Renewals.reserve` is the one place a reserve is sent, for a cart's first
+reserve as for renewals: it records the latency, counts a unit the server may
+hold although no answer showed it (``lingering``), and replaces an implausible
+server expiry by the local TTL (``_planning.plausible``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from ._clock import Clock
+from ._config import HoldPolicy, RetryPolicy
+from ._events import Spawn
+from ._exceptions import DecodeError, TransportError
+from ._hold import Hold
+from ._lifecycle import Answered, Input, Refused, classify, sending
+from ._lingering import LingeringUnits
+from ._models import Reservation
+from ._planning import LatencyTracker, plausible
+from ._ports import ReservingClient
+
+__all__ = ["ONE_TRY", "Renewals"]
+
+logger = logging.getLogger("openticket_async.manager")
+
+#: Renewals plan their own retries against the hold's deadline: one try per call.
+ONE_TRY = RetryPolicy(attempts=1)
+
+
+class Renewals:
+    """The renewal queue, its worker tasks, and the reserve call itself."""
+
+    def __init__(
+        self,
+        client: ReservingClient,
+        clock: Clock,
+        policy: HoldPolicy,
+        lingering: LingeringUnits,
+        finish: Callable[[Hold, Input], Awaitable[None]],
+    ) -> None:
+        """``finish`` applies a reserve's outcome to its hold (the manager's step)."""
+        self._client = client
+        self._clock = clock
+        self._policy = policy
+        self._lingering = lingering
+        self._finish = finish
+        self.latency = LatencyTracker()
+        self._queue: deque[Hold] = deque()
+        self._workers = 0
+        self._spawn: Spawn | None = None
+        self._skew_logged = False
+
+    def bind(self, spawn: Spawn | None) -> None:
+        """Start worker tasks through ``spawn`` (None: stop starting them)."""
+        self._spawn = spawn
+
+    @property
+    def in_flight(self) -> int:
+        """Renewal reserves queued or on the wire."""
+        return len(self._queue) + self._workers
+
+    def enqueue(self, hold: Hold, first: bool = False) -> None:
+        """Queue ``hold``'s reserve (``first``: ahead of the others, for a checkout)."""
+        if first:
+            self._queue.appendleft(hold)
+        else:
+            self._queue.append(hold)
+        if self._workers < self._policy.renewal_concurrency and self._spawn is not None:
+            self._workers += 1
+            self._spawn(self._work)
+
+    async def reserve(
+        self,
+        shop_guid: str,
+        ticket_guid: str,
+        retry: RetryPolicy | None,
+        sent: float,
+        *,
+        count: bool = True,
+    ) -> Reservation:
+        """Reserve once (sent at ``sent``): the one place a reserve goes out.
+
+        Raises what the client raises. A unit the server may hold although no
+        answer showed it is counted in ``lingering`` first: always when the call
+        is cancelled, and for a failed answer when ``count`` (a renewal leaves
+        that to the lifecycle's ``Uncertain`` action).
+        """
+        try:
+            reservation = await self._client.reserve_ticket(shop_guid, ticket_guid, retry=retry)
+        except (TransportError, DecodeError) as exc:
+            if count and classify(exc).uncertain:
+                self.uncertain(ticket_guid, sent)
+            raise
+        except anyio.get_cancelled_exc_class():
+            self.uncertain(ticket_guid, sent)
+            raise
+        now = self._clock.now()
+        self.latency.record(now - sent)
+        fixed = plausible(reservation, sent, self._client.reservation_ttl, self._policy)
+        if fixed is None:
+            return reservation
+        if not self._skew_logged:
+            self._skew_logged = True
+            logger.warning(
+                "the server's reservation expiry leaves %.1f s (under %.1f s): taken for"
+                " clock skew, holds run on the local TTL (logged once)",
+                reservation.deadline - sent,
+                self._policy.min_server_ttl,
+            )
+        return fixed
+
+    def uncertain(self, ticket_guid: str, sent: float) -> None:
+        """Count a unit a reserve sent at ``sent`` may have taken without telling us."""
+        until = sent + self._client.reservation_ttl + self._policy.safety_margin
+        self._lingering.add(ticket_guid, None, until, self._clock.now())
+
+    async def _work(self) -> None:
+        try:
+            queue = self._queue
+            while queue:
+                hold = queue.popleft()
+                lateness = sending(hold, self._clock.now())
+                if lateness is not None:
+                    await self._renew(hold, lateness)
+        finally:
+            self._workers -= 1
+
+    async def _renew(self, hold: Hold, lateness: float) -> None:
+        """Send ``hold``'s reserve and feed the outcome back; raises only cancellation."""
+        sent = hold._last_sent
+        outcome: Input
+        try:
+            reservation = await self.reserve(
+                hold.shop_guid, hold.ticket_guid, ONE_TRY, sent, count=False
+            )
+        except Exception as exc:
+            failure = classify(exc)
+            if failure.kind == "unexpected":
+                logger.exception("renewal of hold %s failed unexpectedly", hold.id)
+            outcome = Refused(failure, sent)
+        else:
+            outcome = Answered(reservation, sent, lateness)
+        try:
+            await self._finish(hold, outcome)
+        except Exception:
+            logger.exception("recording the renewal of hold %s failed", hold.id)
