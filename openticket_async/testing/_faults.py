@@ -6,7 +6,7 @@ matching request takes the head of its route's queue, which counts down its
 most one fault.
 
 Some faults act for the server and only spoil the answer (``reset``,
-``malformed_json``, ``drip``, ``act_then_fail``): the reservation or order
+``malformed_json``, ``drip``, ``act_then_fail``, ``expiry_offset``): the reservation or order
 really exists afterwards, which is exactly the case a client must not retry
 blindly. The others (``status``, ``html``) stand in front of the server, which
 never sees the request; ``delay`` waits and then serves normally.
@@ -18,6 +18,7 @@ import http
 import json
 from collections import deque
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import attrs
@@ -177,6 +178,27 @@ class _Drip:
 
 
 @attrs.frozen
+class _ExpiryOffset:
+    seconds: float
+
+    async def run(
+        self, host: FaultHost, request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        response = await handler(request)
+        body = _body_of(response)
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return response
+        for key in ("expires_at", "expiresAt"):
+            if isinstance(answer, dict) and isinstance(answer.get(key), str):
+                moment = datetime.fromisoformat(answer[key].replace("Z", "+00:00"))
+                answer[key] = (moment + timedelta(seconds=self.seconds)).isoformat()
+        body = json.dumps(answer).encode()
+        return web.Response(status=response.status, body=body, content_type="application/json")
+
+
+@attrs.frozen
 class _ActThenFail:
     status: int
     stall: bool
@@ -284,6 +306,17 @@ class Faults:
         """
         _check_status(status)
         self._add(route, _ActThenFail(status, stall), times)
+
+    def expiry_offset(self, seconds: float, *, times: int | None = 1) -> None:
+        """Serve reserves, but state an expiry ``seconds`` off the true one.
+
+        A negative offset past the TTL (``-600``) states an expiry in the past, as
+        a server whose clock runs minutes behind would. The reservation itself
+        still drops after the true TTL. Needs the default ``send_expiry=True``.
+        """
+        if seconds != seconds:
+            raise InvalidArgument("seconds must be a number")
+        self._add("reserve", _ExpiryOffset(float(seconds)), times)
 
     def clear(self, route: str | None = None) -> None:
         """Drop the scripted faults of one route, or of all routes."""
