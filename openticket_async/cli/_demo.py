@@ -24,10 +24,19 @@ from typing import Any
 
 import anyio
 
-from ._auth import BearerToken
-from ._cart import Cart
-from ._cli_output import Output, RunView, clock_text, short
-from ._cli_run import (
+from .._auth import BearerToken
+from .._cart import Cart
+from .._client import OpenTicketClient
+from .._config import HoldPolicy
+from .._events import HoldEvent
+from .._exceptions import HoldsNotReady, OpenTicketError
+from .._hold import Hold
+from .._manager import ReservationManager
+from .._models import Order, Receiver
+from .._planning import LATENCY_LEAD_FACTOR
+from ..testing import FakeOpenTicket, FakeTicket, ScaledClock
+from ._output import Output, RunView, clock_text, short
+from ._run import (
     OK,
     STOPPED_BY_SIGNAL,
     CommandError,
@@ -36,15 +45,6 @@ from ._cli_run import (
     make_output,
     wait_until,
 )
-from ._client import OpenTicketClient
-from ._config import HoldPolicy
-from ._events import HoldEvent
-from ._exceptions import HoldsNotReady, OpenTicketError
-from ._hold import Hold
-from ._manager import ReservationManager
-from ._models import Order, Receiver
-from ._planning import LATENCY_LEAD_FACTOR
-from .testing import FakeOpenTicket, FakeTicket, ScaledClock
 
 __all__ = ["TICKET_NAMES", "demo_policy", "run_demo"]
 

@@ -5,7 +5,7 @@ Every happening of a run becomes one *record*: a flat JSON-ready dict with a
 ``RenewalFailed``, ...); the command's own records are lower case (``start``,
 ``rival``, ``order``, ``summary``). ``--json`` prints the records as they are,
 one per line; plain output prints :func:`describe` of each; the live view
-(``_cli_live``) shows the same lines under a table of the holds.
+(``_live``) shows the same lines under a table of the holds.
 
 Times in records are seconds on the run's clock: sped up in the demo, real in
 ``reserve``. ``virtual_time`` counts from the start of the run.
@@ -19,9 +19,9 @@ import time
 from collections.abc import Iterable
 from typing import Any, Protocol, TextIO
 
-from ._clock import Clock
-from ._config import HoldPolicy
-from ._events import (
+from .._clock import Clock
+from .._config import HoldPolicy
+from .._events import (
     CheckedOut,
     Expired,
     HoldEvent,
@@ -30,8 +30,8 @@ from ._events import (
     RenewalFailed,
     Renewed,
 )
-from ._hold import Hold, HoldState
-from ._models import Order
+from .._hold import Hold, HoldState
+from .._models import Order
 
 __all__ = [
     "JsonOutput",
