@@ -32,6 +32,7 @@ from .._events import (
 )
 from .._hold import Hold, HoldState
 from .._models import Order
+from .._planning import local_deadline
 
 __all__ = [
     "JsonOutput",
@@ -114,8 +115,7 @@ class RunView:
         """Seconds until the hold's reservation drops locally; None without one."""
         if hold.reservation is None or hold.state in (HoldState.LOST, HoldState.EXPIRED):
             return None
-        deadline = hold.reservation.deadline - self.policy.safety_margin
-        return deadline - self.clock.now()
+        return local_deadline(hold.reservation, self.policy) - self.clock.now()
 
     def count(self, kind: str) -> int:
         """How many records of type ``kind`` the view has built."""
@@ -145,7 +145,7 @@ class RunView:
         hold = event.hold
         record = self._hold_note(type(event).__name__, hold, event.time_left, event.lateness)
         if isinstance(event, Renewed):
-            old_deadline = event.old.deadline - self.policy.safety_margin
+            old_deadline = local_deadline(event.old, self.policy)
             record["old_reservation"] = event.old.guid
             record["new_reservation"] = event.new.guid
             # positive: renewed before the old reservation dropped
