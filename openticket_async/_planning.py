@@ -163,3 +163,14 @@ class LatencyTracker:
 
     def __len__(self) -> int:
         return len(self._samples)
+
+
+def earliest_renew_at(reservation: Reservation, policy: HoldPolicy, latency_p99: float) -> float:
+    """The earliest time :func:`renew_at` can choose for ``reservation``, whatever the jitter.
+
+    For whoever must act just before the manager renews (the demo's rival buyer
+    takes the last spare unit then): acting by this time is never too late. It
+    is :func:`renew_at`'s lead with the whole ``renew_jitter`` taken off.
+    """
+    lead = max(policy.renew_before, LATENCY_LEAD_FACTOR * latency_p99)
+    return local_deadline(reservation, policy) - lead - policy.renew_jitter

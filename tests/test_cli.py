@@ -20,12 +20,12 @@ import pytest
 from rich.console import Console
 
 from openticket_async import HoldPolicy, Order, Reservation, TicketUnavailable
-from openticket_async._cli_live import LiveOutput
-from openticket_async._cli_output import RunView, describe
-from openticket_async._cli_run import CommandError, make_output
 from openticket_async._events import RenewalFailed, Renewed
 from openticket_async._hold import Hold, HoldState
 from openticket_async.cli import main, parse_duration
+from openticket_async.cli._live import LiveOutput
+from openticket_async.cli._output import RunView, describe
+from openticket_async.cli._run import CommandError, make_output
 from openticket_async.testing import FakeClock
 
 CLI = [sys.executable, "-m", "openticket_async.cli"]
@@ -326,7 +326,7 @@ def test_live_view_without_rich_is_a_one_line_hint(
     monkeypatch.setattr(sys, "stdout", Terminal())
     for name in [name for name in sys.modules if name == "rich" or name.startswith("rich.")]:
         monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.delitem(sys.modules, "openticket_async._cli_live")
+    monkeypatch.delitem(sys.modules, "openticket_async.cli._live")
     with pytest.raises(CommandError) as error:
         make_output(False, view, "demo")
     assert "pip install 'openticket-async[cli]'" in str(error.value)

@@ -12,6 +12,7 @@ from openticket_async import HoldPolicy, Reservation
 from openticket_async._planning import (
     LatencyTracker,
     drop_time,
+    earliest_renew_at,
     local_deadline,
     renew_at,
     retry_fits,
@@ -96,3 +97,28 @@ def test_latency_tracker_recomputes_its_p99_only_every_few_samples() -> None:
     assert tracker.p99 == 0.01  # not yet: 31 fresh samples
     tracker.record(1.0)
     assert tracker.p99 == 1.0
+
+
+@given(
+    deadline=st.floats(min_value=0, max_value=1e6),
+    renew_before=st.floats(min_value=0, max_value=600),
+    jitter=st.floats(min_value=0, max_value=60),
+    p99=st.floats(min_value=0, max_value=30),
+    seed=st.integers(),
+)
+def test_no_renewal_starts_before_the_earliest_renewal_time(
+    deadline: float, renew_before: float, jitter: float, p99: float, seed: int
+) -> None:
+    policy = HoldPolicy(renew_before=renew_before, renew_jitter=jitter)
+    r = reservation(deadline)
+    earliest = earliest_renew_at(r, policy, p99)
+    assert renew_at(r, policy, p99, random.Random(seed)) >= earliest
+
+
+def test_the_earliest_renewal_time_is_the_renewal_lead_plus_the_whole_jitter() -> None:
+    policy = HoldPolicy(renew_before=60, renew_jitter=5, safety_margin=2)
+    r = reservation(480.0)
+    assert earliest_renew_at(r, policy, 0.0) == 478.0 - 60 - 5
+    assert earliest_renew_at(r, policy, 20.0) == 478.0 - 80 - 5  # 4 x p99 = 80 s lead
+    steady = HoldPolicy(renew_before=60, renew_jitter=0, safety_margin=2)
+    assert earliest_renew_at(r, steady, 20.0) == renew_at(r, steady, 20.0)

@@ -17,8 +17,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ._cli_output import Record, RunView, clock_text, describe, short
-from ._hold import HoldState
+from .._hold import HoldState
+from ._output import Record, RunView, clock_text, describe, short
 
 __all__ = ["LiveOutput"]
 

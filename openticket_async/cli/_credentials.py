@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from ._auth import Auth, BearerToken, OAuth2
-from ._cli_run import USAGE, CommandError
-from ._exceptions import InvalidArgument
-from ._models import Hosts, TokenSet
+from .._auth import Auth, BearerToken, OAuth2
+from .._exceptions import InvalidArgument
+from .._models import Hosts, TokenSet
+from ._run import USAGE, CommandError
 
 __all__ = [
     "ENV_HOSTS",

@@ -4,7 +4,7 @@
 (nothing to configure, no network); ``reserve`` keeps real tickets reserved on
 real hosts until Ctrl-C or ``--hold-for``. Both show a live table in a
 terminal, plain lines in a pipe, and one JSON object per line with ``--json``
-(see ``_cli_output`` for the records).
+(see ``_output`` for the records).
 
 Exit codes: 0 success (``reserve`` stopped by Ctrl-C included); 1 a runtime
 failure (unreachable host, refused token, sold out, a hold lost); 2 a usage
@@ -25,9 +25,7 @@ from typing import NoReturn
 
 import anyio
 
-from ._cli_auth import ENV_HOSTS, ENV_OAUTH, ENV_TOKEN, ENV_TOKEN_FILE, secret_values
-from ._cli_run import FAILURE, INTERRUPTED, USAGE, Command, CommandError, run_command
-from ._exceptions import (
+from .._exceptions import (
     AuthenticationError,
     InvalidArgument,
     NotFound,
@@ -35,8 +33,10 @@ from ._exceptions import (
     TicketUnavailable,
     TransportError,
 )
-from ._protocol import guid
-from ._version import __version__
+from .._protocol import guid
+from .._version import __version__
+from ._credentials import ENV_HOSTS, ENV_OAUTH, ENV_TOKEN, ENV_TOKEN_FILE, secret_values
+from ._run import FAILURE, INTERRUPTED, USAGE, Command, CommandError, run_command
 
 __all__ = ["build_parser", "main", "parse_duration"]
 
@@ -232,10 +232,10 @@ def _configure_logging(verbose: bool) -> None:
 def _command(name: str) -> Command:
     if name == "demo":
         # the demo pulls in the test kit (the fake server): loaded only when asked for
-        from ._cli_demo import run_demo
+        from ._demo import run_demo
 
         return run_demo
-    from ._cli_reserve import run_reserve
+    from ._reserve import run_reserve
 
     return run_reserve
 
@@ -296,6 +296,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException as error:  # noqa: BLE001 (every failure becomes one line and a code)
         return _failure(error, args)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,14 +15,14 @@ import sys
 
 import anyio
 
-from ._cli_auth import credentials, resolve_hosts
-from ._cli_output import RunView, short
-from ._cli_run import OK, CommandError, Interrupt, animated, make_output, wait_until
-from ._client import OpenTicketClient
-from ._clock import SystemClock
-from ._config import HoldPolicy
-from ._events import HoldEvent, Lost
-from ._manager import ReservationManager
+from .._client import OpenTicketClient
+from .._clock import SystemClock
+from .._config import HoldPolicy
+from .._events import HoldEvent, Lost
+from .._manager import ReservationManager
+from ._credentials import credentials, resolve_hosts
+from ._output import RunView, short
+from ._run import OK, CommandError, Interrupt, animated, make_output, wait_until
 
 __all__ = ["reserve_policy", "run_reserve"]
 

@@ -24,10 +24,19 @@ from typing import Any
 
 import anyio
 
-from ._auth import BearerToken
-from ._cart import Cart
-from ._cli_output import Output, RunView, clock_text, short
-from ._cli_run import (
+from .._auth import BearerToken
+from .._cart import Cart
+from .._client import OpenTicketClient
+from .._config import HoldPolicy
+from .._events import HoldEvent
+from .._exceptions import HoldsNotReady, OpenTicketError
+from .._hold import Hold
+from .._manager import ReservationManager
+from .._models import Order, Receiver
+from .._planning import drop_time, earliest_renew_at
+from ..testing import FakeOpenTicket, FakeTicket, ScaledClock
+from ._output import Output, RunView, clock_text, short
+from ._run import (
     OK,
     STOPPED_BY_SIGNAL,
     CommandError,
@@ -36,15 +45,6 @@ from ._cli_run import (
     make_output,
     wait_until,
 )
-from ._client import OpenTicketClient
-from ._config import HoldPolicy
-from ._events import HoldEvent
-from ._exceptions import HoldsNotReady, OpenTicketError
-from ._hold import Hold
-from ._manager import ReservationManager
-from ._models import Order, Receiver
-from ._planning import LATENCY_LEAD_FACTOR
-from .testing import FakeOpenTicket, FakeTicket, ScaledClock
 
 __all__ = ["TICKET_NAMES", "demo_policy", "run_demo"]
 
@@ -123,11 +123,9 @@ async def _rival(
     """Take the contested ticket's spare unit ``ahead`` (clock s) before our first renewal."""
     policy, clock = manager.policy, manager.clock
     assert hold.reservation is not None
-    # the manager renews no later than this; jitter moves it earlier, latency grows the lead
-    lead = max(policy.renew_before, LATENCY_LEAD_FACTOR * manager.latency.p99)
-    lead += policy.renew_jitter
-    local_deadline = hold.reservation.deadline - policy.safety_margin
-    await clock.sleep_until(local_deadline - lead - ahead)
+    # whatever the jitter draws, the manager does not renew before this
+    first_renewal = earliest_renew_at(hold.reservation, policy, manager.latency.p99)
+    await clock.sleep_until(first_renewal - ahead)
     label = view.label(hold)
     try:
         theirs = await rival.reserve_ticket(hold.shop_guid, hold.ticket_guid)
@@ -137,7 +135,7 @@ async def _rival(
         return
     message = f"a rival buyer took the last free {label} unit ({short(theirs.guid)})"
     output.emit(view.note("rival", ticket=label, reservation=theirs.guid, message=message))
-    await clock.sleep_until(theirs.deadline)
+    await clock.sleep_until(drop_time(theirs, policy))
     message = f"the rival's {label} reservation {short(theirs.guid)} dropped: they never bought"
     output.emit(view.note("rival", ticket=label, reservation=theirs.guid, message=message))
 

@@ -5,7 +5,7 @@ Every happening of a run becomes one *record*: a flat JSON-ready dict with a
 ``RenewalFailed``, ...); the command's own records are lower case (``start``,
 ``rival``, ``order``, ``summary``). ``--json`` prints the records as they are,
 one per line; plain output prints :func:`describe` of each; the live view
-(``_cli_live``) shows the same lines under a table of the holds.
+(``_live``) shows the same lines under a table of the holds.
 
 Times in records are seconds on the run's clock: sped up in the demo, real in
 ``reserve``. ``virtual_time`` counts from the start of the run.
@@ -19,9 +19,9 @@ import time
 from collections.abc import Iterable
 from typing import Any, Protocol, TextIO
 
-from ._clock import Clock
-from ._config import HoldPolicy
-from ._events import (
+from .._clock import Clock
+from .._config import HoldPolicy
+from .._events import (
     CheckedOut,
     Expired,
     HoldEvent,
@@ -30,8 +30,9 @@ from ._events import (
     RenewalFailed,
     Renewed,
 )
-from ._hold import Hold, HoldState
-from ._models import Order
+from .._hold import Hold, HoldState
+from .._models import Order
+from .._planning import local_deadline
 
 __all__ = [
     "JsonOutput",
@@ -114,8 +115,7 @@ class RunView:
         """Seconds until the hold's reservation drops locally; None without one."""
         if hold.reservation is None or hold.state in (HoldState.LOST, HoldState.EXPIRED):
             return None
-        deadline = hold.reservation.deadline - self.policy.safety_margin
-        return deadline - self.clock.now()
+        return local_deadline(hold.reservation, self.policy) - self.clock.now()
 
     def count(self, kind: str) -> int:
         """How many records of type ``kind`` the view has built."""
@@ -145,7 +145,7 @@ class RunView:
         hold = event.hold
         record = self._hold_note(type(event).__name__, hold, event.time_left, event.lateness)
         if isinstance(event, Renewed):
-            old_deadline = event.old.deadline - self.policy.safety_margin
+            old_deadline = local_deadline(event.old, self.policy)
             record["old_reservation"] = event.old.guid
             record["new_reservation"] = event.new.guid
             # positive: renewed before the old reservation dropped

@@ -17,8 +17,8 @@ from contextlib import asynccontextmanager
 import anyio
 from anyio.abc import TaskStatus
 
-from ._cli_output import JsonOutput, Output, PlainOutput, RunView
-from ._clock import Clock
+from .._clock import Clock
+from ._output import JsonOutput, Output, PlainOutput, RunView
 
 __all__ = [
     "FAILURE",
@@ -92,7 +92,7 @@ def make_output(json_lines: bool, view: RunView, title: str) -> Output:
     if not sys.stdout.isatty():
         return PlainOutput()
     try:
-        from ._cli_live import LiveOutput  # rich is optional: imported only for the live view
+        from ._live import LiveOutput  # rich is optional: imported only for the live view
     except ImportError as exc:
         if not (exc.name or "").startswith("rich"):
             raise
