@@ -26,6 +26,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from ._hold import Hold
 
 __all__ = [
     "APIError",
@@ -65,7 +70,19 @@ def redact(text: str, limit: int = BODY_LIMIT) -> str:
 
 
 class OpenTicketError(Exception):
-    """Root of every exception raised by openticket_async."""
+    """Root of every exception raised by openticket_async.
+
+    Every one pickles with all its fields (for error reporters and process
+    pools): what is pickled is what the exception holds, already redacted.
+    """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Exception's own reduce calls ``cls(*args)``, which fails for the
+        # subclasses whose fields are keyword-only. Rebuild without __init__
+        # instead: ``__new__`` restores ``args``, the state restores the fields
+        # (and ``__notes__``), so nothing is validated or redacted twice.
+        cls = type(self)
+        return (cls.__new__, (cls, *self.args), self.__getstate__())
 
 
 class InvalidArgument(OpenTicketError, ValueError):
@@ -85,6 +102,40 @@ class HoldsNotReady(OpenTicketError):
     def __init__(self, message: str, *, holds: Sequence[object]) -> None:
         super().__init__(message)
         self.holds = list(holds)
+
+    def __getstate__(self) -> dict[str, object]:
+        # A Hold is the manager's live handle: its bookkeeping means nothing in
+        # another process, and its read-only metadata (a mappingproxy) does not
+        # pickle. Pickle each hold's public fields; __setstate__ makes detached
+        # Holds of them again.
+        state = dict(self.__dict__)
+        state["holds"] = [
+            {
+                "id": hold.id,
+                "cart_id": hold.cart_id,
+                "shop_guid": hold.shop_guid,
+                "ticket_guid": hold.ticket_guid,
+                "reservation": hold.reservation,
+                "created_at": hold.created_at,
+                "metadata": None if hold.metadata is None else dict(hold.metadata),
+                "state": hold.state,
+                "renewals": hold.renewals,
+            }
+            for hold in cast("list[Hold]", self.holds)
+        ]
+        return state
+
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        from ._hold import Hold  # here: _hold imports the models, which import us
+
+        state = state or {}
+        holds = []
+        for fields in state.get("holds", ()):
+            metadata = fields["metadata"]
+            if metadata is not None:
+                fields = {**fields, "metadata": MappingProxyType(metadata)}
+            holds.append(Hold(**fields))
+        super().__setstate__({**state, "holds": holds})
 
 
 class TransportError(OpenTicketError):

@@ -7,7 +7,7 @@ shapes are still unverified. Keys that became fields are not stored twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -34,6 +34,27 @@ __all__ = [
 EMPTY_RAW: Mapping[str, Any] = MappingProxyType({})
 
 
+class _Decoded:
+    """Pickling for the models with a read-only ``raw``.
+
+    A mappingproxy does not pickle, so attrs' own pickling fails on every one of
+    them (and on the holds and exceptions that carry them). Pickle the fields
+    with ``raw`` as a plain dict, and rebuild through ``__init__``.
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[object, ...]:
+        values = attrs.asdict(self, recurse=False)  # type: ignore[arg-type]
+        values["raw"] = dict(values["raw"])
+        return (_rebuild, (type(self), values))
+
+
+def _rebuild(cls: Callable[..., _Decoded], values: dict[str, Any]) -> _Decoded:
+    raw = values.pop("raw")
+    return cls(**values, raw=MappingProxyType(raw) if raw else EMPTY_RAW)
+
+
 def _base_url(value: str) -> str:
     text = str(value).strip()
     parts = urlsplit(text)
@@ -58,7 +79,7 @@ class Hosts:
 
 
 @attrs.frozen
-class Product:
+class Product(_Decoded):
     """A product line that comes with a reservation and goes into the order."""
 
     guid: str
@@ -67,7 +88,7 @@ class Product:
 
 
 @attrs.frozen
-class Reservation:
+class Reservation(_Decoded):
     """One reserved ticket, valid until ``expires_at``.
 
     ``deadline`` is the same moment on the client's monotonic clock: the time the
@@ -87,7 +108,7 @@ class Reservation:
 
 
 @attrs.frozen
-class PaymentMethod:
+class PaymentMethod(_Decoded):
     """A payment provider of a shop; its ``guid`` goes into the order."""
 
     guid: str
@@ -106,7 +127,7 @@ class Receiver:
 
 
 @attrs.frozen
-class OrderTicket:
+class OrderTicket(_Decoded):
     """One ticket inside an order; ``ticket_number`` is its barcode once issued."""
 
     guid: str
@@ -117,7 +138,7 @@ class OrderTicket:
 
 
 @attrs.frozen
-class Order:
+class Order(_Decoded):
     """An order made from reservations."""
 
     guid: str
@@ -129,7 +150,7 @@ class Order:
 
 
 @attrs.frozen
-class User:
+class User(_Decoded):
     """The user a token belongs to (``users/me``)."""
 
     guid: str
@@ -138,7 +159,7 @@ class User:
 
 
 @attrs.frozen
-class TokenSet:
+class TokenSet(_Decoded):
     """OAuth2 tokens with their expiry times (aware UTC datetimes).
 
     The repr never shows the tokens. Refresh tokens are single-use: persist each
