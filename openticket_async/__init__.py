@@ -9,6 +9,7 @@ from ._client import OpenTicketClient, exchange_code
 from ._clock import Clock, SystemClock
 from ._config import HoldPolicy, RetryPolicy, Timeouts
 from ._events import (
+    AtRisk,
     CheckedOut,
     EventStream,
     Expired,
@@ -52,6 +53,7 @@ from ._version import __version__
 
 __all__ = [
     "APIError",
+    "AtRisk",
     "AuthenticationError",
     "BearerToken",
     "Cart",
