@@ -258,10 +258,12 @@ class Manager:
         self.reported: dict[str, list[float]] = {"Expiring": [], "Expired": []}
         client = StandInClient(self._prebuilt, self._ttl)
         if self._warn_before is None:
-            policy = HoldPolicy(max_hold=None)
+            # the stand-in hands out deadlines of its own choosing: trust them
+            policy = HoldPolicy(max_hold=None, min_server_ttl=0)
         else:
             policy = HoldPolicy(auto_renew=False, warn_before=self._warn_before,
-                                safety_margin=0, max_hold=None, renew_jitter=0)
+                                safety_margin=0, max_hold=None, renew_jitter=0,
+                                min_server_ttl=0)
         self._manager = ReservationManager(client, policy=policy)
         await self._manager.__aenter__()
         if self._warn_before is not None:
