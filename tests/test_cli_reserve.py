@@ -233,7 +233,7 @@ async def test_reserve_with_incomplete_oauth_settings_names_what_is_missing(shop
 
 
 @pytest.mark.asyncio
-async def test_reserve_stops_on_sigint_releases_and_exits_zero(shop: Shop) -> None:
+async def test_reserve_stops_on_sigint_releases_and_exits_130(shop: Shop) -> None:
     process = await asyncio.create_subprocess_exec(
         *CLI,
         *shop.args("--quantity", "2", "--json"),
@@ -254,7 +254,7 @@ async def test_reserve_stops_on_sigint_releases_and_exits_zero(shop: Shop) -> No
         if process.returncode is None:
             process.kill()
             await process.wait()
-    assert process.returncode == 0
+    assert process.returncode == 130  # like the demo: 128 + SIGINT
     run = Run(process.returncode, stdout.decode(), stderr.decode())
     assert run.stderr == ""
     assert len(run.of_type("Released")) == 2

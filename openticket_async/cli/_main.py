@@ -6,11 +6,11 @@ real hosts until Ctrl-C or ``--hold-for``. Both show a live table in a
 terminal, plain lines in a pipe, and one JSON object per line with ``--json``
 (see ``_output`` for the records).
 
-Exit codes: 0 success (``reserve`` stopped by Ctrl-C included); 1 a runtime
-failure (unreachable host, refused token, sold out, a hold lost); 2 a usage
-error (bad option, bad GUID, no credentials); 128+N the demo was stopped by
-signal N (130 for Ctrl-C). Errors are one line on stderr, never a traceback
-(``-v`` adds the library's debug log), and never show a token.
+Exit codes: 0 success; 1 a runtime failure (unreachable host, refused token,
+sold out, a hold lost); 2 a usage error (bad option, bad GUID, no credentials);
+128+N the command was stopped by signal N (130 for Ctrl-C, in every command).
+Errors are one line on stderr, never a traceback (``-v`` adds the library's
+debug log), and never show a token.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keep OpenTicket reservations alive.",
         epilog=(
             "Exit codes: 0 success, 1 runtime failure (unreachable host, refused token, "
-            "sold out, hold lost), 2 usage error, 128+N the demo was stopped by signal N."
+            "sold out, hold lost), 2 usage error, 128+N stopped by signal N (130 for Ctrl-C)."
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
