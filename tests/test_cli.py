@@ -228,6 +228,20 @@ def test_usage_errors_are_one_line_and_exit_two(
     assert "error:" in err
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["reserve", "--help"]])
+def test_help_says_openticket_cannot_release_a_reservation_early(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal width
+    assert "OpenTicket cannot release a reservation early" in text
+    assert "stays taken until its 8-minute drop" in text
+    assert "a second `openticket reserve` run" in text
+    assert "sold_out" in text
+
+
 # -- records and views -----------------------------------------------------------------
 
 
