@@ -20,7 +20,7 @@ import pytest
 from rich.console import Console
 
 from openticket_async import HoldPolicy, Order, Reservation, TicketUnavailable
-from openticket_async._events import RenewalFailed, Renewed
+from openticket_async._events import Released, RenewalFailed, Renewed
 from openticket_async._hold import Hold, HoldState
 from openticket_async.cli import main, parse_duration
 from openticket_async.cli._live import LiveOutput
@@ -181,6 +181,7 @@ def test_demo_shuts_down_cleanly_on_sigint() -> None:
     assert summary["type"] == "summary"
     assert summary["interrupted"] is True
     assert summary["released"] == TICKETS
+    assert summary["kept"] == 0  # released holds are not kept: they end at their drop
     assert summary["order"] is None
 
 
@@ -225,6 +226,20 @@ def test_usage_errors_are_one_line_and_exit_two(
     assert err.count("\n") == 1
     assert err.startswith("openticket")
     assert "error:" in err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["reserve", "--help"]])
+def test_help_says_openticket_cannot_release_a_reservation_early(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal width
+    assert "OpenTicket cannot release a reservation early" in text
+    assert "stays taken until its 8-minute drop" in text
+    assert "a second `openticket reserve` run" in text
+    assert "sold_out" in text
 
 
 # -- records and views -----------------------------------------------------------------
@@ -287,6 +302,37 @@ def test_records_tell_a_renewal_before_the_drop_from_a_recovery_after_it(view: R
     summary = view.summary_record(interrupted=False)
     assert (summary["renewals"], summary["at_risk"], summary["recovered"]) == (1, 1, 1)
     assert summary["kept"] == 1
+
+
+def test_summary_tells_released_holds_from_kept_ones(view: RunView) -> None:
+    clock = view.clock
+    assert isinstance(clock, FakeClock)
+    kept = make_hold(
+        view, "h1", make_reservation(clock, "aaaaaaaa-1111-0000-0000-000000000000", 300.0, 2.0)
+    )
+    released = make_hold(
+        view, "h2", make_reservation(clock, "bbbbbbbb-2222-0000-0000-000000000000", 300.0, 2.0)
+    )
+    view.track([kept], "Balcony")
+    view.track([released], "Front row")
+    released.state = HoldState.RELEASED
+    view.hold_record(Released(released, 300.0, 0.0))
+
+    summary = view.summary_record(interrupted=False)
+    assert (summary["holds"], summary["kept"], summary["released"]) == (2, 1, 1)
+    text = describe(summary)
+    assert text.startswith("Summary: 1 of 2 hold(s) kept,")
+    assert "\n  1 released (the unit stays taken at OpenTicket until its drop)\n" in text
+
+
+def test_summary_names_no_released_hold_when_there_is_none(view: RunView) -> None:
+    clock = view.clock
+    assert isinstance(clock, FakeClock)
+    hold = make_hold(
+        view, "h1", make_reservation(clock, "aaaaaaaa-1111-0000-0000-000000000000", 300.0, 2.0)
+    )
+    view.track([hold], "Balcony")
+    assert "released" not in describe(view.summary_record(interrupted=False))
 
 
 def test_live_view_shows_each_hold_with_its_time_left_and_state(view: RunView) -> None:

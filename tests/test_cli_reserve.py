@@ -124,7 +124,7 @@ async def test_reserve_holds_the_tickets_then_releases_them_with_a_summary(shop:
     assert live == {r["reservation"] for r in reserved}
     assert {r["hold"] for r in run.of_type("Released")} == {r["hold"] for r in reserved}
     (summary,) = run.of_type("summary")
-    assert (summary["holds"], summary["kept"], summary["lost"]) == (2, 2, 0)
+    assert (summary["holds"], summary["kept"], summary["released"], summary["lost"]) == (2, 0, 2, 0)
     assert summary["interrupted"] is False
     assert summary["real_seconds"] >= 1.0
     assert_no_secret(run, shop.token)
@@ -136,7 +136,8 @@ async def test_reserve_prints_plain_lines_and_never_the_token_even_verbose(shop:
     run = await openticket(args, shop.env(OPENTICKET_TOKEN=shop.token))
     assert run.code == 0, run.stderr
     assert "reserved ticket" in run.stdout
-    assert "Summary: 1 of 1 hold(s) kept" in run.stdout
+    assert "Summary: 0 of 1 hold(s) kept" in run.stdout
+    assert "1 released (the unit stays taken at OpenTicket until its drop)" in run.stdout
     assert "GET /shop/" in run.stderr  # -v shows the library's request log...
     assert_no_secret(run, shop.token)  # ...with the Authorization header masked
 
@@ -233,7 +234,7 @@ async def test_reserve_with_incomplete_oauth_settings_names_what_is_missing(shop
 
 
 @pytest.mark.asyncio
-async def test_reserve_stops_on_sigint_releases_and_exits_zero(shop: Shop) -> None:
+async def test_reserve_stops_on_sigint_releases_and_exits_130(shop: Shop) -> None:
     process = await asyncio.create_subprocess_exec(
         *CLI,
         *shop.args("--quantity", "2", "--json"),
@@ -254,10 +255,10 @@ async def test_reserve_stops_on_sigint_releases_and_exits_zero(shop: Shop) -> No
         if process.returncode is None:
             process.kill()
             await process.wait()
-    assert process.returncode == 0
+    assert process.returncode == 130  # like the demo: 128 + SIGINT
     run = Run(process.returncode, stdout.decode(), stderr.decode())
     assert run.stderr == ""
     assert len(run.of_type("Released")) == 2
     (summary,) = run.of_type("summary")
     assert summary["interrupted"] is True
-    assert summary["kept"] == 2
+    assert (summary["kept"], summary["released"]) == (0, 2)

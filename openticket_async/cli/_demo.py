@@ -36,15 +36,7 @@ from .._models import Order, Receiver
 from .._planning import drop_time, earliest_renew_at
 from ..testing import FakeOpenTicket, FakeTicket, ScaledClock
 from ._output import Output, RunView, clock_text, short
-from ._run import (
-    OK,
-    STOPPED_BY_SIGNAL,
-    CommandError,
-    Interrupt,
-    animated,
-    make_output,
-    wait_until,
-)
+from ._run import OK, CommandError, Interrupt, animated, make_output, wait_until
 
 __all__ = ["TICKET_NAMES", "demo_policy", "run_demo"]
 
@@ -217,7 +209,7 @@ async def run_demo(args: argparse.Namespace, interrupt: Interrupt) -> int:
                 await _play(fake, shop, tickets, view, output, args, interrupt)
         finally:
             output.emit(view.summary_record(interrupted=interrupt.received))
-    return OK if interrupt.signal is None else STOPPED_BY_SIGNAL + interrupt.signal
+    return OK
 
 
 async def _play(

@@ -6,11 +6,11 @@ real hosts until Ctrl-C or ``--hold-for``. Both show a live table in a
 terminal, plain lines in a pipe, and one JSON object per line with ``--json``
 (see ``_output`` for the records).
 
-Exit codes: 0 success (``reserve`` stopped by Ctrl-C included); 1 a runtime
-failure (unreachable host, refused token, sold out, a hold lost); 2 a usage
-error (bad option, bad GUID, no credentials); 128+N the demo was stopped by
-signal N (130 for Ctrl-C). Errors are one line on stderr, never a traceback
-(``-v`` adds the library's debug log), and never show a token.
+Exit codes: 0 success; 1 a runtime failure (unreachable host, refused token,
+sold out, a hold lost); 2 a usage error (bad option, bad GUID, no credentials);
+128+N the command was stopped by signal N (130 for Ctrl-C, in every command).
+Errors are one line on stderr, never a traceback (``-v`` adds the library's
+debug log), and never show a token.
 """
 
 from __future__ import annotations
@@ -41,6 +41,12 @@ from ._run import FAILURE, INTERRUPTED, USAGE, Command, CommandError, run_comman
 __all__ = ["build_parser", "main", "parse_duration"]
 
 PROG = "openticket"
+#: Said in both helps: a newcomer's second ``reserve`` run otherwise looks like a bug.
+NO_EARLY_RELEASE = (
+    "OpenTicket cannot release a reservation early: a unit released when a run ends "
+    "stays taken until its 8-minute drop, so a second `openticket reserve` run started "
+    "before then may find the ticket sold out (sold_out)."
+)
 #: Past this, the demo's margins (real slack times the speed) crowd the 8-minute
 #: cycle: the other holds would renew twice while the contested one waits for its drop.
 MAX_SPEED = 600
@@ -113,10 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of the ``openticket`` command and its subcommands. Raises nothing."""
     parser = _Parser(
         prog=PROG,
-        description="Keep OpenTicket reservations alive.",
+        description=f"Keep OpenTicket reservations alive. {NO_EARLY_RELEASE}",
         epilog=(
             "Exit codes: 0 success, 1 runtime failure (unreachable host, refused token, "
-            "sold out, hold lost), 2 usage error, 128+N the demo was stopped by signal N."
+            "sold out, hold lost), 2 usage error, 128+N stopped by signal N (130 for Ctrl-C)."
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -152,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
             f"Reserve tickets and keep them reserved until Ctrl-C or --hold-for. The token "
             f"comes from {ENV_TOKEN}, or from {', '.join(ENV_OAUTH)} (OAuth2 refresh; "
             f"set {ENV_TOKEN_FILE} to keep the refreshed tokens). Hosts default to "
-            f"${', $'.join(ENV_HOSTS.values())}, then to OpenTicket's own."
+            f"${', $'.join(ENV_HOSTS.values())}, then to OpenTicket's own. "
+            f"Leaving releases the holds. {NO_EARLY_RELEASE}"
         ),
     )
     reserve.add_argument("--shop", required=True, type=_guid, help="shop GUID")

@@ -186,20 +186,26 @@ class RunView:
         )
 
     def summary_record(self, *, interrupted: bool) -> Record:
-        """The closing record: what was kept, renewed, put at risk and lost."""
+        """The closing record: what was kept, released, renewed, put at risk and lost.
+
+        A released hold is not counted as kept: OpenTicket cannot release a
+        reservation early, so its unit stays taken until the reservation drops,
+        but it is no longer ours to keep or to check out.
+        """
         lost = self.count(Lost.__name__)
         expired = self.count(Expired.__name__)
+        released = self.count(Released.__name__)
         return self.note(
             "summary",
             holds=len(self.holds),
-            kept=len(self.holds) - lost - expired,
+            kept=len(self.holds) - lost - expired - released,
             renewals=self.count(Renewed.__name__),
             renewal_failures=self.count(RenewalFailed.__name__),
             at_risk=len(self._at_risk),
             recovered=len(self._recovered),
             lost=lost,
             expired=expired,
-            released=self.count(Released.__name__),
+            released=released,
             checked_out=self.count(CheckedOut.__name__),
             order=None if self.order is None else self.order.guid,
             real_seconds=_round(time.monotonic() - self._real_origin),
@@ -270,6 +276,10 @@ def _describe_summary(record: Record) -> str:
         f"  clock time {clock_text(record['virtual_time'])} in "
         f"{record['real_seconds']:.1f} s real time",
     ]
+    if record["released"]:
+        # not "kept": the unit is no longer ours, yet nobody else can have it before its drop
+        note = "the unit stays taken at OpenTicket until its drop"
+        lines.insert(1, f"  {record['released']} released ({note})")
     if record["order"] is not None:
         lines.append(f"  order {record['order']} ({record['checked_out']} ticket(s))")
     return "\n".join(lines)

@@ -4,7 +4,12 @@ Reserves ``--quantity`` units of one ticket and lets a ReservationManager renew
 them before every drop. The run ends at ``--hold-for``, on Ctrl-C (SIGINT) or
 SIGTERM, or when no hold is left (lost, or past the manager's ``max_hold``
 fair-use cap); leaving releases the holds and prints a summary. Ctrl-C is the
-normal way to stop: it exits 0. A lost hold exits 1.
+normal way to stop: the run exits 130, like any command stopped by Ctrl-C. A
+lost hold exits 1.
+
+OpenTicket has no call to release a reservation early: a released hold's unit
+stays taken on the server until its reservation drops, up to 8 minutes later,
+so the summary counts released holds apart from kept ones.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 A command is ``async def command(args, interrupt) -> exit code``. It opens its
 resources (server, client, manager), then does its work inside
 ``with interrupt.scope:``, so that Ctrl-C (SIGINT) or SIGTERM cancels the work
-while closing the resources, and reporting on them, still happens.
+while closing the resources, and reporting on them, still happens. A run that a
+signal stopped exits ``128 + N`` (130 for Ctrl-C) whichever command it was: the
+shell's convention, so a script can tell "done" from "stopped".
 """
 
 from __future__ import annotations
@@ -120,7 +122,11 @@ Command = Callable[[argparse.Namespace, Interrupt], Awaitable[int]]
 
 
 async def run_command(command: Command, args: argparse.Namespace) -> int:
-    """Run ``command`` with the signal watcher in place; return its exit code."""
+    """Run ``command`` with the signal watcher in place; return the exit code.
+
+    That is the command's own code, or ``STOPPED_BY_SIGNAL + N`` when signal N
+    stopped a run that would otherwise have succeeded.
+    """
     interrupt = Interrupt()
     async with anyio.create_task_group() as tg:
         await tg.start(interrupt.watch)
@@ -128,6 +134,8 @@ async def run_command(command: Command, args: argparse.Namespace) -> int:
             code = await command(args, interrupt)
         finally:
             tg.cancel_scope.cancel()
+    if code == OK and interrupt.signal is not None:
+        return STOPPED_BY_SIGNAL + interrupt.signal
     return code
 
 
