@@ -16,6 +16,7 @@ import pytest
 SURFACE: dict[str, list[str]] = {
     "openticket_async": [
         "APIError",
+        "AtRisk",
         "AuthenticationError",
         "BearerToken",
         "Cart",
@@ -83,6 +84,7 @@ SURFACE: dict[str, list[str]] = {
     ],
     "openticket_async.stores": [
         "Due",
+        "EventSink",
         "MemoryStore",
         "ReservationStore",
     ],
