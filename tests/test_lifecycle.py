@@ -433,5 +433,5 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert all(gap >= window - 1e-6 for gap in gaps), gaps
 
 
-TestLifecycleMachine = pytest.mark.timeout(600)(LifecycleMachine.TestCase)
+TestLifecycleMachine = pytest.mark.timeout(600 if PROFILE == "ci" else 0)(LifecycleMachine.TestCase)
 TestLifecycleMachine.settings = settings.get_profile(PROFILE)
