@@ -24,7 +24,7 @@ demo: $(STAMP)
 test: lint typecheck pytest bench-quick
 
 lint: $(STAMP)
-	$(BIN)/ruff check openticket_async tests benchmarks
+	$(BIN)/ruff check openticket_async tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -35,7 +35,7 @@ CLIENT_SECRET = "test-secret"
 
 @pytest_asyncio.fixture
 async def fake() -> AsyncIterator[FakeOpenTicket[FakeClock]]:
-    async with FakeOpenTicket(access_token_ttl=3600.0) as server:
+    async with FakeOpenTicket(FakeClock(), access_token_ttl=3600.0) as server:
         yield server
 
 
@@ -65,7 +65,7 @@ def test_bearer_token_repr_hides_the_token() -> None:
 
 
 def test_oauth2_repr_hides_tokens_and_the_client_secret() -> None:
-    fake: FakeOpenTicket[FakeClock] = FakeOpenTicket()
+    fake: FakeOpenTicket[FakeClock] = FakeOpenTicket(FakeClock())
     token = fake.issue_token()
     shown = repr(oauth(token)) + str(oauth(token)) + repr(token)
     assert CLIENT_SECRET not in shown
@@ -84,7 +84,7 @@ def test_oauth2_repr_hides_tokens_and_the_client_secret() -> None:
     ],
 )
 def test_oauth2_needs_client_credentials(arguments: tuple[Any, Any]) -> None:
-    token = FakeOpenTicket().issue_token()
+    token = FakeOpenTicket(FakeClock()).issue_token()
     with pytest.raises(InvalidArgument):
         OAuth2(*arguments, token)
 
@@ -100,11 +100,11 @@ def test_oauth2_needs_client_credentials(arguments: tuple[Any, Any]) -> None:
 )
 def test_oauth2_rejects_bad_options(options: dict[str, Any]) -> None:
     with pytest.raises(InvalidArgument):
-        oauth(FakeOpenTicket().issue_token(), **options)
+        oauth(FakeOpenTicket(FakeClock()).issue_token(), **options)
 
 
 def test_oauth2_rejects_a_token_with_a_newline() -> None:
-    token = attrs.evolve(FakeOpenTicket().issue_token(), access_token="at\r\nX-Evil: 1")
+    token = attrs.evolve(FakeOpenTicket(FakeClock()).issue_token(), access_token="at\r\nX-Evil: 1")
     with pytest.raises(InvalidArgument):
         oauth(token)
 
@@ -141,7 +141,7 @@ def test_authorization_url_needs_every_argument(arguments: tuple[str, str, str])
 
 @pytest.mark.asyncio
 async def test_memory_store_runs_one_grant_for_many_concurrent_refreshes() -> None:
-    fake: FakeOpenTicket[FakeClock] = FakeOpenTicket()
+    fake: FakeOpenTicket[FakeClock] = FakeOpenTicket(FakeClock())
     stale, fresh = fake.issue_token(), fake.issue_token()
     store = MemoryTokenStore()
     grants: list[TokenSet] = []
@@ -162,7 +162,7 @@ async def test_memory_store_runs_one_grant_for_many_concurrent_refreshes() -> No
 
 @pytest.mark.asyncio
 async def test_memory_store_refreshes_again_once_the_new_token_is_stale() -> None:
-    fake: FakeOpenTicket[FakeClock] = FakeOpenTicket()
+    fake: FakeOpenTicket[FakeClock] = FakeOpenTicket(FakeClock())
     first, second, third = (fake.issue_token() for _ in range(3))
     store = MemoryTokenStore()
     answers = iter([second, third])

@@ -32,7 +32,7 @@ RECEIVER = Receiver(email="ann@example.com", firstname="Ann", lastname="Lee")
 
 @pytest_asyncio.fixture
 async def fake() -> AsyncIterator[FakeOpenTicket[FakeClock]]:
-    async with FakeOpenTicket() as server:
+    async with FakeOpenTicket(FakeClock()) as server:
         yield server
 
 
@@ -114,7 +114,7 @@ async def test_reserve_returns_the_server_reservation_with_a_local_deadline(
 
 @pytest.mark.asyncio
 async def test_reserve_in_camel_case_without_expiry_uses_send_time_plus_ttl() -> None:
-    async with FakeOpenTicket(style="camel", send_expiry=False) as fake:
+    async with FakeOpenTicket(FakeClock(), style="camel", send_expiry=False) as fake:
         shop = fake.add_shop()
         ticket = fake.add_ticket(shop)
         await fake.clock.advance(42)
@@ -413,7 +413,7 @@ async def test_a_users_session_is_used_and_left_open(
 
 def test_client_made_outside_a_loop_works_inside_one() -> None:
     async def main() -> None:
-        async with FakeOpenTicket() as fake:
+        async with FakeOpenTicket(FakeClock()) as fake:
             shop = fake.add_shop()
             ticket = fake.add_ticket(shop)
             client = client_for(fake)
@@ -431,7 +431,7 @@ def test_client_used_from_a_second_event_loop_raises_usage_error() -> None:
     first = asyncio.new_event_loop()
     second = asyncio.new_event_loop()
     try:
-        fake: FakeOpenTicket[FakeClock] = FakeOpenTicket()
+        fake: FakeOpenTicket[FakeClock] = FakeOpenTicket(FakeClock())
         first.run_until_complete(fake.start())
         shop = fake.add_shop()
         ticket = fake.add_ticket(shop)
@@ -457,7 +457,7 @@ async def new_session() -> aiohttp.ClientSession:
 
 def test_client_from_a_finished_event_loop_raises_usage_error_and_still_closes() -> None:
     first = asyncio.new_event_loop()
-    fake: FakeOpenTicket[FakeClock] = FakeOpenTicket()
+    fake: FakeOpenTicket[FakeClock] = FakeOpenTicket(FakeClock())
     try:
         first.run_until_complete(fake.start())
         shop = fake.add_shop()

@@ -35,7 +35,7 @@ NO_RETRY = RetryPolicy(attempts=1)
 
 @pytest_asyncio.fixture
 async def fake() -> AsyncIterator[FakeOpenTicket[FakeClock]]:
-    async with FakeOpenTicket() as server:
+    async with FakeOpenTicket(FakeClock()) as server:
         yield server
 
 

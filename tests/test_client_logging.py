@@ -19,7 +19,7 @@ from openticket_async.testing import FakeClock, FakeOpenTicket, FakeShop, FakeTi
 
 @pytest_asyncio.fixture
 async def fake() -> AsyncIterator[FakeOpenTicket[FakeClock]]:
-    async with FakeOpenTicket() as server:
+    async with FakeOpenTicket(FakeClock()) as server:
         yield server
 
 

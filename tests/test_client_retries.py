@@ -31,7 +31,7 @@ RECEIVER = Receiver(email="ann@example.com", firstname="Ann", lastname="Lee")
 
 @pytest_asyncio.fixture
 async def fake() -> AsyncIterator[FakeOpenTicket[FakeClock]]:
-    async with FakeOpenTicket() as server:
+    async with FakeOpenTicket(FakeClock()) as server:
         yield server
 
 

@@ -103,7 +103,7 @@ async def test_reserve_answers_the_snake_case_wire_shape(
 async def test_camel_style_and_no_expiry_change_the_reservation_shape(
     http: aiohttp.ClientSession,
 ) -> None:
-    async with FakeOpenTicket(style="camel", send_expiry=False) as fake:
+    async with FakeOpenTicket(FakeClock(), style="camel", send_expiry=False) as fake:
         shop = fake.add_shop()
         ticket = fake.add_ticket(shop)
         _, body, _ = await call(http, "GET", reserve_url(fake, shop, ticket), bearer(fake))
@@ -113,7 +113,7 @@ async def test_camel_style_and_no_expiry_change_the_reservation_shape(
 
 @pytest.mark.asyncio
 async def test_camel_style_expiry_keys_are_camel_case(http: aiohttp.ClientSession) -> None:
-    async with FakeOpenTicket(style="camel", reservation_ttl=60.5) as fake:
+    async with FakeOpenTicket(FakeClock(), style="camel", reservation_ttl=60.5) as fake:
         shop = fake.add_shop()
         ticket = fake.add_ticket(shop)
         _, body, _ = await call(http, "GET", reserve_url(fake, shop, ticket), bearer(fake))
@@ -163,7 +163,7 @@ async def test_no_stock_left_is_409_sold_out_until_a_reservation_drops(
 
 @pytest.mark.asyncio
 async def test_reservation_ttl_is_configurable(http: aiohttp.ClientSession) -> None:
-    async with FakeOpenTicket(reservation_ttl=30.0) as fake:
+    async with FakeOpenTicket(FakeClock(), reservation_ttl=30.0) as fake:
         shop = fake.add_shop()
         ticket = fake.add_ticket(shop)
         await call(http, "GET", reserve_url(fake, shop, ticket), bearer(fake))
@@ -234,7 +234,7 @@ async def test_api_and_shop_routes_refuse_a_missing_or_bad_token_with_401(
 async def test_access_token_expires_on_the_clock_and_refresh_brings_a_new_one(
     http: aiohttp.ClientSession,
 ) -> None:
-    async with FakeOpenTicket(access_token_ttl=3600) as fake:
+    async with FakeOpenTicket(FakeClock(), access_token_ttl=3600) as fake:
         tokens = fake.issue_token()
         me = f"{fake.hosts.auth}/users/me"
         headers = {"Authorization": f"Bearer {tokens.access_token}"}
@@ -564,11 +564,11 @@ async def test_requests_are_recorded_with_route_auth_company_and_clock_time(
 
 def test_settings_must_make_sense() -> None:
     with pytest.raises(InvalidArgument):
-        FakeOpenTicket(reservation_ttl=0)
+        FakeOpenTicket(FakeClock(), reservation_ttl=0)
     with pytest.raises(InvalidArgument):
-        FakeOpenTicket(access_token_ttl=-1)
+        FakeOpenTicket(FakeClock(), access_token_ttl=-1)
     with pytest.raises(InvalidArgument):
-        FakeOpenTicket(style="kebab")  # type: ignore[arg-type]
+        FakeOpenTicket(FakeClock(), style="kebab")  # type: ignore[arg-type]
 
 
 @pytest.mark.asyncio
@@ -583,7 +583,7 @@ async def test_seeding_refuses_unknown_shops_and_tickets(openticket_fake: Fake) 
 
 @pytest.mark.asyncio
 async def test_url_and_hosts_need_a_started_server() -> None:
-    fake = FakeOpenTicket()
+    fake = FakeOpenTicket(FakeClock())
     with pytest.raises(UsageError):
         _ = fake.hosts
     async with fake:

@@ -412,7 +412,7 @@ async def test_concurrent_refreshes_through_redis_grant_once(
 async def test_oauth2_clients_sharing_a_redis_token_store_refresh_once(
     redis_url: str, redis_prefix: str
 ) -> None:
-    async with FakeOpenTicket() as fake:
+    async with FakeOpenTicket(FakeClock()) as fake:
         shop = fake.add_shop()
         fake.add_payment_method(shop)
         login = fake.issue_token()
@@ -452,7 +452,7 @@ async def wait_for(condition: Callable[[], bool]) -> None:
 async def shop_world(
     redis_url: str, redis_prefix: str
 ) -> AsyncIterator[tuple[FakeOpenTicket[FakeClock], Callable[[], Awaitable[Any]]]]:
-    async with FakeOpenTicket(reservation_ttl=TTL) as fake:
+    async with FakeOpenTicket(FakeClock(), reservation_ttl=TTL) as fake:
         token = fake.issue_token()
         async with OpenTicketClient(
             auth=BearerToken(token.access_token),

@@ -23,7 +23,7 @@ TICKET = "22222222-2222-4222-8222-222222222222"
 
 @pytest_asyncio.fixture
 async def fake() -> AsyncIterator[FakeOpenTicket[FakeClock]]:
-    async with FakeOpenTicket() as server:
+    async with FakeOpenTicket(FakeClock()) as server:
         yield server
 
 

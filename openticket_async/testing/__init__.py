@@ -5,11 +5,12 @@ network or the wall clock::
 
     from openticket_async.testing import FakeClock, FakeOpenTicket
 
-    async with FakeOpenTicket() as fake:          # a new FakeClock drives it
+    clock = FakeClock()
+    async with FakeOpenTicket(clock) as fake:     # without a clock: real time
         shop = fake.add_shop()
         ticket = fake.add_ticket(shop, stock=2)
-        ...                                       # point a client at fake.hosts
-        await fake.clock.advance(8 * 60)          # every reservation drops
+        ...                                       # a client on fake.hosts and clock
+        await clock.advance(8 * 60)               # every reservation drops
 
 The pytest plugin (``openticket_fake``, ``openticket_client``,
 ``openticket_clock``) is registered automatically. See docs/testing.md.

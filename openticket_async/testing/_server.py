@@ -20,7 +20,7 @@ from typing import Any, Generic, Self, TypeVar, cast, overload
 from aiohttp import web
 from yarl import URL
 
-from .._clock import Clock
+from .._clock import Clock, SystemClock
 from .._config import seconds
 from .._exceptions import InvalidArgument, UsageError
 from .._models import Hosts, TokenSet
@@ -82,17 +82,23 @@ class FakeOpenTicket(Generic[C]):
     :meth:`issue_token`), :meth:`start` it, point a client at :attr:`hosts`, and
     inspect what happened (:attr:`requests`, :meth:`live_reservations`,
     :attr:`orders`, :attr:`token_grants`). Reservations hold a unit for
-    ``reservation_ttl`` seconds of ``clock`` time (a new :class:`FakeClock` when
-    ``clock`` is None); access tokens live ``access_token_ttl`` (both seconds or
-    timedelta; :class:`~openticket_async.InvalidArgument` unless positive). Answers use
+    ``reservation_ttl`` seconds of ``clock`` time; access tokens live
+    ``access_token_ttl`` (both seconds or timedelta;
+    :class:`~openticket_async.InvalidArgument` unless positive). Answers use
     ``style`` keys (``"snake"`` or ``"camel"``); ``send_expiry=False`` leaves
     ``reserved_at``/``expires_at`` out. ``record_requests=False`` keeps no
     request log (for long benchmarks).
+
+    Without a ``clock`` the fake runs on real time (:class:`SystemClock`), as a
+    client and a manager do by default, so code that gives none of them a clock
+    sees reservations that last ``reservation_ttl`` real seconds. For virtual
+    time give it a :class:`FakeClock`, and the same clock to the client (the
+    manager takes the client's).
     """
 
     @overload
     def __init__(
-        self: FakeOpenTicket[FakeClock],
+        self: FakeOpenTicket[SystemClock],
         clock: None = None,
         *,
         reservation_ttl: float | timedelta = 480.0,
@@ -130,7 +136,10 @@ class FakeOpenTicket(Generic[C]):
         client_secret: str = "test-secret",  # noqa: S107 (a fixed test credential)
         record_requests: bool = True,
     ) -> None:
-        self._clock: C = clock if clock is not None else cast(C, FakeClock())
+        # Real time by default: a FakeClock nobody else shares would put the fake
+        # in 2026-01-01 while the client's SystemClock is in the present, and the
+        # manager would see every reservation long expired.
+        self._clock: C = clock if clock is not None else cast(C, SystemClock())
         self._reservation_ttl = _positive(reservation_ttl, "reservation_ttl")
         self._user_guid = new_guid()
         self._company_guid = new_guid()
