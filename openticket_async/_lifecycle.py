@@ -152,6 +152,7 @@ __all__ = [
     "Uncertain",
     "classify",
     "disowned",
+    "not_before",
     "ended_elsewhere",
     "orphaned",
     "plan",
@@ -249,6 +250,15 @@ def plan(hold: Hold, now: float, rules: Rules) -> list[Action]:
         action, at = WARN, warn
     hold._action, hold._due = action, at
     return [Plan(action, at)]
+
+
+def not_before(hold: Hold, rules: Rules) -> float:
+    """The earliest time ``hold``'s queued reserve may go out (I4's floor).
+
+    The renewal worker waits until then: a reserve queued by a checkout just
+    after a failed try, or before the clock jumped back, keeps the floor too.
+    """
+    return hold._last_sent + rules.policy.min_renew_interval
 
 
 def sending(hold: Hold, now: float) -> float | None:
@@ -422,7 +432,8 @@ def _checkout_started(hold: Hold, inp: CheckoutStarted, now: float, rules: Rules
     left = reservation.deadline - policy.safety_margin - now
     actions: list[Action] = []
     needs = hold.state is not _ACTIVE or left < policy.renew_before
-    if needs and not hold._wire and now >= hold._last_sent + policy.min_renew_interval:
+    if needs and not hold._wire:
+        # the worker keeps the floor (not_before): checkout waits for it, a second at most
         actions.append(_reserve(hold, now, first=True))
     actions += plan(hold, now, rules)
     return actions

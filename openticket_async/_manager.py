@@ -113,9 +113,11 @@ class ReservationManager:
         self._publish: Callable[[HoldEvent], None] | None = None if sink is None else sink.publish
         self._carts: dict[str, Cart] = {}
         self._lingering = LingeringUnits()
-        self._renewals = Renewals(client, self.clock, self.policy, self._lingering, self._finish)
         self.rules = Rules(
             self.policy, client.retry, self._touched_at, resolution=self.clock.resolution
+        )
+        self._renewals = Renewals(
+            client, self.clock, self.policy, self._lingering, self._finish, self.rules
         )
         self._tg: TaskGroup | None = None
         self._sleep_scope: anyio.CancelScope | None = None

@@ -29,7 +29,7 @@ from ._config import HoldPolicy, RetryPolicy
 from ._events import Spawn
 from ._exceptions import DecodeError, TransportError
 from ._hold import Hold
-from ._lifecycle import Answered, Input, Refused, classify, sending
+from ._lifecycle import Answered, Input, Refused, Rules, classify, not_before, sending
 from ._lingering import LingeringUnits
 from ._models import Reservation
 from ._planning import LatencyTracker, plausible
@@ -53,8 +53,10 @@ class Renewals:
         policy: HoldPolicy,
         lingering: LingeringUnits,
         finish: Callable[[Hold, Input], Awaitable[None]],
+        rules: Rules,
     ) -> None:
         """``finish`` applies a reserve's outcome to its hold (the manager's step)."""
+        self._rules = rules
         self._client = client
         self._clock = clock
         self._policy = policy
@@ -135,6 +137,9 @@ class Renewals:
             queue = self._queue
             while queue:
                 hold = queue.popleft()
+                floor = not_before(hold, self._rules)
+                if floor > self._clock.now():
+                    await self._clock.sleep_until(floor)
                 lateness = sending(hold, self._clock.now())
                 if lateness is not None:
                     await self._renew(hold, lateness)

@@ -28,6 +28,7 @@ from openticket_async._lifecycle import (
     Reserve,
     Rules,
     Uncertain,
+    not_before,
     plan,
     sending,
     step,
@@ -121,6 +122,7 @@ class World:
         if not self.queued:
             return False
         self.queued -= 1
+        self.now = max(self.now, not_before(self.hold, self.rules))  # the worker waits
         lateness = sending(self.hold, self.now)
         if lateness is None:
             return False
