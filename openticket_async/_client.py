@@ -6,7 +6,7 @@ Every call runs through :meth:`OpenTicketClient._call`, the one retry loop:
    read the clock, send.
 2. A 401 gets one refresh-and-replay, which does not count as a retry.
 3. Any other failure is tried again only while ``RetryPolicy.attempts`` allows
-   and :func:`~openticket_async._protocol.should_retry` says the server surely
+   and :func:`~openticket_async._answers.should_retry` says the server surely
    did not act on it (or acting twice is harmless). Waits are planned by the
    policy (full jitter, or the server's ``Retry-After``) and slept on the
    client's clock, never on the real one directly, so tests take no time.
@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from ._answers import Replay, error_for, read_json, should_retry, with_context
 from ._auth import Auth, ready_authorization
 from ._clock import Clock, SystemClock
 from ._config import RetryPolicy, Timeouts, seconds
@@ -34,18 +35,13 @@ from ._log import (
 )
 from ._models import Hosts, Order, PaymentMethod, Receiver, Reservation, TokenSet, User
 from ._protocol import (
-    Replay,
     Request,
     RequestFactory,
     Response,
     encode_order,
-    error_for,
     guid,
     idempotency_header,
-    read_json,
     route_path,
-    should_retry,
-    with_context,
 )
 from ._transport import AiohttpTransport, Session, Transport
 from ._wire import CONVERTER, decode_reservation, decode_token_set

@@ -26,22 +26,24 @@ from openticket_async import (
     TicketUnavailable,
     TransportError,
 )
+from openticket_async._answers import (
+    Replay,
+    error_for,
+    parse_retry_after,
+    read_json,
+    should_retry,
+    with_context,
+)
 from openticket_async._protocol import (
     USER_AGENT,
-    Replay,
     Request,
     RequestFactory,
     Response,
     encode_order,
-    error_for,
     guid,
     header_value,
     idempotency_header,
-    parse_retry_after,
-    read_json,
     route_path,
-    should_retry,
-    with_context,
 )
 
 SHOP = "11111111-1111-4111-8111-111111111111"
