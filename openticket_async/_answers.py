@@ -191,12 +191,21 @@ _REFUSALS = frozenset({429, 503})
 def should_retry(replay: Replay, error: OpenTicketError, policy: RetryPolicy) -> bool:
     """Whether ``error`` allows another try of a request sent with ``replay`` rules.
 
-    Does not count attempts: the caller stops at ``policy.attempts``.
+    Does not count attempts: the caller stops at ``policy.attempts``. A
+    ``Retry-After`` longer than ``policy.retry_after_max`` allows none when the
+    policy's ``retry_after_over_max`` is ``"raise"``.
     """
     if isinstance(error, TransportError):
         return replay is Replay.ALWAYS or not error.may_have_reached_server
     if not isinstance(error, APIError) or replay is Replay.IF_NOT_SENT:
         return False
     if error.status not in policy.retry_statuses:
+        return False
+    retry_after = getattr(error, "retry_after", None)
+    if (
+        retry_after is not None
+        and retry_after > policy.retry_after_max
+        and policy.retry_after_over_max == "raise"
+    ):
         return False
     return replay is Replay.ALWAYS or error.status in _REFUSALS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 import pytest
@@ -486,3 +486,27 @@ def test_reserve_is_never_retried_on_a_status_the_policy_adds_beyond_429_and_503
     assert should_retry(Replay.IF_REFUSED, status_error(500), policy) is False
     assert should_retry(Replay.ALWAYS, status_error(500), policy) is True
     assert should_retry(Replay.IF_REFUSED, status_error(429), policy) is False
+
+
+def rate_limited(retry_after: str) -> APIError:
+    return error_for(a_request(), answer(429, b"", **{"Retry-After": retry_after}), NOW)
+
+
+def test_a_retry_after_beyond_the_max_allows_no_retry_by_default() -> None:
+    policy = RetryPolicy(retry_after_max=30)
+    assert should_retry(Replay.ALWAYS, rate_limited("31"), policy) is False
+
+
+def test_a_retry_after_at_the_max_is_still_retried() -> None:
+    policy = RetryPolicy(retry_after_max=30)
+    assert should_retry(Replay.ALWAYS, rate_limited("30"), policy) is True
+
+
+def test_a_retry_after_beyond_the_max_is_retried_when_the_policy_caps_it() -> None:
+    policy = RetryPolicy(retry_after_max=30, retry_after_over_max="cap")
+    assert should_retry(Replay.ALWAYS, rate_limited("3600"), policy) is True
+
+
+def test_retry_after_over_max_accepts_only_raise_or_cap() -> None:
+    with pytest.raises(InvalidArgument, match="retry_after_over_max must be 'raise' or 'cap'"):
+        RetryPolicy(retry_after_over_max=cast(Any, "sleep"))
