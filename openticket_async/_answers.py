@@ -6,8 +6,10 @@ an answer is a job of its own (JSON, the error mapping of docs/wire.md,
 change. Like the request side, nothing here waits or touches the network.
 
 Invariant the rest of the SDK relies on: an exception built here carries the
-path only (never a query or a token) and a body that went through
-:func:`~openticket_async._exceptions.redact`.
+path only (never a query or a token), and its message and body went through
+:func:`~openticket_async._exceptions.redact` with every secret the request
+carried and the caller knows (``known``), so a server that echoes a token shows
+none. Those secrets are gathered only when an error is built.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import enum
 import json
 import json.scanner
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
@@ -31,13 +34,16 @@ from ._exceptions import (
     ServerError,
     TicketUnavailable,
     TransportError,
+    excerpt,
     redact,
 )
-from ._protocol import Request, Response
+from ._protocol import Request, Response, request_secrets
 
 __all__ = [
+    "KnownSecrets",
     "Replay",
     "error_for",
+    "no_secrets",
     "parse_retry_after",
     "read_json",
     "should_retry",
@@ -48,16 +54,29 @@ _UNAVAILABLE = frozenset({"sold_out", "reservation_expired", "unavailable"})
 _JSON_ERROR_LIMIT = 65536
 
 
-def _snippet(body: bytes, limit: int = 200) -> str:
-    return body[: limit * 4].decode("utf-8", "replace")[:limit]
+#: the secrets a caller knows beyond the request (an Auth's tokens and client
+#: secret), asked for only when an error is built
+KnownSecrets = Callable[[], Iterable[str]]
+
+
+def no_secrets() -> tuple[str, ...]:
+    """The :data:`KnownSecrets` of a caller that knows none beyond the request."""
+    return ()
+
+
+def _secrets(request: Request, known: KnownSecrets) -> list[str]:
+    return [*request_secrets(request), *known()]
 
 
 # json's scanner, as a JSONDecoder makes it: raw_decode minus its Python frame
 _SCAN = json.scanner.make_scanner(cast(Any, json.JSONDecoder()))
 
 
-def read_json(request: Request, response: Response) -> Any:
-    """Parse a JSON body; raises DecodeError (status, content type, snippet) if it is not."""
+def read_json(request: Request, response: Response, known: KnownSecrets = no_secrets) -> Any:
+    """Parse a JSON body; raises DecodeError (status, content type, snippet) if it is not.
+
+    The snippet masks the request's secrets and those ``known`` returns.
+    """
     try:
         # JSON on the wire is UTF-8, so decode first and skip json's encoding
         # detection; the scanner skips its two whitespace scans. An answer with
@@ -74,21 +93,32 @@ def read_json(request: Request, response: Response) -> Any:
             "the answer is not valid JSON",
             status=response.status,
             content_type=response.headers.get("Content-Type"),
-            snippet="" if request.route == "token" else _snippet(response.body),
+            snippet=_decodeexcerpt(request, response, known),
             method=request.method,
             path=request.path,
         ) from None
 
 
-def with_context(error: DecodeError, request: Request, response: Response) -> DecodeError:
-    """Return ``error`` (from a decoder) with the request and response it came from."""
+def _decodeexcerpt(request: Request, response: Response, known: KnownSecrets) -> str:
+    # token answers hold secrets in shapes redact() may not recognise: none is shown
+    if request.route == "token":
+        return ""
+    return excerpt(response.body, 200, _secrets(request, known))
+
+
+def with_context(
+    error: DecodeError, request: Request, response: Response, known: KnownSecrets = no_secrets
+) -> DecodeError:
+    """Return ``error`` (from a decoder) with the request and response it came from.
+
+    The snippet masks the request's secrets and those ``known`` returns.
+    """
     return DecodeError(
         str(error.args[0]),
         field=error.field,
         status=response.status,
         content_type=response.headers.get("Content-Type"),
-        # token answers hold secrets in shapes redact() may not recognise
-        snippet="" if request.route == "token" else _snippet(response.body),
+        snippet=_decodeexcerpt(request, response, known),
         method=request.method,
         path=request.path,
     )
@@ -131,24 +161,29 @@ def _error_fields(body: bytes) -> tuple[str | None, str | None]:
     )
 
 
-def error_for(request: Request, response: Response, now: datetime) -> APIError:
+def error_for(
+    request: Request, response: Response, now: datetime, known: KnownSecrets = no_secrets
+) -> APIError:
     """Map an error answer (status >= 300) to the exception for it (see docs/wire.md).
 
     ``now`` is the wall time, used to read a ``Retry-After`` given as a date.
     On the token route every refused grant (4xx but 429) is an AuthenticationError.
+    The message and body mask the request's secrets and those ``known`` returns,
+    wherever the server echoed them.
     """
     status = response.status
     code, message = _error_fields(response.body)
     token_route = request.route == "token"
     summary = f"{code}: {message}" if code and message else code or message or _phrase(status)
+    secrets = _secrets(request, known)
     fields: dict[str, Any] = {
         "status": status,
         "method": request.method,
         "path": request.path,
         "request_id": response.request_id,
-        "body": "" if token_route else _snippet(response.body, 2048),
+        "body": "" if token_route else excerpt(response.body, 2048, secrets),
     }
-    summary = redact(summary, 200)
+    summary = redact(summary, 200, secrets)
     if status == 429 or status >= 500:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
         if status == 429:

@@ -50,6 +50,7 @@ __all__ = [
     "TokenEndpoint",
     "TokenStore",
     "authorization_url",
+    "known_secrets",
     "ready_authorization",
 ]
 
@@ -309,6 +310,21 @@ def ready_authorization(auth: Auth) -> Callable[[datetime], str | None] | None:
     if type(auth) is BearerToken or type(auth) is OAuth2:
         return auth._ready
     return None
+
+
+def known_secrets(auth: Auth) -> tuple[str, ...]:
+    """The secrets ``auth`` holds now (tokens, client secret), to mask in errors and logs.
+
+    Only the built-in auths tell theirs; another Auth's header is still masked
+    from the request it authorized. Called only to build an error or a log line.
+    Raises nothing.
+    """
+    if isinstance(auth, BearerToken):
+        return (auth._header.partition(" ")[2],)
+    if isinstance(auth, OAuth2):
+        token = auth._token
+        return (auth._client_secret, token.access_token, token.refresh_token or "")
+    return ()
 
 
 def _copy(error: AuthenticationError) -> AuthenticationError:

@@ -11,6 +11,9 @@ Invariants the rest of the SDK relies on:
    canonically, so no input can change the path, add a query or escape a route.
 2. Header values never contain CR or LF (:func:`header_value`).
 3. The shape of the order body lives in :func:`encode_order` alone.
+4. Every secret a request carries (the bearer token; a grant's refresh token,
+   code and client secret) is found by :func:`request_secrets`, so an error or a
+   log line about the request can mask it wherever the answer echoes it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import attrs
 
@@ -37,6 +40,7 @@ __all__ = [
     "guid",
     "header_value",
     "idempotency_header",
+    "request_secrets",
     "route_path",
 ]
 
@@ -360,3 +364,22 @@ def route_path(path: object, name: str) -> str:
     ):
         raise InvalidArgument(f"{name} must be a plain path such as /users/me, got {_shown(path)}")
     return path
+
+
+# the form fields of a token grant whose values are secrets (client_id is not)
+_GRANT_SECRETS = frozenset({"refresh_token", "code", "client_secret"})
+
+
+def request_secrets(request: Request) -> list[str]:
+    """The secrets ``request`` carries: its bearer token, and a grant's secret fields.
+
+    Called only to build an error or a log line, never on the success path.
+    """
+    secrets = []
+    authorization = request.headers.get("Authorization")
+    if authorization:
+        secrets.append(authorization.partition(" ")[2] or authorization)
+    if request.route == "token" and request.body:
+        form = parse_qsl(request.body.decode("utf-8", "replace"))
+        secrets += [value for name, value in form if name in _GRANT_SECRETS]
+    return secrets

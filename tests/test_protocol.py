@@ -51,6 +51,7 @@ TICKET = "22222222-2222-4222-8222-222222222222"
 METHOD = "33333333-3333-4333-8333-333333333333"
 COMPANY = "44444444-4444-4444-8444-444444444444"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+TOKEN = "at_protocol-test-token"
 HOSTS = Hosts(
     auth="https://auth.example/base", api="https://api.example", shop="https://shop.example/s"
 )
@@ -98,9 +99,10 @@ def answer(status: int, body: Any = b"", **headers: str) -> Response:
 
 
 def a_request(route: str = "reserve") -> Request:
-    return RequestFactory(HOSTS).reserve(SHOP, TICKET, "Bearer t") if route == "reserve" else (
-        RequestFactory(HOSTS).token("/tokens", {"grant_type": "refresh_token"})
-    )
+    factory = RequestFactory(HOSTS)
+    if route == "reserve":
+        return factory.reserve(SHOP, TICKET, f"Bearer {TOKEN}")
+    return factory.token("/tokens", {"grant_type": "refresh_token"})
 
 
 # -- GUIDs and header values ----------------------------------------------------------
