@@ -6,7 +6,7 @@ Every call runs through :meth:`OpenTicketClient._call`, the one retry loop:
    read the clock, send.
 2. A 401 gets one refresh-and-replay, which does not count as a retry.
 3. Any other failure is tried again only while ``RetryPolicy.attempts`` allows
-   and :func:`~openticket_async._protocol.should_retry` says the server surely
+   and :func:`~openticket_async._answers.should_retry` says the server surely
    did not act on it (or acting twice is harmless). Waits are planned by the
    policy (full jitter, or the server's ``Retry-After``) and slept on the
    client's clock, never on the real one directly, so tests take no time.
@@ -16,10 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from ._auth import Auth, ready_authorization
+from ._answers import (
+    KnownSecrets,
+    Replay,
+    error_for,
+    no_secrets,
+    read_json,
+    should_retry,
+    with_context,
+)
+from ._auth import Auth, known_secrets, ready_authorization
 from ._clock import Clock, SystemClock
 from ._config import RetryPolicy, Timeouts, seconds
 from ._exceptions import DecodeError, InvalidArgument, OpenTicketError, TransportError, UsageError
@@ -34,18 +44,13 @@ from ._log import (
 )
 from ._models import Hosts, Order, PaymentMethod, Receiver, Reservation, TokenSet, User
 from ._protocol import (
-    Replay,
     Request,
     RequestFactory,
     Response,
     encode_order,
-    error_for,
     guid,
     idempotency_header,
-    read_json,
     route_path,
-    should_retry,
-    with_context,
 )
 from ._transport import AiohttpTransport, Session, Transport
 from ._wire import CONVERTER, decode_reservation, decode_token_set
@@ -59,28 +64,40 @@ _TARGETS_LIMIT = 1024
 
 
 async def _send_logged(
-    transport: Transport, clock: Clock, request: Request, attempt: int
+    transport: Transport, clock: Clock, request: Request, attempt: int, known: KnownSecrets
 ) -> Response:
-    log_request(request, attempt)
+    secrets = tuple(known())
+    log_request(request, attempt, secrets)
     started = clock.now()
     try:
         response = await transport.send(request)
     except TransportError as error:
         log_failure(request, error, clock.now() - started)
         raise
-    log_response(request, response, clock.now() - started)
+    log_response(request, response, clock.now() - started, secrets)
     return response
 
 
 class _TokenEndpoint:
-    """The token endpoint as an :class:`~openticket_async._auth.TokenEndpoint`."""
+    """The token endpoint as an :class:`~openticket_async._auth.TokenEndpoint`.
 
-    __slots__ = ("_clock", "_factory", "_transport")
+    ``known`` gives the secrets to mask in its errors and log lines beyond those
+    of the grant itself (the client's Auth's).
+    """
 
-    def __init__(self, transport: Transport, factory: RequestFactory, clock: Clock) -> None:
+    __slots__ = ("_clock", "_factory", "_known", "_transport")
+
+    def __init__(
+        self,
+        transport: Transport,
+        factory: RequestFactory,
+        clock: Clock,
+        known: KnownSecrets = no_secrets,
+    ) -> None:
         self._transport = transport
         self._factory = factory
         self._clock = clock
+        self._known = known
 
     @property
     def clock(self) -> Clock:
@@ -91,17 +108,18 @@ class _TokenEndpoint:
         # after an unclear failure could only be refused
         request = self._factory.token(token_path, form)
         transport = self._transport
+        known = self._known
         if debug_enabled():
-            response = await _send_logged(transport, self._clock, request, 1)
+            response = await _send_logged(transport, self._clock, request, 1, known)
         else:
             response = await transport.send(request)
         if response.status >= 300:
-            raise error_for(request, response, self._clock.wall())
-        data = read_json(request, response)
+            raise error_for(request, response, self._clock.wall(), known)
+        data = read_json(request, response, known)
         try:
             return decode_token_set(data, now=self._clock.wall())
         except DecodeError as error:
-            raise with_context(error, request, response) from None
+            raise with_context(error, request, response, known) from None
 
 
 def _company_header(company: object) -> str | None:
@@ -184,7 +202,9 @@ class OpenTicketClient:
         self._transport: Transport = (
             AiohttpTransport(session, timeouts=timeouts) if transport is None else transport
         )
-        self._endpoint = _TokenEndpoint(self._transport, self._factory, self._clock)
+        # the auth's secrets, masked in every error and log line (asked for only then)
+        self._known: KnownSecrets = partial(known_secrets, auth)
+        self._endpoint = _TokenEndpoint(self._transport, self._factory, self._clock, self._known)
         self._targets: dict[tuple[str, str], _Target] = {}
         self._closed = False
 
@@ -268,7 +288,9 @@ class OpenTicketClient:
             error: OpenTicketError
             try:
                 if ENABLED.get(DEBUG) is not False and debug_enabled():
-                    response = await _send_logged(self._transport, clock, request, failures + 1)
+                    response = await _send_logged(
+                        self._transport, clock, request, failures + 1, self._known
+                    )
                 else:
                     response = await self._transport.send(request)
             except TransportError as failure:
@@ -276,7 +298,7 @@ class OpenTicketClient:
             else:
                 if response.status < 300:
                     return request, response, sent_at, sent_wall
-                error = error_for(request, response, clock.wall())
+                error = error_for(request, response, clock.wall(), self._known)
                 if response.status == 401 and not replayed:
                     replayed = True
                     if await self._auth.unauthorized(authorization, self._endpoint) is not None:
@@ -310,7 +332,7 @@ class OpenTicketClient:
         request, response, sent_at, sent_wall = await self._call(
             build, Replay.IF_REFUSED, retry if retry is None else _policy(retry)
         )
-        data = read_json(request, response)
+        data = read_json(request, response, self._known)
         try:
             return decode_reservation(
                 data,
@@ -321,7 +343,7 @@ class OpenTicketClient:
                 ttl=self._ttl_delta,
             )
         except DecodeError as error:
-            raise with_context(error, request, response) from None
+            raise with_context(error, request, response, self._known) from None
 
     def _reserve_target(self, shop_guid: object, ticket_guid: object) -> _Target:
         # renewals reserve the same tickets over and over: the checked GUIDs and
@@ -349,7 +371,7 @@ class OpenTicketClient:
             return factory.payment_methods(shop, authorization)
 
         request, response, _, _ = await self._call(build, Replay.ALWAYS, _policy(retry))
-        data = read_json(request, response)
+        data = read_json(request, response, self._known)
         if isinstance(data, dict) and "data" in data:
             data = data["data"]
         return list(self._decode(data, tuple[PaymentMethod, ...], request, response))
@@ -386,7 +408,7 @@ class OpenTicketClient:
 
         replay = Replay.IF_NOT_SENT if key is None else Replay.ALWAYS
         request, response, _, _ = await self._call(build, replay, _policy(retry))
-        return self._decode(read_json(request, response), Order, request, response)
+        return self._decode(read_json(request, response, self._known), Order, request, response)
 
     async def get_order(self, order_guid: str, *, retry: RetryPolicy | None = None) -> Order:
         """One order with its tickets. Raises NotFound for an unknown order, plus the
@@ -398,20 +420,19 @@ class OpenTicketClient:
             return factory.get_order(order, authorization)
 
         request, response, _, _ = await self._call(build, Replay.ALWAYS, _policy(retry))
-        return self._decode(read_json(request, response), Order, request, response)
+        return self._decode(read_json(request, response, self._known), Order, request, response)
 
     async def me(self, *, retry: RetryPolicy | None = None) -> User:
         """The user the token belongs to. Raises the errors listed on the class."""
         factory = self._factory
         request, response, _, _ = await self._call(factory.me, Replay.ALWAYS, _policy(retry))
-        return self._decode(read_json(request, response), User, request, response)
+        return self._decode(read_json(request, response, self._known), User, request, response)
 
-    @staticmethod
-    def _decode(data: Any, model: type[_M], request: Request, response: Response) -> _M:
+    def _decode(self, data: Any, model: type[_M], request: Request, response: Response) -> _M:
         try:
             return CONVERTER.structure(data, model)
         except DecodeError as error:
-            raise with_context(error, request, response) from None
+            raise with_context(error, request, response, self._known) from None
 
 
 async def exchange_code(

@@ -24,10 +24,12 @@ truncated and passed through :func:`redact` before they are stored.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import quote, quote_plus
 
 if TYPE_CHECKING:
     from ._hold import Hold
@@ -46,6 +48,8 @@ __all__ = [
     "TicketUnavailable",
     "TransportError",
     "UsageError",
+    "excerpt",
+    "mask",
     "redact",
 ]
 
@@ -54,14 +58,50 @@ BODY_LIMIT = 512
 
 # Values of these keys are secrets wherever they appear (JSON or form bodies).
 _SECRET_KEYS = r"(?:access_token|refresh_token|client_secret|code|password|authorization)"  # noqa: S105 (key names, not a secret)
-_JSON_SECRET = re.compile(r'("' + _SECRET_KEYS + r'"\s*:\s*)"[^"]*"', re.IGNORECASE)
+# a value cut off by a truncation has no closing quote: it is masked all the same
+_JSON_SECRET = re.compile(r'("' + _SECRET_KEYS + r'"\s*:\s*)"[^"]*("|\Z)', re.IGNORECASE)
 _FORM_SECRET = re.compile(r"(\b" + _SECRET_KEYS + r"=)[^&\s]*", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 
 
-def redact(text: str, limit: int = BODY_LIMIT) -> str:
-    """Return ``text`` truncated to ``limit`` characters with secret values masked."""
-    text = _JSON_SECRET.sub(r'\1"***"', text)
+def _spellings(secret: str) -> set[str]:
+    # an echoed secret may come back escaped the way a JSON string (PHP's json_encode
+    # escapes "/" too) or a form writes it
+    quoted = json.dumps(secret)[1:-1]
+    return {secret, quoted, quoted.replace("/", "\\/"), quote_plus(secret), quote(secret, safe="")}
+
+
+def mask(text: str, secrets: Iterable[str]) -> str:
+    """Return ``text`` with every occurrence of each of ``secrets`` replaced by ``***``.
+
+    Each secret is also found as a JSON string or a form would escape it. Longer
+    secrets are masked first, so one that contains another leaves no part shown.
+    """
+    spellings = {spelling for secret in secrets if secret for spelling in _spellings(secret)}
+    for spelling in sorted(spellings, key=len, reverse=True):
+        text = text.replace(spelling, "***")
+    return text
+
+
+def excerpt(body: bytes, limit: int, secrets: Sequence[str] = ()) -> str:
+    """The first ``limit`` characters of ``body`` (UTF-8, errors replaced), ``secrets`` masked.
+
+    They are masked before the cut, so a secret straddling it shows no part of itself.
+    """
+    # an escaped spelling of a secret is at most 12 characters per character
+    reach = limit + 12 * max(map(len, secrets), default=0)
+    return mask(body[: reach * 4].decode("utf-8", "replace")[:reach], secrets)[:limit]
+
+
+def redact(text: str, limit: int = BODY_LIMIT, secrets: Iterable[str] = ()) -> str:
+    """Return ``text`` truncated to ``limit`` characters with secret values masked.
+
+    Masked are the values of known secret keys (JSON or form), bearer tokens, and
+    each of ``secrets`` (the tokens and client secret the caller knows) wherever
+    it appears.
+    """
+    text = mask(text, secrets)
+    text = _JSON_SECRET.sub(r'\1"***\2', text)
     text = _FORM_SECRET.sub(r"\1***", text)
     text = _BEARER.sub(r"\1***", text)
     if len(text) > limit:

@@ -1,70 +1,47 @@
-"""Sans-I/O: OpenTicket requests as values, answers mapped to models or errors.
+"""Sans-I/O: OpenTicket requests as values, built and checked before anything is sent.
 
 Nothing here waits or touches the network; everything is a plain function of its
 inputs, so the whole protocol is tested without an event loop. The client feeds
 :class:`Request` values to a transport and hands the :class:`Response` values
-back here.
+to :mod:`~openticket_async._answers`, which reads them.
 
 Invariants the rest of the SDK relies on:
 
 1. A GUID reaches a URL only after :func:`guid` parsed it as a UUID and wrote it
    canonically, so no input can change the path, add a query or escape a route.
 2. Header values never contain CR or LF (:func:`header_value`).
-3. An exception built here carries the path only (never a query or a token) and
-   a body that went through :func:`~openticket_async._exceptions.redact`.
-4. The shape of the order body lives in :func:`encode_order` alone.
+3. The shape of the order body lives in :func:`encode_order` alone.
+4. Every secret a request carries (the bearer token; a grant's refresh token,
+   code and client secret) is found by :func:`request_secrets`, so an error or a
+   log line about the request can mask it wherever the answer echoes it.
 """
 
 from __future__ import annotations
 
-import enum
 import json
-import json.scanner
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from functools import partial
-from http import HTTPStatus
-from typing import Any, cast
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import attrs
 
-from ._config import RetryPolicy
-from ._exceptions import (
-    APIError,
-    AuthenticationError,
-    DecodeError,
-    InvalidArgument,
-    NotFound,
-    OpenTicketError,
-    RateLimited,
-    ServerError,
-    TicketUnavailable,
-    TransportError,
-    redact,
-)
+from ._exceptions import InvalidArgument
 from ._models import Hosts, Receiver, Reservation
 from ._version import __version__
 
 __all__ = [
     "USER_AGENT",
-    "Replay",
     "Request",
     "RequestFactory",
     "Response",
     "encode_order",
-    "error_for",
     "guid",
     "header_value",
     "idempotency_header",
-    "parse_retry_after",
-    "read_json",
+    "request_secrets",
     "route_path",
-    "should_retry",
-    "with_context",
 ]
 
 USER_AGENT = f"openticket-async/{__version__}"
@@ -389,161 +366,20 @@ def route_path(path: object, name: str) -> str:
     return path
 
 
-# -- reading answers ----------------------------------------------------------------
-
-_UNAVAILABLE = frozenset({"sold_out", "reservation_expired", "unavailable"})
-_JSON_ERROR_LIMIT = 65536
+# the form fields of a token grant whose values are secrets (client_id is not)
+_GRANT_SECRETS = frozenset({"refresh_token", "code", "client_secret"})
 
 
-def _snippet(body: bytes, limit: int = 200) -> str:
-    return body[: limit * 4].decode("utf-8", "replace")[:limit]
+def request_secrets(request: Request) -> list[str]:
+    """The secrets ``request`` carries: its bearer token, and a grant's secret fields.
 
-
-# json's scanner, as a JSONDecoder makes it: raw_decode minus its Python frame
-_SCAN = json.scanner.make_scanner(cast(Any, json.JSONDecoder()))
-
-
-def read_json(request: Request, response: Response) -> Any:
-    """Parse a JSON body; raises DecodeError (status, content type, snippet) if it is not."""
-    try:
-        # JSON on the wire is UTF-8, so decode first and skip json's encoding
-        # detection; the scanner skips its two whitespace scans. An answer with
-        # whitespace around the value, or none at all (StopIteration), takes the
-        # slower, complete json.loads, which raises the error to report.
-        text = response.body.decode()
-        try:
-            value, end = _SCAN(text, 0)
-        except (StopIteration, ValueError):
-            return json.loads(text)
-        return value if end == len(text) else json.loads(text)
-    except (ValueError, RecursionError):
-        raise DecodeError(
-            "the answer is not valid JSON",
-            status=response.status,
-            content_type=response.headers.get("Content-Type"),
-            snippet="" if request.route == "token" else _snippet(response.body),
-            method=request.method,
-            path=request.path,
-        ) from None
-
-
-def with_context(error: DecodeError, request: Request, response: Response) -> DecodeError:
-    """Return ``error`` (from a decoder) with the request and response it came from."""
-    return DecodeError(
-        str(error.args[0]),
-        field=error.field,
-        status=response.status,
-        content_type=response.headers.get("Content-Type"),
-        # token answers hold secrets in shapes redact() may not recognise
-        snippet="" if request.route == "token" else _snippet(response.body),
-        method=request.method,
-        path=request.path,
-    )
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (seconds or an HTTP date); None if unusable."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        delay = float(text)
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if moment.tzinfo is None:
-            return None
-        delay = (moment - now).total_seconds()
-    if delay != delay or delay == float("inf"):  # NaN or infinity
-        return None
-    return max(delay, 0.0)
-
-
-def _error_fields(body: bytes) -> tuple[str | None, str | None]:
-    if not body or len(body) > _JSON_ERROR_LIMIT:
-        return None, None
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        return None, None
-    if type(payload) is not dict:
-        return None, None
-    code = payload.get("error")
-    message = payload.get("message") or payload.get("error_description")
-    return (
-        code if type(code) is str else None,
-        message if type(message) is str else None,
-    )
-
-
-def error_for(request: Request, response: Response, now: datetime) -> APIError:
-    """Map an error answer (status >= 300) to the exception for it (see docs/wire.md).
-
-    ``now`` is the wall time, used to read a ``Retry-After`` given as a date.
-    On the token route every refused grant (4xx but 429) is an AuthenticationError.
+    Called only to build an error or a log line, never on the success path.
     """
-    status = response.status
-    code, message = _error_fields(response.body)
-    token_route = request.route == "token"
-    summary = f"{code}: {message}" if code and message else code or message or _phrase(status)
-    fields: dict[str, Any] = {
-        "status": status,
-        "method": request.method,
-        "path": request.path,
-        "request_id": response.request_id,
-        "body": "" if token_route else _snippet(response.body, 2048),
-    }
-    summary = redact(summary, 200)
-    if status == 429 or status >= 500:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
-        if status == 429:
-            return RateLimited(summary, retry_after=retry_after, **fields)
-        return ServerError(summary, retry_after=retry_after if status == 503 else None, **fields)
-    if status == 401 or (token_route and 400 <= status < 500):
-        return AuthenticationError(summary, **fields)
-    if status == 404:
-        return NotFound(summary, **fields)
-    if status in (409, 410) or code in _UNAVAILABLE:
-        return TicketUnavailable(summary, **fields)
-    return APIError(summary, **fields)
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "unexpected status"
-
-
-# -- when to try again --------------------------------------------------------------
-
-
-class Replay(enum.Enum):
-    """How safely a request may be sent again after a failure."""
-
-    #: an idempotent read: retry timeouts, resets and the policy's statuses
-    ALWAYS = "always"
-    #: reserve: retry only if the server surely did not act, that is the request
-    #: never reached it (connection refused, DNS) or it refused with 429/503
-    IF_REFUSED = "if_refused"
-    #: an order without idempotency key: retry only if it surely never left
-    IF_NOT_SENT = "if_not_sent"
-
-
-_REFUSALS = frozenset({429, 503})
-
-
-def should_retry(replay: Replay, error: OpenTicketError, policy: RetryPolicy) -> bool:
-    """Whether ``error`` allows another try of a request sent with ``replay`` rules.
-
-    Does not count attempts: the caller stops at ``policy.attempts``.
-    """
-    if isinstance(error, TransportError):
-        return replay is Replay.ALWAYS or not error.may_have_reached_server
-    if not isinstance(error, APIError) or replay is Replay.IF_NOT_SENT:
-        return False
-    if error.status not in policy.retry_statuses:
-        return False
-    return replay is Replay.ALWAYS or error.status in _REFUSALS
+    secrets = []
+    authorization = request.headers.get("Authorization")
+    if authorization:
+        secrets.append(authorization.partition(" ")[2] or authorization)
+    if request.route == "token" and request.body:
+        form = parse_qsl(request.body.decode("utf-8", "replace"))
+        secrets += [value for name, value in form if name in _GRANT_SECRETS]
+    return secrets

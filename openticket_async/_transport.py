@@ -16,7 +16,7 @@ from yarl import URL
 
 from ._config import Timeouts
 from ._exceptions import InvalidArgument, TransportError, UsageError, redact
-from ._protocol import Request, Response
+from ._protocol import Request, Response, request_secrets
 
 __all__ = [
     "DEFAULT_CONNECTIONS_PER_HOST",
@@ -95,7 +95,8 @@ def transport_error(error: BaseException, request: Request) -> TransportError:
         what = "the answer was cut off"
     else:
         what = "the request failed"
-    detail = redact(str(error), 200)
+    # an error's text may quote what the server sent back: mask what the request carried
+    detail = redact(str(error), 200, request_secrets(request))
     message = f"{what} ({type(error).__name__}: {detail})" if detail else what
     return TransportError(
         message,
