@@ -44,7 +44,9 @@ from openticket_async.stores.redis import RedisStore
 TOKEN_VARIABLE = "OPENTICKET_TOKEN"  # noqa: S105 (the variable's name, not a token)
 REDIS_VARIABLE = "OPENTICKET_REDIS_URL"
 
-#: The web workers' policy: a hold's timings must not depend on which worker renews it.
+#: The web workers' timings: a hold's renewals must not depend on which worker makes
+#: them. ``idle_timeout`` is left out: it counts uses of a cart in the process that
+#: renews, and this worker never sees a customer, so abandoned carts end at ``max_hold``.
 POLICY = HoldPolicy(max_hold=1800)
 
 logger = logging.getLogger("renewal_worker")
