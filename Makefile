@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench-quick bench clean
+.PHONY: demo test lint typecheck pytest bench-quick bench docs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	@echo "==> upgrading pip"
 	$(BIN)/python -m pip install --progress-bar on --upgrade pip
-	@echo "==> installing openticket_async and its dev, cli and redis extras (about a minute)"
-	$(BIN)/python -m pip install --progress-bar on -e '.[dev,cli,redis]'
+	@echo "==> installing openticket_async and its dev, cli, redis and docs extras (about a minute)"
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev,cli,redis,docs]'
 	@touch $(STAMP)
 	@echo "==> $(VENV) is ready"
 
@@ -38,5 +38,9 @@ bench-quick: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
+# The documentation site, into site/; strict: a broken link or a missing name fails it.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site
