@@ -52,6 +52,7 @@ answer's unit lingers and an uncertain one is counted)::
     AT_RISK    Due(renew)          AT_RISK      Reserve (the risk try)
                Answered            ACTIVE       Linger(old), Emit(Renewed), Plan
                Refused (risk try)  LOST         Linger, Emit(Lost), End
+                 .. before drop    AT_RISK      Emit(RenewalFailed), Plan(risk try)
     any live   CheckoutStarted     same         Reserve if it needs renewing first, Plan
                CheckoutSucceeded   ORDERED      Emit(CheckedOut), End
                CheckoutFailed      same         Plan (a passed deadline then fires at once)
@@ -394,14 +395,21 @@ def _refused(hold: Hold, inp: Refused, now: float, rules: Rules) -> list[Action]
     hold._wire = _IDLE
     failure = inp.failure
     actions: list[Action] = [Uncertain(inp.sent)] if failure.uncertain else []
-    if hold._risk:  # the risk try failed: the ticket is gone
-        return actions + _end(hold, HoldState.LOST, Emit(Lost, 0.0, {"reason": _reason(failure)}))
     reservation = hold.reservation
     assert reservation is not None
+    failed = Emit(RenewalFailed, 0.0, {"error": failure.error, "will_retry": True})
+    if hold._risk:
+        if inp.sent >= reservation.deadline:  # the risk try failed: the ticket is gone
+            reason = _reason(failure)
+            return actions + _end(hold, HoldState.LOST, Emit(Lost, 0.0, {"reason": reason}))
+        # a try before the drop (a checkout's) failed: the old unit is not back in
+        # stock yet, so this says nothing; the risk try after the drop stays planned
+        actions.append(failed)
+        actions += plan(hold, now, rules)
+        return actions
     policy = rules.policy
     deadline = reservation.deadline - policy.safety_margin
     hold._attempt += 1
-    failed = Emit(RenewalFailed, 0.0, {"error": failure.error, "will_retry": True})
     actions.append(failed)
     if failure.kind != "sold_out":
         wait = rules.retry.backoff(hold._attempt, failure.retry_after, rules.rng)
