@@ -47,8 +47,9 @@ from ._protocol import (
     should_retry,
     with_context,
 )
+from ._token_decoder import decode_token_set
 from ._transport import AiohttpTransport, Session, Transport
-from ._wire import CONVERTER, decode_reservation, decode_token_set
+from ._wire import CONVERTER, decode_reservation
 
 __all__ = ["OpenTicketClient", "exchange_code"]
 

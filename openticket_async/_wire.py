@@ -14,14 +14,14 @@ hurt later:
 - a missing required field, or a value of the wrong type, raises
   :class:`~openticket_async.DecodeError` naming the field (``products[1].guid``).
 
-Two payloads are decoded by hand rather than through the converter: the
+Two payloads are decoded by hand rather than through the converter, with the
+same key matching and value rules (the helpers below are shared for that): the
 reservation, because reserve is the hot path and a direct loop over the keys is
 several times faster than a generic structure hook; and the token response,
-whose expiry fields are relative to the time of the answer. Both use the same
-key matching and value rules as the converter. Renewals reserve the same tickets
-over and over, and their answers differ only in guid and timestamps: an answer
-that repeats the rest of its ticket's last one reuses what that decoded to
-(see ``_Template``).
+whose expiry fields are relative to the time of the answer (``_token_decoder``).
+Renewals reserve the same tickets over and over, and their answers differ only
+in guid and timestamps: an answer that repeats the rest of its ticket's last one
+reuses what that decoded to (see ``_Template``).
 
 Encoding (``unstructure``) is exact: field names in snake_case, ``raw`` keys
 merged back at top level, datetimes as ISO 8601 with ``Z``. Structuring that
@@ -56,10 +56,13 @@ from ._models import (
 __all__ = [
     "CONVERTER",
     "decode_reservation",
-    "decode_token_set",
+    "field_error",
+    "json_kind",
     "make_converter",
     "parse_datetime",
     "snake_key",
+    "structure_float",
+    "structure_str",
 ]
 
 #: The models the converter structures and unstructures.
@@ -82,14 +85,18 @@ def snake_key(key: str) -> str:
     return name
 
 
-def _kind(value: object) -> str:
-    # names the JSON type only: values may be secrets and never go into messages
+def json_kind(value: object) -> str:
+    """The JSON type of ``value`` (``object``, ``array``, ``str``...) for an error message.
+
+    Only the type is named: values may be secrets and never go into messages.
+    """
     return {dict: "object", list: "array", bool: "boolean", type(None): "null"}.get(
         type(value), type(value).__name__
     )
 
 
-def _field_error(error: DecodeError, prefix: str) -> DecodeError:
+def field_error(error: DecodeError, prefix: str) -> DecodeError:
+    """``error`` again, its field put under ``prefix`` (``guid`` -> ``products[1].guid``)."""
     inner = error.field
     if inner is None:
         field = prefix
@@ -100,15 +107,17 @@ def _field_error(error: DecodeError, prefix: str) -> DecodeError:
     return DecodeError(str(error.args[0]), field=field)
 
 
-def _structure_str(value: Any, _type: object = str) -> str:
+def structure_str(value: Any, _type: object = str) -> str:
+    """A JSON string as is, or a number as its text. Raises DecodeError otherwise."""
     if type(value) is str:
         return value
     if type(value) is int:  # identifiers sometimes come as numbers
         return str(value)
-    raise DecodeError(f"expected a string, got {_kind(value)}")
+    raise DecodeError(f"expected a string, got {json_kind(value)}")
 
 
-def _structure_float(value: Any, _type: object = float) -> float:
+def structure_float(value: Any, _type: object = float) -> float:
+    """A finite number, sent as a number or as its text. Raises DecodeError otherwise."""
     number: float | None = None
     if type(value) is int or type(value) is float:
         number = float(value)
@@ -118,7 +127,7 @@ def _structure_float(value: Any, _type: object = float) -> float:
         except ValueError:
             number = None
     if number is None or not math.isfinite(number):
-        raise DecodeError(f"expected a number, got {_kind(value)}")
+        raise DecodeError(f"expected a number, got {json_kind(value)}")
     return number
 
 
@@ -145,7 +154,7 @@ def parse_datetime(value: Any, _type: object = datetime) -> datetime:
     elif isinstance(value, datetime):
         moment = value
     else:
-        raise DecodeError(f"expected a date-time, got {_kind(value)}")
+        raise DecodeError(f"expected a date-time, got {json_kind(value)}")
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
@@ -170,13 +179,13 @@ def _tuple_hook(converter: cattrs.Converter, cls: Any) -> Callable[[Any, Any], t
 
     def structure(value: Any, _type: Any) -> tuple[Any, ...]:
         if type(value) is not list and type(value) is not tuple:
-            raise DecodeError(f"expected an array, got {_kind(value)}")
+            raise DecodeError(f"expected an array, got {json_kind(value)}")
         items = []
         for index, item in enumerate(value):
             try:
                 items.append(structure_item(item, item_type))
             except DecodeError as error:
-                raise _field_error(error, f"[{index}]") from None
+                raise field_error(error, f"[{index}]") from None
         return tuple(items)
 
     return structure
@@ -196,7 +205,7 @@ def _model_structure_hook(
 
     def structure(data: Any, _type: Any) -> Any:
         if not isinstance(data, Mapping):
-            raise DecodeError(f"expected an object for {label}, got {_kind(data)}")
+            raise DecodeError(f"expected an object for {label}, got {json_kind(data)}")
         values: dict[str, Any] = {}
         raw: dict[str, Any] = {}
         for key, value in data.items():
@@ -215,7 +224,7 @@ def _model_structure_hook(
             try:
                 kwargs[name] = hook(value, field_type)
             except DecodeError as error:
-                raise _field_error(error, name) from None
+                raise field_error(error, name) from None
         return cls(**kwargs, raw=MappingProxyType(raw) if raw else EMPTY_RAW)
 
     return structure
@@ -246,8 +255,8 @@ def make_converter() -> cattrs.Converter:
     ``structure`` raises DecodeError (naming the field) for a payload it cannot read.
     """
     converter = cattrs.Converter(detailed_validation=False)
-    converter.register_structure_hook(str, _structure_str)
-    converter.register_structure_hook(float, _structure_float)
+    converter.register_structure_hook(str, structure_str)
+    converter.register_structure_hook(float, structure_float)
     converter.register_structure_hook(datetime, parse_datetime)
     converter.register_unstructure_hook(datetime, _format_datetime)
     converter.register_structure_hook_factory(
@@ -365,7 +374,7 @@ _P_GUID, _P_NAME, _P_RAW = _slot_setters(Product, ("guid", "name", "raw"))
 
 def _product(value: Any) -> Product:
     if type(value) is not dict:
-        raise DecodeError(f"expected an object for Product, got {_kind(value)}")
+        raise DecodeError(f"expected an object for Product, got {json_kind(value)}")
     guid = value.get("guid")
     name = value.get("name")
     raw: dict[Any, Any] | None = None
@@ -386,14 +395,14 @@ def _product(value: Any) -> Product:
         raise DecodeError("Product is missing a required field", field="guid")
     if type(guid) is not str:
         try:
-            guid = _structure_str(guid)
+            guid = structure_str(guid)
         except DecodeError as error:
-            raise _field_error(error, "guid") from None
+            raise field_error(error, "guid") from None
     if name is not None and type(name) is not str:
         try:
-            name = _structure_str(name)
+            name = structure_str(name)
         except DecodeError as error:
-            raise _field_error(error, "name") from None
+            raise field_error(error, "name") from None
     product = _new(Product)
     _P_GUID(product, guid)
     _P_NAME(product, name)
@@ -431,7 +440,7 @@ def _moment(value: Any, field: str) -> datetime:
     try:
         return parse_datetime(value)
     except DecodeError as error:
-        raise _field_error(error, field) from None
+        raise field_error(error, field) from None
 
 
 def _one_product(value: Any) -> tuple[Product, ...]:
@@ -465,9 +474,9 @@ def _guid_value(value: Any) -> str:
     if value is None:
         raise DecodeError("Reservation is missing a required field", field="guid")
     try:
-        return _structure_str(value)
+        return structure_str(value)
     except DecodeError as error:
-        raise _field_error(error, "guid") from None
+        raise field_error(error, "guid") from None
 
 
 def decode_reservation(
@@ -491,7 +500,7 @@ def decode_reservation(
     Raises DecodeError naming the field if the payload is not a usable reservation.
     """
     if type(data) is not dict:
-        raise DecodeError(f"expected an object for Reservation, got {_kind(data)}")
+        raise DecodeError(f"expected an object for Reservation, got {json_kind(data)}")
     # Answers for one ticket differ only in guid and timestamps: when the rest
     # equals the last answer's (see _Template), its decoded form is reused
     parts: _Parts | None = None
@@ -579,15 +588,15 @@ def _reservation_parts(
         if shop is None:
             shop = shop_guid
         elif type(shop) is not str:
-            shop = _structure_str(shop)
+            shop = structure_str(shop)
         field = "ticket_guid"
         if ticket is None:
             ticket = ticket_guid
         elif type(ticket) is not str:
-            ticket = _structure_str(ticket)
+            ticket = structure_str(ticket)
         field = "event_date_guid"
         if event_date is not None and type(event_date) is not str:
-            event_date = _structure_str(event_date)
+            event_date = structure_str(event_date)
         field = "products"
         if products is None:
             products = ()
@@ -599,7 +608,7 @@ def _reservation_parts(
             if all(product.raw is EMPTY_RAW for product in products):
                 products = _share(products)
     except DecodeError as error:
-        raise _field_error(error, field) from None
+        raise field_error(error, field) from None
     # A manager keeps one reservation per hold, and most of a reservation repeats
     # across the holds of one ticket: share equal values instead of keeping copies
     # (products are shared above, as they are decoded)
@@ -792,92 +801,11 @@ def _share(value: _T) -> _T:
 
 def _products(value: Any) -> tuple[Product, ...]:
     if type(value) is not list:
-        raise DecodeError(f"expected an array, got {_kind(value)}")
+        raise DecodeError(f"expected an array, got {json_kind(value)}")
     products = []
     for index, item in enumerate(value):
         try:
             products.append(_product(item))
         except DecodeError as error:
-            raise _field_error(error, f"[{index}]") from None
+            raise field_error(error, f"[{index}]") from None
     return tuple(products)
-
-
-# -- the token response -------------------------------------------------------------
-
-_TOKEN_FIELDS = frozenset(
-    ("access_token", "refresh_token", "expires_in", "refresh_token_expires_in")
-)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def decode_token_set(data: Any, *, now: datetime) -> TokenSet:
-    """Decode a token endpoint answer; ``now`` is the wall time it arrived.
-
-    ``expires_in``/``refresh_token_expires_in`` (seconds, numbers or strings)
-    become ``expires_at``/``refresh_expires_at``; ``info.companies[].guid`` become
-    ``companies``. Every other key (``token_type``, ``info``, ...) is kept in ``raw``.
-
-    Raises DecodeError naming the field if the answer has no usable access token
-    or expiry.
-    """
-    if type(data) is not dict:
-        raise DecodeError(f"expected an object for TokenSet, got {_kind(data)}")
-    values: dict[str, Any] = {}
-    raw: dict[str, Any] = {}
-    for key, value in data.items():
-        name = snake_key(key) if type(key) is str else ""
-        if name in _TOKEN_FIELDS and name not in values:
-            values[name] = value
-        else:
-            raw[key] = value
-    access = _token_string(values.get("access_token"), "access_token")
-    if access is None:
-        raise DecodeError("the token answer is missing a required field", field="access_token")
-    refresh = _token_string(values.get("refresh_token"), "refresh_token")
-    try:
-        lifetime = _structure_float(values.get("expires_in"))
-    except DecodeError as error:
-        raise _field_error(error, "expires_in") from None
-    refresh_lifetime = values.get("refresh_token_expires_in")
-    refresh_expires_at = None
-    if refresh_lifetime is not None:
-        try:
-            refresh_expires_at = now + timedelta(seconds=_structure_float(refresh_lifetime))
-        except DecodeError as error:
-            raise _field_error(error, "refresh_token_expires_in") from None
-    return TokenSet(
-        access_token=access,
-        refresh_token=refresh,
-        expires_at=now + timedelta(seconds=lifetime),
-        refresh_expires_at=refresh_expires_at,
-        companies=_companies(data),
-        raw=MappingProxyType(raw) if raw else EMPTY_RAW,
-    )
-
-
-def _token_string(value: Any, field: str) -> str | None:
-    if value is None:
-        return None
-    # a token goes into a header: control characters would split or corrupt it
-    if type(value) is not str or not value or _CONTROL.search(value):
-        raise DecodeError(f"expected a token string, got {_kind(value)}", field=field)
-    return value
-
-
-def _companies(data: Mapping[str, Any]) -> tuple[str, ...]:
-    info = data.get("info")
-    if type(info) is not dict:
-        return ()
-    companies = info.get("companies")
-    if type(companies) is not list:
-        return ()
-    guids = []
-    for index, company in enumerate(companies):
-        guid = company.get("guid") if type(company) is dict else None
-        if guid is None:
-            continue
-        try:
-            guids.append(_structure_str(guid))
-        except DecodeError as error:
-            raise _field_error(error, f"info.companies[{index}].guid") from None
-    return tuple(guids)

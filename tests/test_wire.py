@@ -24,10 +24,10 @@ from openticket_async import (
     TokenSet,
     User,
 )
+from openticket_async._token_decoder import decode_token_set
 from openticket_async._wire import (
     CONVERTER,
     decode_reservation,
-    decode_token_set,
     make_converter,
     parse_datetime,
     snake_key,
