@@ -52,8 +52,10 @@ from ._protocol import (
     idempotency_header,
     route_path,
 )
+from ._reserve_decoder import decode_reservation
+from ._token_decoder import decode_token_set
 from ._transport import AiohttpTransport, Session, Transport
-from ._wire import CONVERTER, decode_reservation, decode_token_set
+from ._wire import CONVERTER
 
 __all__ = ["OpenTicketClient", "exchange_code"]
 

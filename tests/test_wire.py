@@ -24,14 +24,9 @@ from openticket_async import (
     TokenSet,
     User,
 )
-from openticket_async._wire import (
-    CONVERTER,
-    decode_reservation,
-    decode_token_set,
-    make_converter,
-    parse_datetime,
-    snake_key,
-)
+from openticket_async._reserve_decoder import decode_reservation
+from openticket_async._token_decoder import decode_token_set
+from openticket_async._wire import CONVERTER, make_converter, parse_datetime, snake_key
 
 SENT_WALL = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 SENT_AT = 5000.0
