@@ -83,10 +83,13 @@ SURFACE: dict[str, list[str]] = {
         "TokenGrant",
     ],
     "openticket_async.stores": [
+        "CartClaim",
+        "CartTaken",
         "Due",
         "EventSink",
         "MemoryStore",
         "ReservationStore",
+        "claim_lease",
     ],
     "openticket_async.stores.redis": [
         "CartEvent",
