@@ -21,6 +21,7 @@ SURFACE: dict[str, list[str]] = {
         "BearerToken",
         "Cart",
         "CheckedOut",
+        "CheckoutInProgress",
         "Clock",
         "DecodeError",
         "EventStream",
