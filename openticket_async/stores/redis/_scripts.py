@@ -92,7 +92,7 @@ return 1
 
 # KEYS: queue, epoch
 # ARGV: now, lease_until, limit, hold key prefix, owner, fresh epoch, epoch ttl,
-#       checkout key prefix, lease now ('' = TIME)
+#       checkout key prefix, lease now ('' = TIME), caller's clock now (epoch s)
 # Returns {epoch, id1, fence1, data1, action1, due1, id2, ...}.
 # An entry of a hold whose cart another owner claimed for checkout is not handed
 # out: it is put back to the claim's lease end, on the caller's clock.
@@ -107,7 +107,7 @@ local function checkout_end(cart)
     if c[1] and c[1] ~= ARGV[5] then
       lnow = lnow or lease_now(ARGV[9])
       local left = tonumber(c[2]) - lnow
-      if left > 0 then checkouts[cart] = tonumber(ARGV[1]) + left end
+      if left > 0 then checkouts[cart] = tonumber(ARGV[10]) + left end
     end
   end
   return checkouts[cart] or nil

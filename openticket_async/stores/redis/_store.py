@@ -277,7 +277,8 @@ class RedisStore:
                     [self._queue, f"{self.prefix}epoch"],
                     [repr(now), repr(now + self._lease), str(limit), self._key_hold(""),
                      self.owner, os.urandom(8).hex(), str(self._retention),
-                     self._key_checkout(""), self._checkouts.lease_now()],
+                     self._key_checkout(""), self._checkouts.lease_now(),
+                     repr(self._times()[0])],
                 )
             )
             rows = cast(list[Any], answer)
