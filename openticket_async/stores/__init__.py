@@ -17,8 +17,10 @@ Two implementations satisfy :class:`ReservationStore`:
 
 A checkout claims its cart first (:meth:`ReservationStore.claim_cart`): a
 claim with a lease and a fencing token. While it is held no other worker
-checks the cart out, and a shared store hands no due action of the cart's holds
-to another worker: those are put back until the claim ends. The claim ends when
+checks the cart out, and a shared store hands out no due action of the cart's
+holds, to any worker: those are put back until the claim ends (the claimer's
+checkout pauses them anyway, and so a worker that dies mid-checkout leaves
+its holds' plans as they were). The claim ends when
 the checkout releases it (once the order's outcome is recorded) or, when the
 worker died, by itself once its lease runs out; the checking-out manager
 extends it meanwhile.

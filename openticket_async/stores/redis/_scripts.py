@@ -94,8 +94,10 @@ return 1
 # ARGV: now, lease_until, limit, hold key prefix, owner, fresh epoch, epoch ttl,
 #       checkout key prefix, lease now ('' = TIME), caller's clock now (epoch s)
 # Returns {epoch, id1, fence1, data1, action1, due1, id2, ...}.
-# An entry of a hold whose cart another owner claimed for checkout is not handed
-# out: it is put back to the claim's lease end, on the caller's clock.
+# An entry of a hold whose cart is claimed for checkout is not handed out, not even
+# to the claim's owner (its checkout pauses them anyway, and a plan it wrote while
+# paused would outlive it if it died): it is put back to the claim's lease end, on
+# the caller's clock.
 CLAIM = _LEASE_NOW + """
 local lnow = nil
 local checkouts = {}
@@ -104,7 +106,7 @@ local function checkout_end(cart)
   if checkouts[cart] == nil then
     checkouts[cart] = false
     local c = redis.call('HMGET', ARGV[8] .. cart, 'owner', 'until')
-    if c[1] and c[1] ~= ARGV[5] then
+    if c[1] then
       lnow = lnow or lease_now(ARGV[9])
       local left = tonumber(c[2]) - lnow
       if left > 0 then checkouts[cart] = tonumber(ARGV[10]) + left end
