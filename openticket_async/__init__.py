@@ -24,6 +24,7 @@ from ._events import (
 from ._exceptions import (
     APIError,
     AuthenticationError,
+    CheckoutInProgress,
     DecodeError,
     HoldsNotReady,
     InvalidArgument,
@@ -58,6 +59,7 @@ __all__ = [
     "BearerToken",
     "Cart",
     "CheckedOut",
+    "CheckoutInProgress",
     "Clock",
     "DecodeError",
     "EventStream",

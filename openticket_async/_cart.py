@@ -5,6 +5,12 @@ A cart is made by ``ReservationManager.cart()``. Every cart call counts as use
 cart: its live holds are released, unless the manager's store is shared (then
 the cart lives on for the next request or worker; ``await cart.close()``
 releases explicitly).
+
+A checkout holds its cart's claim in the store from before it looks at the
+holds until their outcome is recorded: a second checkout of the cart, here or
+in another worker, raises :class:`~openticket_async.CheckoutInProgress` at once
+rather than waiting for the first one's order (a web request should not hang
+on another request's payment), and no other worker renews the holds meanwhile.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ from typing import Any, Protocol
 
 import anyio
 
+from ._checkout import CheckoutClaims
 from ._clock import Clock
 from ._config import HoldPolicy
-from ._exceptions import HoldsNotReady, InvalidArgument, UsageError
+from ._exceptions import CheckoutInProgress, HoldsNotReady, InvalidArgument, UsageError
 from ._hold import Hold, HoldState
 from ._lifecycle import Close, Remove
 from ._models import Order, Receiver, Reservation
@@ -41,6 +48,7 @@ class CartHost(Protocol):
     clock: Clock
     policy: HoldPolicy
     store: ReservationStore
+    _checkouts: CheckoutClaims
 
     def _check_open(self) -> None: ...
 
@@ -55,6 +63,7 @@ class CartHost(Protocol):
     def _checkout_started(self, holds: Sequence[Hold]) -> Pending: ...
 
     def _checkout_ended(self, holds: Sequence[Hold], order: Order | None) -> Pending: ...
+
 
     def _forget_cart(self, cart: Cart) -> None: ...
 
@@ -247,22 +256,42 @@ class Cart:
     ) -> Order:
         """Create the order from every live hold, once.
 
-        Renewals of this cart pause; holds with less than ``renew_before`` left
-        are renewed first; then the order is created (never retried blindly: the
-        client retries only what surely did not reach the server, or anything
-        with ``idempotency_key``). On success every hold ends ``CheckedOut``.
-        On failure renewals resume and the error is raised: InvalidArgument for
-        an empty cart, HoldsNotReady if a hold could not be renewed (it is then
-        at risk or lost), or the client's error.
+        The cart is claimed in the store first: no other checkout of it runs
+        and no other worker renews its holds until this one's outcome is
+        recorded. Renewals of this cart pause; holds with less than
+        ``renew_before`` left are renewed first; then the order is created
+        (never retried blindly: the client retries only what surely did not
+        reach the server, or anything with ``idempotency_key``). On success
+        every hold ends ``CheckedOut``. On failure renewals resume and the
+        error is raised: CheckoutInProgress if the cart is being checked out
+        already (here or in another worker; nothing was done),
+        InvalidArgument for an empty cart, HoldsNotReady if a hold could not
+        be renewed (it is then at risk or lost), or the client's error.
         """
         self._check_usable()
         if self.paused:
-            raise UsageError(f"cart {self.id} is already checking out")
+            raise CheckoutInProgress(f"cart {self.id} is already checking out", cart_id=self.id)
+        manager = self._manager
+        self.paused = True
+        try:
+            claim = await manager._checkouts.claim(self.id)
+            try:
+                await self.load()  # what other workers did to the holds before the claim
+                return await self._place_order(receiver, payment_method, currency, idempotency_key)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await manager._checkouts.release(claim)
+        finally:
+            self.paused = False
+
+    async def _place_order(
+        self, receiver: Receiver, payment_method: str, currency: str, idempotency_key: str | None
+    ) -> Order:
+        """The checkout once the cart is claimed: renew first, order, record the outcome."""
         holds = self.holds
         if not holds:
             raise InvalidArgument(f"cart {self.id} has no holds to order")
         manager = self._manager
-        self.paused = True
         order: Order | None = None
         try:
             await settle(manager._checkout_started(holds))
@@ -284,9 +313,9 @@ class Cart:
             )
         finally:
             with anyio.CancelScope(shield=True):
-                self.paused = False
                 if order is not None:
                     self._order = order
+                # recorded before the claim ends: no other worker acts on a stale view
                 await settle(manager._checkout_ended(holds, order))
         return order
 

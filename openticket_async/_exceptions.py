@@ -6,6 +6,8 @@ Split by what the caller can do about it::
     ├── InvalidArgument             misuse: bad input, caught before any request is sent
     ├── UsageError                  misuse: wrong event loop, closed client or manager
     ├── HoldsNotReady               checkout found holds it could not renew; no order made
+    ├── CheckoutInProgress          the cart is being checked out already (here or by another
+    │                               worker); .retry_after hints when to look again
     ├── TransportError              no usable HTTP answer (connection, timeout)
     │                               .may_have_reached_server says if the server may have acted
     ├── StoreUnavailable            the shared store's Redis is unreachable or refused a command
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "CheckoutInProgress",
     "DecodeError",
     "HoldsNotReady",
     "InvalidArgument",
@@ -176,6 +179,23 @@ class HoldsNotReady(OpenTicketError):
                 fields = {**fields, "metadata": MappingProxyType(metadata)}
             holds.append(Hold(**fields))
         super().__setstate__({**state, "holds": holds})
+
+
+class CheckoutInProgress(OpenTicketError):
+    """The cart is being checked out already; this checkout did nothing.
+
+    Another checkout of cart ``cart_id`` (in this process or in another worker
+    sharing the store) holds its claim and the order's outcome is not known
+    yet. A web backend answers it as a conflict (HTTP 409) and lets the client
+    look at the cart again later: the holds end ``ORDERED`` if that order
+    succeeds and stay kept if it fails. ``retry_after`` is the most seconds the
+    claim lasts unless its holder extends it (None when not known).
+    """
+
+    def __init__(self, message: str, *, cart_id: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.cart_id = cart_id
+        self.retry_after = retry_after
 
 
 class TransportError(OpenTicketError):

@@ -14,6 +14,9 @@ actions it returns: save a plan in the store, queue a reserve (``_renewal``),
 emit an event, count a lingering unit, forget an ended hold. The invariants
 I1-I6 are the lifecycle's, stated at the top of that module.
 
+A checkout claims its cart in the store first (``_checkout``); the scheduler
+extends the claims this manager holds until their checkouts release them.
+
 One scheduler task claims due actions from the store, in due order, and feeds
 them to the lifecycle; renewals run in at most ``renewal_concurrency`` worker
 tasks that exist only while there is renewal work. Waiting goes through the
@@ -34,6 +37,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ._cart import Cart
+from ._checkout import CheckoutClaims
 from ._clock import Clock
 from ._config import HoldPolicy
 from ._events import EventDispatcher, EventStream, HoldEvent
@@ -119,6 +123,7 @@ class ReservationManager:
         self._renewals = Renewals(
             client, self.clock, self.policy, self._lingering, self._finish, self.rules
         )
+        self._checkouts = CheckoutClaims(self.store, self.clock, self.policy, self._wake_for)
         self._tg: TaskGroup | None = None
         self._sleep_scope: anyio.CancelScope | None = None
         self._sleeping_until: float | None = None
@@ -371,6 +376,10 @@ class ReservationManager:
                 target = memory.peek_due()
             else:
                 target = await self._claim_and_fire(now)
+            if self._checkouts:  # the heartbeats of this manager's checkout claims
+                beat = await self._checkouts.keep(now)
+                if beat is not None:
+                    target = beat if target is None else min(target, beat)
             if store.shared:
                 target = now + SHARED_POLL if target is None else min(target, now + SHARED_POLL)
             if self._replan or (target is not None and target <= clock.now() + clock.resolution):

@@ -21,6 +21,7 @@ SURFACE: dict[str, list[str]] = {
         "BearerToken",
         "Cart",
         "CheckedOut",
+        "CheckoutInProgress",
         "Clock",
         "DecodeError",
         "EventStream",
@@ -83,10 +84,13 @@ SURFACE: dict[str, list[str]] = {
         "TokenGrant",
     ],
     "openticket_async.stores": [
+        "CartClaim",
+        "CartTaken",
         "Due",
         "EventSink",
         "MemoryStore",
         "ReservationStore",
+        "claim_lease",
     ],
     "openticket_async.stores.redis": [
         "CartEvent",

@@ -2,10 +2,13 @@
 
 :class:`StoreConformance` holds the tests every store must pass: save and claim
 order, ties, the claim limit, the claim's fence, forget, ``cart_holds`` and
-``next_due``. :class:`SharedStoreConformance` adds what only makes sense when
-several processes share the store (``shared`` True): a peer sees the same holds,
-each claim gets a larger fence, stale write-backs are refused, and the
-application's ends win whatever the fence.
+``next_due``, and the checkout claims of carts (granted once, fenced, extended,
+released, lapsing when their lease runs out on the kit's clock).
+:class:`SharedStoreConformance` adds what only makes sense when several
+processes share the store (``shared`` True): a peer sees the same holds, each
+claim gets a larger fence, stale write-backs are refused, the application's
+ends win whatever the fence, and a cart claimed for checkout by one store is
+neither claimed nor worked on by another until the claim ends.
 
 Use it by subclassing one of them in a test module and providing a
 ``store_factory`` fixture: a callable (sync or async) that returns a new,
@@ -42,12 +45,11 @@ from .._config import HoldPolicy
 from .._hold import Hold, HoldState
 from .._models import Product, Reservation
 from ..stores import ReservationStore
+from ._claim_rules import LONG_AFTER, CartClaimRules, SharedCartClaimRules
 from ._clock import FakeClock
 
 __all__ = ["SharedStoreConformance", "StoreConformance", "StoreKit"]
 
-#: Far beyond any sane claim lease: a claim this late finds every lease lapsed.
-LONG_AFTER = 100_000.0
 SHOP = "3f1c2a9e-0000-4000-8000-000000000001"
 TICKET = "3f1c2a9e-0000-4000-8000-000000000002"
 
@@ -107,7 +109,7 @@ def _claimed(dues: list[Any]) -> list[tuple[Hold, str]]:
     return [(due.hold, due.action) for due in dues]
 
 
-class StoreConformance:
+class StoreConformance(CartClaimRules):
     """The suite; subclass it as ``Test...`` and provide a ``store_factory`` fixture."""
 
     @pytest_asyncio.fixture
@@ -253,8 +255,7 @@ class StoreConformance:
         assert all(x is y for x, y in zip(holds, [a, c], strict=True))
 
 
-
-class SharedStoreConformance(StoreConformance):
+class SharedStoreConformance(SharedCartClaimRules, StoreConformance):
     """The suite for stores shared by processes (``shared`` True).
 
     All of :class:`StoreConformance`, and what several processes on one backend

@@ -57,6 +57,19 @@ Rules (the ones deployments must know)
    streams ``retention`` after their last write; the queue, cart and counter
    keys with the longest-lived hold they serve.
 
+7. *Checkout claims*: a checkout claims its cart (:mod:`._checkouts`) with a
+   lease of ``lease_for(policy)`` on Redis's own clock, extended by the
+   checking-out manager's scheduler. While it runs, no worker (the claimer
+   included) is handed the cart's holds' due work: it is put back to the
+   claim's end; a second checkout raises ``CheckoutInProgress``; and the claim
+   is refused while another worker has one of the cart's holds in hand (the
+   checkout waits for that renewal). A dead claimer's claim lapses within one
+   lease. Like the fencing rule, a claimer stalled longer than its lease may
+   overlap the next one, and a claimer that dies after sending its order
+   leaves its outcome unknown: give a cart's checkouts one ``idempotency_key``
+   so a server that honours it can tell a repeated order (whether OpenTicket
+   does is not verified).
+
 Needs a single Redis (or a primary with replicas), not Redis Cluster: the
 scripts touch keys of many holds under one prefix.
 """

@@ -8,6 +8,7 @@ Keys (``P`` is the store's prefix)::
     P hold:<id>       hash: fence, owner, lease, action, due, member, data (JSON),
                       or a tombstone {ended, fence} once the hold reached its end
     P cart:<id>       sorted set: the cart's live hold ids, score = seq of first save
+    P checkout:<id>   hash: the cart's checkout claim: owner, fence, until (its lease end)
 
 Hash fields of a live hold:
 
@@ -20,6 +21,13 @@ Hash fields of a live hold:
   ``due``, except while a renewal is on the wire: then it is ``min(due, lease)``,
   so the hold comes due again as soon as the renewing worker stops renewing its
   lease.
+- ``cart``: the hold's cart id, so a claim can see whether the cart is checking out.
+
+A checkout claim's ``until`` is on the *lease clock*: Redis's own ``TIME`` when
+the store runs on real time (workers' wall clocks may differ; Redis's is the one
+they share), or the caller's virtual wall time otherwise (the ``lease now``
+argument; empty means ``TIME``). ``fence`` only grows: it survives the claim's
+end, and the hash lives ``retention`` after the last claim.
 
 Every numeric argument is passed as a string formatted by Python (``repr`` of a
 float): Lua's own number formatting keeps 14 digits and would round epoch times.
@@ -29,10 +37,30 @@ All keys a script touches live under one prefix; the store needs a single Redis
 
 from __future__ import annotations
 
-__all__ = ["CLAIM", "EXTEND", "FORGET", "LOCK_EXTEND", "LOCK_RELEASE", "SAVE"]
+__all__ = [
+    "CART_CLAIM",
+    "CART_EXTEND",
+    "CART_RELEASE",
+    "CLAIM",
+    "EXTEND",
+    "FORGET",
+    "LOCK_EXTEND",
+    "LOCK_RELEASE",
+    "SAVE",
+]
+
+# The lease clock's "now" (see the module docstring): ARGV value, or Redis's TIME.
+_LEASE_NOW = """
+local function lease_now(given)
+  if given ~= '' then return tonumber(given) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+"""
 
 # KEYS: hold, queue, cart, seq
-# ARGV: id, fence, action, due, score, data, ttl, owner, lease, mode ("save" | "restore")
+# ARGV: id, fence, action, due, score, data, ttl, owner, lease, mode ("save" | "restore"),
+#       cart id
 # Returns 1 if written, 0 if refused (tombstone, or stale fence).
 SAVE = """
 local h = redis.call('HMGET', KEYS[1], 'fence', 'ended', 'member')
@@ -51,7 +79,8 @@ local member = string.format('%016x', seq) .. ':' .. ARGV[1]
 if h[3] then redis.call('ZREM', KEYS[2], h[3]) end
 redis.call('ZADD', KEYS[2], ARGV[5], member)
 redis.call('HSET', KEYS[1], 'fence', ARGV[2], 'action', ARGV[3], 'due', ARGV[4],
-           'member', member, 'data', ARGV[6], 'owner', ARGV[8], 'lease', ARGV[9])
+           'member', member, 'data', ARGV[6], 'owner', ARGV[8], 'lease', ARGV[9],
+           'cart', ARGV[11])
 local ttl = tonumber(ARGV[7])
 redis.call('EXPIRE', KEYS[1], ttl)
 if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then redis.call('ZADD', KEYS[3], seq, ARGV[1]) end
@@ -62,9 +91,29 @@ return 1
 """
 
 # KEYS: queue, epoch
-# ARGV: now, lease_until, limit, hold key prefix, owner, fresh epoch, epoch ttl
+# ARGV: now, lease_until, limit, hold key prefix, owner, fresh epoch, epoch ttl,
+#       checkout key prefix, lease now ('' = TIME), caller's clock now (epoch s)
 # Returns {epoch, id1, fence1, data1, action1, due1, id2, ...}.
-CLAIM = """
+# An entry of a hold whose cart is claimed for checkout is not handed out, not even
+# to the claim's owner (its checkout pauses them anyway, and a plan it wrote while
+# paused would outlive it if it died): it is put back to the claim's lease end, on
+# the caller's clock.
+CLAIM = _LEASE_NOW + """
+local lnow = nil
+local checkouts = {}
+local function checkout_end(cart)
+  if not cart or cart == '' then return nil end
+  if checkouts[cart] == nil then
+    checkouts[cart] = false
+    local c = redis.call('HMGET', ARGV[8] .. cart, 'owner', 'until')
+    if c[1] then
+      lnow = lnow or lease_now(ARGV[9])
+      local left = tonumber(c[2]) - lnow
+      if left > 0 then checkouts[cart] = tonumber(ARGV[10]) + left end
+    end
+  end
+  return checkouts[cart] or nil
+end
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
   epoch = ARGV[6]
@@ -77,9 +126,14 @@ local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0
 for _, member in ipairs(members) do
   local id = string.sub(member, 18)
   local key = ARGV[4] .. id
-  local h = redis.call('HMGET', key, 'member', 'ended', 'owner', 'lease', 'data', 'action', 'due')
+  local h = redis.call('HMGET', key, 'member', 'ended', 'owner', 'lease', 'data', 'action', 'due',
+                       'cart')
+  local blocked = nil
+  if h[1] == member and not h[2] then blocked = checkout_end(h[8]) end
   if h[1] ~= member or h[2] then
     redis.call('ZREM', KEYS[1], member)
+  elseif blocked then
+    redis.call('ZADD', KEYS[1], string.format('%.6f', blocked), member)
   elseif h[3] ~= ARGV[5] and tonumber(h[4] or '0') > now then
     redis.call('ZADD', KEYS[1], h[4], member)
   else
@@ -126,6 +180,54 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'ended', ARGV[3], 'fence', h[1] or ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+# KEYS: checkout claim, cart. ARGV: owner, lease (s), lease now ('' = TIME),
+# hold key prefix, caller's now (epoch s), ttl.
+# Returns {fence, 0, 0} when claimed; {0, taken_by_checkout (0|1), free_in (s)} otherwise.
+# The cart is taken while another claim runs (this owner's own included), and while
+# another owner has one of its holds in hand (a claim's lease on the hold runs).
+CART_CLAIM = _LEASE_NOW + """
+local lnow = lease_now(ARGV[3])
+local c = redis.call('HMGET', KEYS[1], 'until')
+if c[1] and tonumber(c[1]) > lnow then
+  return {0, 1, string.format('%.6f', tonumber(c[1]) - lnow)}
+end
+local now = tonumber(ARGV[5])
+local busy = 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local h = redis.call('HMGET', ARGV[4] .. id, 'owner', 'lease', 'ended')
+  if not h[3] and h[1] and h[1] ~= ARGV[1] then
+    local left = tonumber(h[2] or '0') - now
+    if left > busy then busy = left end
+  end
+end
+if busy > 0 then return {0, 0, string.format('%.6f', busy)} end
+local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
+redis.call('HSET', KEYS[1], 'owner', ARGV[1],
+           'until', string.format('%.6f', lnow + tonumber(ARGV[2])))
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+return {fence, 0, '0'}
+"""
+
+# KEYS: checkout claim. ARGV: owner, fence, lease (s), lease now ('' = TIME), ttl.
+# Returns 1 if the claim ran and now lasts the lease from now, 0 if it is not held.
+CART_EXTEND = _LEASE_NOW + """
+local c = redis.call('HMGET', KEYS[1], 'owner', 'fence', 'until')
+local lnow = lease_now(ARGV[4])
+if c[1] ~= ARGV[1] or c[2] ~= ARGV[2] or tonumber(c[3]) <= lnow then return 0 end
+redis.call('HSET', KEYS[1], 'until', string.format('%.6f', lnow + tonumber(ARGV[3])))
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+# KEYS: checkout claim. ARGV: owner, fence. Ends the claim if it is still this one;
+# keeps the fence (it must keep growing). Returns 1 if ended, 0 if not this claim.
+CART_RELEASE = """
+local c = redis.call('HMGET', KEYS[1], 'owner', 'fence')
+if c[1] ~= ARGV[1] or c[2] ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'until', '0')
 return 1
 """
 

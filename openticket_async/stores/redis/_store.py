@@ -17,30 +17,26 @@ from ..._clock import Clock
 from ..._config import HoldPolicy, seconds
 from ..._exceptions import InvalidArgument, StoreUnavailable, UsageError
 from ..._hold import Hold, HoldState
-from .. import Due, EventSink
+from .. import MIN_LEASE, CartClaim, CartTaken, Due, EventSink, claim_lease
 from ..shared import CartEvent, LocalHolds, encode_hold
+from ._checkouts import CheckoutClaims
 from ._events import EventRelay
 from ._link import Client, Script, connect, link_for
 from ._recovery import Recovery
-from ._scripts import CLAIM, EXTEND, FORGET, SAVE
+from ._scripts import CART_CLAIM, CART_EXTEND, CART_RELEASE, CLAIM, EXTEND, FORGET, SAVE
 from ._tokens import RedisTokenStore
 
 __all__ = ["RedisStore", "lease_for"]
 
 logger = logging.getLogger("openticket_async.stores.redis")
 
-#: The lease is this share of ``renew_before``, leaving the rest for a takeover.
-LEASE_FRACTION = 1 / 3
-#: The shortest lease: twice the manager's shared-store poll interval, so a
-#: healthy renewing worker's heartbeat always comes before its lease lapses.
-MIN_LEASE = 1.0
 # Terminal states the application decides; fencing never blocks them.
 _APPLICATION_ENDS = frozenset({HoldState.RELEASED, HoldState.ORDERED})
 
 
 def lease_for(policy: HoldPolicy) -> float:
     """The default claim lease for ``policy``: ``max(renew_before / 3, 1 s)``."""
-    return max(policy.renew_before * LEASE_FRACTION, MIN_LEASE)
+    return claim_lease(policy)
 
 
 def _text(value: Any) -> str:
@@ -97,7 +93,8 @@ class RedisStore:
         self._scripts: dict[str, Script] = {
             name: self._redis.register_script(source)
             for name, source in (("save", SAVE), ("claim", CLAIM), ("extend", EXTEND),
-                                 ("forget", FORGET))
+                                 ("forget", FORGET), ("cart_claim", CART_CLAIM),
+                                 ("cart_extend", CART_EXTEND), ("cart_release", CART_RELEASE))
         }
         #: This store's name in Redis (claim owner) and in the events it publishes.
         self.owner = os.urandom(8).hex()
@@ -112,6 +109,11 @@ class RedisStore:
         self._recovery = Recovery(self._link, self._scripts, self._local)
         self._epoch: str | None = None
         self._closed = False
+        self._checkouts = CheckoutClaims(
+            self._link, self._scripts, owner=self.owner, key=self._key_checkout,
+            cart_key=self._key_cart, hold_prefix=self._key_hold(""),
+            retention=self._retention, now=self._times,
+        )
 
     @property
     def lease(self) -> float:
@@ -132,6 +134,9 @@ class RedisStore:
     def _key_events(self, cart_id: str) -> str:
         return f"{self.prefix}events:{cart_id}"
 
+    def _key_checkout(self, cart_id: str) -> str:
+        return f"{self.prefix}checkout:{cart_id}"
+
     def bind(self, clock: Clock, policy: HoldPolicy | None = None) -> None:
         """Take the manager's clock (and policy); the clock gets the link as a busy probe.
 
@@ -151,6 +156,7 @@ class RedisStore:
             )
         self._unprobe()
         self._clock = self._events.clock = clock
+        self._checkouts.bind(clock)
         clock.add_busy_probe(self._link)
 
     def _unprobe(self) -> None:
@@ -179,7 +185,7 @@ class RedisStore:
         keys = [self._key_hold(hold.id), self._queue, self._key_cart(hold.cart_id), self._seq]
         args = [hold.id, str(fence), action, repr(due), repr(min(due, lease) if renewing else due),
                 encode_hold(hold, offset), str(max(math.ceil(last - now), 0) + self._retention),
-                self.owner, repr(lease), mode]
+                self.owner, repr(lease), mode, hold.cart_id]
         return keys, args
 
     # -- writes -----------------------------------------------------------------------
@@ -270,7 +276,9 @@ class RedisStore:
                 self._scripts["claim"](
                     [self._queue, f"{self.prefix}epoch"],
                     [repr(now), repr(now + self._lease), str(limit), self._key_hold(""),
-                     self.owner, os.urandom(8).hex(), str(self._retention)],
+                     self.owner, os.urandom(8).hex(), str(self._retention),
+                     self._key_checkout(""), self._checkouts.lease_now(),
+                     repr(self._times()[0])],
                 )
             )
             rows = cast(list[Any], answer)
@@ -359,6 +367,39 @@ class RedisStore:
                     holds.append(hold)
         self._local.cart_loaded(cart_id, holds)
         return holds
+
+    # -- checkout claims --------------------------------------------------------------
+
+    async def claim_cart(self, cart_id: str, lease: float) -> CartClaim | CartTaken:
+        """Claim cart ``cart_id`` for a checkout for ``lease`` seconds (see ``._checkouts``).
+
+        Taken while another claim of it runs, or while another worker has one
+        of its holds in hand. Raises StoreUnavailable if Redis is unreachable,
+        UsageError once closed.
+        """
+        self._check_usable()
+        return await self._checkouts.claim(cart_id, lease)
+
+    async def extend_cart_claim(self, claim: CartClaim) -> bool:
+        """Make ``claim`` last its lease from now; False if it is not held any more.
+
+        Raises StoreUnavailable if Redis is unreachable, UsageError once closed.
+        """
+        self._check_usable()
+        return await self._checkouts.extend(claim)
+
+    async def release_cart(self, claim: CartClaim) -> bool:
+        """End ``claim``; False if it lapsed and the cart was claimed again since.
+
+        Raises StoreUnavailable if Redis is unreachable (the claim then lapses
+        by itself), UsageError once closed.
+        """
+        self._check_usable()
+        return await self._checkouts.release(claim)
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise UsageError("the RedisStore is closed")
 
     # -- events -----------------------------------------------------------------------
 

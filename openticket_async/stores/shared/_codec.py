@@ -43,6 +43,7 @@ __all__ = [
     "encode_hold",
     "encode_token",
     "new_hold",
+    "record_renewals",
 ]
 
 #: Bumped when the record layout changes incompatibly.
@@ -152,6 +153,14 @@ def new_hold(hold_id: str, text: str | bytes, offset: float) -> Hold:
     )
     _apply(hold, record, offset)
     return hold
+
+
+def record_renewals(text: str | bytes) -> int:
+    """How many renewals the JSON record of a hold counts.
+
+    Raises ValueError (or KeyError) for a record this version cannot read.
+    """
+    return int(_load(text)["renewals"])
 
 
 def apply_record(hold: Hold, text: str | bytes, offset: float) -> None:
