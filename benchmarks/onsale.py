@@ -304,6 +304,11 @@ class OnSale:
         # a worker process renews at most its CPU's rate, and at most
         # renewal_concurrency calls at a time, each taking the latency
         per_worker = min(self.args.worker_rate, self.args.concurrency / self.latency)
+        # workers that fall behind cap the renewal rate measured; the demand is the
+        # holds alive over the renewal interval
+        interval = renewal_interval(self.policy, self.args.ttl)
+        demand = max(renewals10, self.peak_live / interval)
+        needed = peak10 + demand - renewals10
         lat = sorted(self.lateness)
         minutes = []
         for m in range(math.ceil(len(calls) / 60)):
@@ -312,12 +317,12 @@ class OnSale:
             minutes.append({"minute": m, "calls_per_s_mean": round(sum(c) / 60, 1),
                             "calls_per_s_peak": max(c), "holds_alive_mean": round(sum(h) / len(h))})
         bytes_per_hold, source = bytes_per_hold_measured()
-        ask = math.ceil(peak10 * HEADROOM / 10) * 10
+        ask = math.ceil(needed * HEADROOM / 10) * 10
         return {
             "scenario": {k: v for k, v in vars(self.args).items() if k not in ("json",)},
             "model": "SDK lifecycle (plan/step, DeadlineQueue) on virtual time; network "
                      "modelled: fixed latency, renewal_concurrency workers, optional rate limit",
-            "renewal_interval_s": round(renewal_interval(self.policy, self.args.ttl), 2),
+            "renewal_interval_s": round(interval, 2),
             "calls": {"total": sum(calls), "peak_per_s": max(calls),
                       "peak_10s_mean_per_s": round(peak10, 1),
                       "mean_per_s": round(sum(calls) / len(calls), 1), "seconds": len(calls)},
@@ -331,14 +336,15 @@ class OnSale:
                        "bytes_per_hold": bytes_per_hold, "bytes_per_hold_from": source},
             "advice": {
                 "rate_limit_per_s": ask,
-                "rate_limit_rule": f"the peak 10 s mean x {HEADROOM}, rounded up to 10",
-                "peak_10s_renewals_per_s": round(renewals10, 1),
-                "workers": max(1, math.ceil(renewals10 * HEADROOM / per_worker)),
-                "workers_rule": f"the peak 10 s renewal rate x {HEADROOM} / {per_worker:g} "
+                "rate_limit_rule": f"the peak 10 s mean, plus the renewals the workers fell "
+                                   f"behind on, x {HEADROOM}, rounded up to 10",
+                "renewals_needed_per_s": round(demand, 1),
+                "workers": max(1, math.ceil(demand * HEADROOM / per_worker)),
+                "workers_rule": f"the renewals needed x {HEADROOM} / {per_worker:g} "
                                 f"renewals/s per worker (the lower of --worker-rate and "
                                 f"renewal_concurrency / latency)",
                 "renewal_concurrency_for_one_worker": math.ceil(
-                    renewals10 * HEADROOM * self.latency),
+                    demand * HEADROOM * self.latency),
             },
             "per_minute": minutes,
         }
@@ -401,7 +407,8 @@ def render(r: dict[str, Any], elapsed: float) -> str:
         f"({r['memory']['bytes_per_hold']:g} B per hold, {r['memory']['bytes_per_hold_from']})",
         "",
         f"ask OpenTicket for: {adv['rate_limit_per_s']:,} calls/s ({adv['rate_limit_rule']})",
-        f"renewals at peak: {adv['peak_10s_renewals_per_s']:,}/s (10 s mean); renewal "
+        f"renewals needed at peak: {adv['renewals_needed_per_s']:,}/s (the larger of the "
+        f"peak 10 s renewal rate and peak holds / interval); renewal "
         f"workers: {adv['workers']} ({adv['workers_rule']}), or one worker with "
         f"renewal_concurrency >= {adv['renewal_concurrency_for_one_worker']}",
         f"(model run in {elapsed:.1f} s)",
