@@ -195,7 +195,7 @@ async def test_a_server_error_span_carries_its_status_as_error_type(
 ) -> None:
     shop = openticket_fake.add_shop()
     recorded = Recorded()
-    openticket_fake.faults.status("payment_methods", 500, times=None)
+    openticket_fake.faults.status("payment_methods", 503, times=None)
     async with client_for(
         openticket_fake, openticket_clock, telemetry=recorded.telemetry
     ) as client:
@@ -208,4 +208,4 @@ async def test_a_server_error_span_carries_its_status_as_error_type(
     assert [(s.attributes or {}).get("http.request.resend_count") for s in spans] == [
         None, *range(1, len(spans))
     ]
-    assert {(s.attributes or {})["error.type"] for s in spans} == {"500"}
+    assert {(s.attributes or {})["error.type"] for s in spans} == {"503"}
