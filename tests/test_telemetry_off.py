@@ -17,7 +17,7 @@ RUN = Path(__file__).with_name("telemetry_off_run.py")
 
 
 def run(*args: str) -> dict[str, Any]:
-    done = subprocess.run(
+    done = subprocess.run(  # noqa: S603 (this interpreter and a file of the tests)
         [sys.executable, str(RUN), *args], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
