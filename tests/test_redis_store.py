@@ -368,7 +368,7 @@ async def test_a_carts_events_can_be_watched_from_another_process(kit: StoreKit)
     released = await asyncio.wait_for(anext(watch), 5)
     await watch.aclose()
     assert (renewed.kind, renewed.hold_id, renewed.time_left) == ("Renewed", hold.id, 12.5)
-    assert renewed.detail["new"] == hold.reservation.guid
+    assert renewed.detail["new_reservation"] == hold.reservation.guid
     assert renewed.origin == emitter.owner
     assert not renewed.terminal
     assert (released.kind, released.state, released.terminal) == (
