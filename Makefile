@@ -25,6 +25,7 @@ test: lint typecheck pytest bench-quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check openticket_async tests benchmarks examples
+	$(BIN)/lint-imports --no-logo --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
