@@ -33,6 +33,12 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
+# The inner loop: every test but the real-time and multi-process ones, with a
+# shorter random walk of the lifecycle; `make test` stays what CI runs.
+.PHONY: test-fast
+test-fast: $(STAMP)
+	LIFECYCLE_PROFILE=fast $(BIN)/pytest -q -m "not slow and not realtime"
+
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py --quick
 

@@ -504,6 +504,7 @@ async def test_a_cart_made_by_one_manager_is_reached_and_renewed_by_another(
     assert recorder.terminal_counts() == {hold.id: 1 for hold in holds}
 
 
+@pytest.mark.realtime
 @pytest.mark.asyncio
 async def test_redis_restart_during_a_run_loses_no_hold(
     shop_world: tuple[FakeOpenTicket[FakeClock], Callable[[], Awaitable[Any]]],
