@@ -70,7 +70,7 @@ from ._pending import Pending, settle
 from ._planning import LatencyTracker, drop_time, local_deadline
 from ._ports import ReservingClient
 from ._renewal import Renewals
-from ._stats import ManagerStats, StoreWatch, manager_stats
+from ._stats import ManagerStats, StoreWatch, snapshot
 from ._telemetry import HoldMetrics, Telemetry, resolve
 from .stores import MemoryStore, ReservationStore
 
@@ -248,7 +248,17 @@ class ReservationManager:
         Counts the holds of the carts open in this manager (with a shared store,
         the carts this process made or loaded). Raises nothing.
         """
-        return manager_stats(self)
+        now = self.clock.now()
+        due = self._memory.peek_due() if self._memory is not None else self._sleeping_until
+        return snapshot(
+            (hold for cart in self._carts.values() for hold in cart._holds.values()),
+            len(self._carts),
+            None if due is None else max(due - now, 0.0),
+            self._renewals.in_flight,
+            len(self._lingering.live(now)),
+            self._renewals.lateness,
+            self._store_watch.health,
+        )
 
     # -- used by Cart (its CartHost protocol) --------------------------------------
 

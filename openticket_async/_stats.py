@@ -13,16 +13,12 @@ import enum
 from collections import deque
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 import attrs
 
 from ._hold import Hold, HoldState
 from ._holdlog import log_store
 from ._telemetry import HoldMetrics
-
-if TYPE_CHECKING:
-    from ._manager import ReservationManager
 
 __all__ = [
     "LATENESS_WINDOW",
@@ -32,7 +28,7 @@ __all__ = [
     "StoreHealth",
     "StoreWatch",
     "count_states",
-    "manager_stats",
+    "snapshot",
 ]
 
 #: How many recent renewals the lateness percentiles are taken over.
@@ -144,21 +140,24 @@ class StoreWatch:
             self._down_since = None
 
 
-def manager_stats(manager: ReservationManager) -> ManagerStats:
-    """The snapshot of ``manager`` (what ``manager.stats()`` returns)."""
-    now = manager.clock.now()
-    memory = manager._memory
-    due = memory.peek_due() if memory is not None else manager._sleeping_until
-    renewals = manager._renewals
-    p50, p99 = renewals.lateness.percentiles()
-    carts = manager._carts.values()
+def snapshot(
+    holds: Iterable[Hold],
+    carts: int,
+    next_due_in: float | None,
+    renewals_in_flight: int,
+    lingering_units: int,
+    lateness: LatenessWindow,
+    store: StoreHealth,
+) -> ManagerStats:
+    """The :class:`ManagerStats` of a manager's readings (``manager.stats()``)."""
+    p50, p99 = lateness.percentiles()
     return ManagerStats(
-        holds=MappingProxyType(count_states(h for cart in carts for h in cart._holds.values())),
-        carts=len(carts),
-        next_due_in=None if due is None else max(due - now, 0.0),
-        renewals_in_flight=renewals.in_flight,
-        lingering_units=len(manager._lingering.live(now)),
+        holds=MappingProxyType(count_states(holds)),
+        carts=carts,
+        next_due_in=next_due_in,
+        renewals_in_flight=renewals_in_flight,
+        lingering_units=lingering_units,
         lateness_p50=p50,
         lateness_p99=p99,
-        store=manager._store_watch.health,
+        store=store,
     )
