@@ -272,8 +272,9 @@ class ReservationManager:
         self._next_id += 1
         return f"{self._id_prefix}-{self._next_id}"
 
-    async def _reserve(self, shop_guid: str, ticket_guid: str, sent: float) -> Reservation:
-        return await self._renewals.reserve(shop_guid, ticket_guid, None, sent)
+    def _reserve(self, shop_guid: str, ticket_guid: str, sent: float) -> Awaitable[Reservation]:
+        # the renewals' coroutine itself, not one more coroutine around it (cart.add's path)
+        return self._renewals.reserve(shop_guid, ticket_guid, None, sent)
 
     def _track(self, hold: Hold) -> Pending:
         """Start keeping a freshly reserved hold."""
@@ -281,7 +282,7 @@ class ReservationManager:
         return self._apply(hold, plan(hold, now, self.rules), now)
 
     def _release(self, hold: Hold) -> Pending:
-        return self._step(hold, Remove())
+        return self._step(hold, _REMOVE)
 
     def _checkout_started(self, holds: Sequence[Hold]) -> Pending:
         return self._each(holds, CheckoutStarted())
@@ -328,20 +329,22 @@ class ReservationManager:
         memory = self._memory
         if memory is None:
             return self._apply_shared(hold, actions, now)
+        # action classes are final, so ``type(...) is`` tells them apart for less
+        # than isinstance; the common ones first (a plan per add, an end per remove)
         for action in actions:
-            if isinstance(action, Plan):
+            if type(action) is Plan:
                 memory.put(hold, action.action, action.at)
                 self._wake_for(action.at)
-            elif isinstance(action, Emit):
-                self._announce(hold, action, now)
-            elif isinstance(action, Reserve):
-                self._renewals.enqueue(hold, action.first)
-            elif isinstance(action, Linger):
-                self._linger(hold, action.reservation, now)
-            elif isinstance(action, Uncertain):
-                self._renewals.uncertain(hold.ticket_guid, action.sent)
-            else:  # End
+            elif type(action) is End:
                 memory.remove(hold)  # also takes it out of its cart (they share the dict)
+            elif type(action) is Linger:
+                self._linger(hold, action.reservation, now)
+            elif type(action) is Emit:
+                self._announce(hold, action, now)
+            elif type(action) is Reserve:
+                self._renewals.enqueue(hold, action.first)
+            elif type(action) is Uncertain:
+                self._renewals.uncertain(hold.ticket_guid, action.sent)
         return None
 
     async def _apply_shared(self, hold: Hold, actions: list[Action], now: float) -> None:
@@ -459,6 +462,9 @@ class ReservationManager:
             logger.exception("handling %s of hold %s failed", action, hold.id)
             return None
         return None if step_ is None else _contained(step_, hold, action)
+
+
+_REMOVE = Remove()
 
 
 async def _all(steps: list[Awaitable[None]]) -> None:
