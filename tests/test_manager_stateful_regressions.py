@@ -1,7 +1,8 @@
 """Bugs the manager state machine found (tests/test_manager_stateful.py), one test each.
 
-Each runs the manager on a store reached by awaits whose calls a switch makes fail
-(``FlakyStore`` around a MemoryStore), against the fake server on a FakeClock.
+The store ones run the manager on a store reached by awaits whose calls a switch
+makes fail (``FlakyStore`` around a MemoryStore), against the fake server on a
+FakeClock; the last one is the lifecycle rule behind a scheduler that spun.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from lifecycle_world import SHOP, TICKET, reservation
 from manager_helpers import RECEIVER, FlakyStore, InjectedFault, Recorder, live_guids
 
 from openticket_async import (
     BearerToken,
     CheckedOut,
+    Hold,
     HoldEvent,
     HoldPolicy,
     HoldState,
@@ -22,7 +25,10 @@ from openticket_async import (
     Released,
     Renewed,
     ReservationManager,
+    RetryPolicy,
 )
+from openticket_async._lifecycle import Due, Plan, Reserve, Rules, plan, step
+from openticket_async._planning import RENEW
 from openticket_async.stores import MemoryStore
 from openticket_async.testing import FakeClock, FakeOpenTicket, FakeShop
 
@@ -142,3 +148,23 @@ async def test_every_hold_of_a_checkout_ends_although_the_store_fails_for_one(
         assert [hold.state for hold in holds] == [HoldState.ORDERED] * 3
         assert {e.hold.id for e in recorder.of(CheckedOut)} == {hold.id for hold in holds}
         assert [o.guid for o in openticket_fake.orders] == [order.guid]
+
+
+def test_a_renew_claimed_within_the_clock_resolution_of_the_floor_goes_out_not_back() -> None:
+    # A shared store's epoch due times come back a fraction of a microsecond off: the
+    # scheduler claims the renew planned for the floor (last send + min_renew_interval)
+    # just before it. Put back for the floor, the same claim came due at the same
+    # instant forever, and a FakeClock never moved on.
+    rules = Rules(POLICY, RetryPolicy(), resolution=1e-6)
+    hold = Hold(
+        id="h1",
+        cart_id="c1",
+        shop_guid=SHOP,
+        ticket_guid=TICKET,
+        reservation=reservation(1, 50.0),  # renewal is overdue: only the floor holds it
+        created_at=0.0,
+    )
+    assert plan(hold, 0.5, rules) == [Plan(RENEW, 1.0)]
+    actions = step(hold, Due(RENEW, 1.0), 1.0 - 5e-7, rules)
+    assert actions[0] == Reserve()
+    assert hold.state is HoldState.RENEWING
