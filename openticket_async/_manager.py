@@ -368,7 +368,11 @@ class ReservationManager:
             self._publish(event)  # a shared store forwards events to other processes
 
     def _linger(self, hold: Hold, reservation: Reservation, now: float) -> None:
-        until = drop_time(reservation, self.policy)
+        # the server drops a unit one TTL after it made it, whatever expiry it stated:
+        # an expiry stated early (by a server clock behind) must not free it here sooner
+        stated = (reservation.expires_at - reservation.reserved_at).total_seconds()
+        early = self.client.reservation_ttl - stated
+        until = drop_time(reservation, self.policy) + (early if early > 0.0 else 0.0)
         self._lingering.add(hold.ticket_guid, reservation.guid, until, now)
 
     def _wake_for(self, due: float) -> None:

@@ -168,3 +168,19 @@ def test_a_renew_claimed_within_the_clock_resolution_of_the_floor_goes_out_not_b
     actions = step(hold, Due(RENEW, 1.0), 1.0 - 5e-7, rules)
     assert actions[0] == Reserve()
     assert hold.state is HoldState.RENEWING
+
+
+@pytest.mark.asyncio
+async def test_a_released_unit_lingers_until_the_server_drops_it_although_its_expiry_was_early(
+    openticket_fake: Fake, client: OpenTicketClient
+) -> None:
+    shop, ticket = shop_with_stock(openticket_fake)
+    openticket_fake.faults.expiry_offset(-60)  # stated a minute early: still trusted
+    async with ReservationManager(client, policy=POLICY) as manager:
+        cart = manager.cart(shop.guid)
+        [hold] = await cart.add(ticket)
+        await cart.remove(hold)
+        [record] = openticket_fake.live_reservations()
+        [unit] = manager.lingering()
+        assert unit.reservation_guid == record.guid
+        assert unit.until >= record.expires_at
