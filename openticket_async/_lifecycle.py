@@ -361,7 +361,10 @@ def _due(hold: Hold, inp: Due, now: float, rules: Rules) -> list[Action]:
             return plan(hold, now, rules)
         if not hold._risk and (
             _not_renewable(hold, now, rules) is not None
-            or now < hold._last_sent + rules.policy.min_renew_interval
+            # a renew claimed within the resolution of the floor is due: planning it
+            # for the floor again would put back the same claim at this instant forever
+            # (the renewal worker still waits for the floor, see not_before)
+            or now + rules.resolution < hold._last_sent + rules.policy.min_renew_interval
         ):
             return plan(hold, now, rules)
         return [_reserve(hold, inp.at), *plan(hold, now, rules)]
