@@ -56,7 +56,6 @@ from ._lifecycle import (
     Input,
     Linger,
     Plan,
-    Remove,
     Reserve,
     Rules,
     Uncertain,
@@ -284,9 +283,6 @@ class ReservationManager:
         now = self.clock.now()
         return self._apply(hold, plan(hold, now, self.rules), now)
 
-    def _release(self, hold: Hold) -> Pending:
-        return self._step(hold, _REMOVE)
-
     def _checkout_started(self, holds: Sequence[Hold]) -> Pending:
         return self._each(holds, CheckoutStarted())
 
@@ -511,9 +507,6 @@ class ReservationManager:
             logger.exception("handling %s of hold %s failed", action, hold.id)
             return None
         return None if step_ is None else _contained(step_, hold, action)
-
-
-_REMOVE = Remove()
 
 
 async def _all(steps: list[Awaitable[None]]) -> None:
