@@ -24,7 +24,7 @@ from openticket_async import (
     RetryPolicy,
 )
 from openticket_async._ports import ReservingClient
-from openticket_async.stores import Due, EventSink, ReservationStore
+from openticket_async.stores import CartClaim, CartTaken, Due, EventSink, ReservationStore
 from openticket_async.testing import FakeClock, FakeOpenTicket
 
 TERMINAL = (Lost, Expired, Released, CheckedOut)
@@ -202,6 +202,18 @@ class FlakyStore:
 
     async def cart_holds(self, cart_id: str) -> list[Hold]:
         return await self.inner.cart_holds(cart_id)
+
+    async def claim_cart(self, cart_id: str, lease: float) -> CartClaim | CartTaken:
+        self._trip("claim_cart")
+        return await self.inner.claim_cart(cart_id, lease)
+
+    async def extend_cart_claim(self, claim: CartClaim) -> bool:
+        self._trip("extend_cart_claim")
+        return await self.inner.extend_cart_claim(claim)
+
+    async def release_cart(self, claim: CartClaim) -> bool:
+        self._trip("release_cart")
+        return await self.inner.release_cart(claim)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -417,10 +417,17 @@ def run_machine(machine: type[ManagerMachine], variant: str) -> None:
     )
 
 
+# Each run took 1-20 s in our runs; the timeout is for a hang, not for a slow
+# shared CI host, where the sequences on a real redis-server have passed 30 s.
+RUN_TIMEOUT = 120
+
+
+@pytest.mark.timeout(RUN_TIMEOUT)
 def test_manager_state_machine_on_the_memory_store() -> None:
     run_machine(ManagerMachine, "memory")
 
 
+@pytest.mark.timeout(RUN_TIMEOUT)
 def test_manager_state_machine_on_a_memory_store_whose_calls_fail() -> None:
     class FlakyMemory(ManagerMachine):
         make_store = staticmethod(lambda: FlakyStore(MemoryStore()))
@@ -428,6 +435,7 @@ def test_manager_state_machine_on_a_memory_store_whose_calls_fail() -> None:
     run_machine(FlakyMemory, "flaky-memory")
 
 
+@pytest.mark.timeout(RUN_TIMEOUT)
 @pytest.mark.usefixtures("redis_server")
 def test_manager_state_machine_on_redis(redis_url: str) -> None:
     prefixes = itertools.count()
