@@ -188,7 +188,7 @@ def plain(value: Any) -> bool:
     """True for strings and nulls, and arrays and objects of nothing else.
 
     JSON equal to such a value is that very value (no number equals a string,
-    while 1 == 1.0 == true), so it decodes the same: what a template may stand for.
+    while 1 == 1.0 == true), so it decodes the same: what may be shared by equality.
     """
     pending = [value]  # a loop, not recursion: an answer may nest deep
     while pending:
