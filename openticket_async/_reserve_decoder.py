@@ -64,7 +64,8 @@ Invariants
 4. Everything shared is immutable: strings, tuples of frozen products without
    unknown keys, aware UTC datetimes, and read-only ``raw`` views of dicts that
    nothing else writes to. Unknown values are shared only when equal means the
-   same (``plain``: 1 == 1.0 == true, so numbers never are).
+   same (``plain``: 1 == 1.0 == true, so numbers never are); ``last_raw`` keeps
+   only plain unknown keys, and JSON equal to a plain value is plain itself.
 5. ``expires_at <= sent_wall + ttl`` and ``deadline <= sent_at + ttl``.
 6. Every memory access is one dict or attribute operation, or a length check
    before one, so clients in several threads can share ``MEMORY``: a race can
@@ -126,6 +127,11 @@ _NO_MOMENTS: tuple[object, datetime, object, datetime] = (
 )
 
 
+# the last unknown keys before there are any, or when they were not plain: they
+# equal nothing
+_NO_RAW: tuple[object, Mapping[str, Any]] = (object(), EMPTY_RAW)
+
+
 class DecoderMemory:
     """What the reservation decoder remembers between answers, every table bounded.
 
@@ -158,8 +164,9 @@ class DecoderMemory:
         self.one_product: dict[tuple[str, str], tuple[Product, ...]] = {}
         self.layouts: dict[tuple[Any, ...], Layout] = {}
         self.product_layouts: dict[tuple[Any, ...], Layout] = {}
-        # raw may hold unhashable values: one slot, compared, instead of a table
-        self.last_raw: tuple[dict[Any, Any], Mapping[str, Any]] = ({}, EMPTY_RAW)
+        # raw may hold unhashable values: one slot, compared, instead of a table; it
+        # holds only unknown keys whose values are plain (see _raw)
+        self.last_raw: tuple[object, Mapping[str, Any]] = _NO_RAW
         # the texts and datetimes of the last reserved_at and expires_at
         self.last_moments: tuple[object, datetime, object, datetime] = _NO_MOMENTS
 
@@ -299,9 +306,11 @@ def _raw(data: dict[Any, Any], unknown: tuple[object, ...]) -> Mapping[str, Any]
     """
     raw: dict[Any, Any] = {key: data[key] for key in unknown}
     last_raw, frozen = MEMORY.last_raw  # one read: clients in other threads
-    if raw != last_raw or not plain(raw):
+    if raw != last_raw:
         frozen = MappingProxyType(raw)
-        MEMORY.last_raw = (raw, frozen)
+        # only a plain view is offered for sharing: JSON equal to a plain value is
+        # plain itself, so an answer equal to it needs no look of its own
+        MEMORY.last_raw = (raw, frozen) if plain(raw) else _NO_RAW
     return frozen
 
 
