@@ -23,7 +23,7 @@ ticket the process never reserved, so it pays for its session, its connection
 and the decoder's first look at the ticket; then the same client's second call.
 
     python benchmarks/client_overhead.py            # full run, writes results/
-    python benchmarks/client_overhead.py --quick    # seconds; asserts nothing
+    python benchmarks/client_overhead.py --quick    # seconds (rotations 1, 100); asserts nothing
     python benchmarks/client_overhead.py --cases lean flat --rotations 1 --no-write
 """
 
@@ -82,7 +82,8 @@ def new_client(server: c.ServerProcess) -> Any:
 
 async def measure_case(args: Any, name: str, server: c.ServerProcess) -> dict[str, Any]:
     """Every rotation and concurrency of one case, and its first answers."""
-    tickets, spare = server.tickets[:max(ROTATIONS)], server.tickets[max(ROTATIONS):]
+    most = max(args.rotations)
+    tickets, spare = server.tickets[:most], server.tickets[most:]
     first = await first_answers(server, spare)
     client = new_client(server)
     cells = []
@@ -291,17 +292,20 @@ def main() -> None:
                    help="requests per side per round at concurrency 16 and 64 (1: a third)")
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds per side")
     p.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
-    p.add_argument("--rotations", nargs="+", type=int, choices=ROTATIONS, default=ROTATIONS)
+    p.add_argument("--rotations", nargs="+", type=int, choices=ROTATIONS,
+                   help="tickets the calls rotate over (default: all; --quick: 1 and 100)")
     p.add_argument("--concurrency", nargs="+", type=int, choices=CONCURRENCY,
                    default=CONCURRENCY)
     args = p.parse_args()
+    if args.rotations is None:  # a quick run proves every case runs, in seconds
+        args.rotations = ROTATIONS[:2] if args.quick else ROTATIONS
     loops, notes = c.loops_for(args.loop)
     pinning = c.pin_cpus(not args.no_pin)
     runs = []
     for kind in loops:
         cases = []
         for name in args.cases:
-            options = CASES[name].options(max(ROTATIONS) + FIRST_SAMPLES)
+            options = CASES[name].options(max(args.rotations) + FIRST_SAMPLES)
             with c.fake_server(options=options) as server:
                 cases.append(c.run_on(kind, lambda n=name, s=server: measure_case(args, n, s)))
         runs.append({"loop": kind, "cases": cases, "targets": targets(cases)})
