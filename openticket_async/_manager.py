@@ -43,6 +43,7 @@ from ._config import HoldPolicy
 from ._events import EventDispatcher, EventStream, HoldEvent
 from ._exceptions import UsageError
 from ._hold import Hold
+from ._holdlog import WATCHED, HoldWatch
 from ._lifecycle import (
     Action,
     CheckoutFailed,
@@ -69,6 +70,8 @@ from ._pending import Pending, settle
 from ._planning import LatencyTracker, drop_time, local_deadline
 from ._ports import ReservingClient
 from ._renewal import Renewals
+from ._stats import ManagerStats, StoreWatch, snapshot
+from ._telemetry import HoldMetrics, Telemetry, resolve
 from .stores import MemoryStore, ReservationStore
 
 __all__ = ["ReservationManager", "ReservingClient"]
@@ -93,6 +96,10 @@ class ReservationManager:
     ``HoldPolicy.close_timeout``); with a shared store, holds stay in the store
     for another worker to continue.
 
+    ``telemetry`` says where OpenTelemetry spans and metrics go (default: the
+    providers the application configured; none, nothing: see
+    docs/observability.md).
+
     An exception raised inside ``async with`` reaches the caller as itself. When
     the manager's own tasks failed too (which the manager prevents for every
     error it knows), all of them come together in an ``ExceptionGroup``.
@@ -105,6 +112,7 @@ class ReservationManager:
         policy: HoldPolicy | None = None,
         store: ReservationStore | None = None,
         clock: Clock | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.client = client
         self.policy = policy or HoldPolicy()
@@ -117,17 +125,25 @@ class ReservationManager:
         self._publish: Callable[[HoldEvent], None] | None = None if sink is None else sink.publish
         self._carts: dict[str, Cart] = {}
         self._lingering = LingeringUnits()
+        providers = resolve(telemetry)  # None: no spans, no metrics, and no cost
+        self._metrics = None if providers is None else HoldMetrics(providers, self)
+        self._watch = HoldWatch(self._time_left, self._metrics)
+        self._store_watch = StoreWatch(self.store, self._metrics)
         self.rules = Rules(
             self.policy, client.retry, self._touched_at, resolution=self.clock.resolution
         )
         self._renewals = Renewals(
-            client, self.clock, self.policy, self._lingering, self._finish, self.rules
+            client, self.clock, self.policy, self._lingering, self._finish, self.rules,
+            self._metrics,
         )
         self._checkouts = CheckoutClaims(self.store, self.clock, self.policy, self._wake_for)
         self._tg: TaskGroup | None = None
         self._sleep_scope: anyio.CancelScope | None = None
         self._sleeping_until: float | None = None
         self._replan = False
+        # plans a store of this process refused to save: written again by the
+        # scheduler, or nothing would ever hand their holds out again
+        self._unsaved: dict[Hold, tuple[str, float]] = {}
         self._closed = False
         self._id_prefix = os.urandom(6).hex()
         self._next_id = 0
@@ -229,6 +245,24 @@ class ReservationManager:
         """
         return self._lingering.live(self.clock.now(), ticket_guid)
 
+    def stats(self) -> ManagerStats:
+        """A cheap snapshot for health checks: holds by state, carts, what is due.
+
+        Counts the holds of the carts open in this manager (with a shared store,
+        the carts this process made or loaded). Raises nothing.
+        """
+        now = self.clock.now()
+        due = self._memory.peek_due() if self._memory is not None else self._sleeping_until
+        return snapshot(
+            (hold for cart in self._carts.values() for hold in cart._holds.values()),
+            len(self._carts),
+            None if due is None else max(due - now, 0.0),
+            self._renewals.in_flight,
+            len(self._lingering.live(now)),
+            self._renewals.lateness,
+            self._store_watch.health,
+        )
+
     # -- used by Cart (its CartHost protocol) --------------------------------------
 
     def _check_open(self) -> None:
@@ -241,8 +275,9 @@ class ReservationManager:
         self._next_id += 1
         return f"{self._id_prefix}-{self._next_id}"
 
-    async def _reserve(self, shop_guid: str, ticket_guid: str, sent: float) -> Reservation:
-        return await self._renewals.reserve(shop_guid, ticket_guid, None, sent)
+    def _reserve(self, shop_guid: str, ticket_guid: str, sent: float) -> Awaitable[Reservation]:
+        # the renewals' coroutine itself, not one more coroutine around it (cart.add's path)
+        return self._renewals.reserve(shop_guid, ticket_guid, None, sent)
 
     def _track(self, hold: Hold) -> Pending:
         """Start keeping a freshly reserved hold."""
@@ -250,7 +285,7 @@ class ReservationManager:
         return self._apply(hold, plan(hold, now, self.rules), now)
 
     def _release(self, hold: Hold) -> Pending:
-        return self._step(hold, Remove())
+        return self._step(hold, _REMOVE)
 
     def _checkout_started(self, holds: Sequence[Hold]) -> Pending:
         return self._each(holds, CheckoutStarted())
@@ -297,20 +332,22 @@ class ReservationManager:
         memory = self._memory
         if memory is None:
             return self._apply_shared(hold, actions, now)
+        # action classes are final, so ``type(...) is`` tells them apart for less
+        # than isinstance; the common ones first (a plan per add, an end per remove)
         for action in actions:
-            if isinstance(action, Plan):
+            if type(action) is Plan:
                 memory.put(hold, action.action, action.at)
                 self._wake_for(action.at)
-            elif isinstance(action, Emit):
-                self._announce(hold, action, now)
-            elif isinstance(action, Reserve):
-                self._renewals.enqueue(hold, action.first)
-            elif isinstance(action, Linger):
-                self._linger(hold, action.reservation, now)
-            elif isinstance(action, Uncertain):
-                self._renewals.uncertain(hold.ticket_guid, action.sent)
-            else:  # End
+            elif type(action) is End:
                 memory.remove(hold)  # also takes it out of its cart (they share the dict)
+            elif type(action) is Linger:
+                self._linger(hold, action.reservation, now)
+            elif type(action) is Emit:
+                self._announce(hold, action, now)
+            elif type(action) is Reserve:
+                self._renewals.enqueue(hold, action.first)
+            elif type(action) is Uncertain:
+                self._renewals.uncertain(hold.ticket_guid, action.sent)
         return None
 
     async def _apply_shared(self, hold: Hold, actions: list[Action], now: float) -> None:
@@ -320,12 +357,31 @@ class ReservationManager:
                 due = action.at
                 if store.shared:
                     due += self.clock.wall().timestamp() - self.clock.now()
-                if not await store.save(hold, action.action, due, hold._fence):
+                try:
+                    saved = await store.save(hold, action.action, due, hold._fence)
+                except Exception:
+                    # a shared store's claim comes due again when its lease lapses;
+                    # a store of this process hands the hold out only if it has a plan
+                    if not store.shared:
+                        self._unsaved[hold] = (action.action, action.at)
+                        self._wake_for(self.clock.now())
+                    raise
+                self._unsaved.pop(hold, None)
+                if not saved:
                     logger.info("hold %s belongs to another worker now", hold.id)
                     return
                 self._wake_for(action.at)
             elif isinstance(action, End):
-                if not await store.forget(hold, hold._fence):
+                self._unsaved.pop(hold, None)
+                try:
+                    forgotten = await store.forget(hold, hold._fence)
+                except Exception:
+                    # the hold ended here: its event and its lingering unit must not
+                    # be lost with the store's write (a stale plan the store still
+                    # hands out meets a terminal hold, which ignores it)
+                    logger.exception("recording the end of hold %s in the store failed", hold.id)
+                    forgotten = True
+                if not forgotten:
                     # another worker claimed it since: that one ends it
                     disowned(hold, action.previous)
                     return
@@ -343,6 +399,8 @@ class ReservationManager:
 
     def _announce(self, hold: Hold, emit: Emit, now: float) -> None:
         kind = emit.kind
+        if kind in WATCHED:  # lifecycle log lines and the lost-holds metric
+            self._watch(hold, emit, now)
         if self._publish is None and not self._events.wants(kind):
             return  # nobody listens: the event is not even built
         event = kind(hold, self._time_left(hold, now), emit.lateness, **emit.fields)
@@ -351,7 +409,11 @@ class ReservationManager:
             self._publish(event)  # a shared store forwards events to other processes
 
     def _linger(self, hold: Hold, reservation: Reservation, now: float) -> None:
-        until = drop_time(reservation, self.policy)
+        # the server drops a unit one TTL after it made it, whatever expiry it stated:
+        # an expiry stated early (by a server clock behind) must not free it here sooner
+        stated = (reservation.expires_at - reservation.reserved_at).total_seconds()
+        early = self.client.reservation_ttl - stated
+        until = drop_time(reservation, self.policy) + (early if early > 0.0 else 0.0)
         self._lingering.add(hold.ticket_guid, reservation.guid, until, now)
 
     def _wake_for(self, due: float) -> None:
@@ -400,19 +462,45 @@ class ReservationManager:
         """
         store, clock = self.store, self.clock
         offset = clock.wall().timestamp() - now if store.shared else 0.0
+        if self._unsaved:
+            await self._save_again()
+        failed = False
         try:
             batch = await store.claim_due(now + offset + clock.resolution, BATCH)
         except Exception:  # a store outage must not kill the scheduler
             logger.exception("claiming due work from the store failed; retrying")
-            batch = []
+            batch, failed = [], True
+        self._store_watch.check(now)
+        if self._metrics is not None:
+            self._metrics.store_claims(len(batch))
         for due in batch:
             await settle(self._fire(due.hold, due.action, due.due - offset, due.fence))
         try:
             nxt = await store.next_due()
         except Exception:
             logger.exception("reading the store's next due time failed; retrying")
-            return None
-        return None if nxt is None else nxt - offset
+            nxt, failed = None, True
+        target = None if nxt is None else nxt - offset
+        if failed or self._unsaved:
+            # retry a failed store soon, neither never (no next due time) nor in a
+            # busy loop (the work it could not hand out is due already)
+            retry = now + SHARED_POLL
+            target = retry if failed or target is None else min(target, retry)
+        return target
+
+    async def _save_again(self) -> None:
+        """Write again the plans a store of this process refused (see ``_apply_shared``)."""
+        for hold, (action, due) in list(self._unsaved.items()):
+            if hold.done or self._unsaved.get(hold) != (action, due):
+                self._unsaved.pop(hold, None)
+                continue
+            try:
+                await self.store.save(hold, action, due, hold._fence)
+            except Exception:
+                logger.exception("saving the plan of hold %s failed again; retrying", hold.id)
+                return
+            if self._unsaved.get(hold) == (action, due):
+                del self._unsaved[hold]
 
     def _fire(self, hold: Hold, action: str, due: float, fence: int) -> Pending:
         """Feed one due action of ``hold`` to the lifecycle; contain what goes wrong."""
@@ -425,9 +513,20 @@ class ReservationManager:
         return None if step_ is None else _contained(step_, hold, action)
 
 
+_REMOVE = Remove()
+
+
 async def _all(steps: list[Awaitable[None]]) -> None:
+    # every hold's step is carried out, even after one failed: its state has changed
+    # already, and skipping its actions would lose its events; the first error is raised
+    failed: Exception | None = None
     for step_ in steps:
-        await step_
+        try:
+            await step_
+        except Exception as error:  # noqa: BLE001 (raised below, after the other holds)
+            failed = failed or error
+    if failed is not None:
+        raise failed
 
 
 async def _contained(step_: Awaitable[None], hold: Hold, action: str) -> None:

@@ -8,6 +8,11 @@ data is lost, as after a crash of a Redis without persistence).
 
 Without the binary the Redis tests are skipped, except under CI (the ``CI``
 environment variable set), where a missing Redis is a failure.
+
+Markers (declared in pyproject.toml): ``redis`` needs the redis-server;
+``slow`` is a multi-process or long-running scenario; ``realtime`` runs in real
+time (a subprocess of ours, a Redis restart). ``make test-fast`` leaves out the
+last two and walks the lifecycle machine with the ``fast`` profile below.
 """
 
 from __future__ import annotations
@@ -23,6 +28,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# The inner loop's profile for tests/test_lifecycle.py (LIFECYCLE_PROFILE=fast):
+# a few hundred random histories instead of CI's ten thousand.
+settings.register_profile(
+    "fast",
+    max_examples=300,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 #: Real seconds redis-server gets to say it is ready after it was started.
 START_TIMEOUT = 10.0
