@@ -4,9 +4,10 @@ Theory of operation
 -------------------
 Each live hold is one Redis hash (its JSON record, fencing token, claim owner and
 lease, pending action) and one member of a sorted set, the due queue, scored by
-the action's due time in wall-clock epoch seconds, so the time means the same in
-every process. A cart is a sorted set of its hold ids. Layout and scripts:
-:mod:`._scripts`.
+the action's due time in epoch seconds on the *fleet clock*, Redis's own
+``TIME`` (:mod:`._time`), so the time means the same in every process whatever
+its host's clock says. A cart is a sorted set of its hold ids. Layout and
+scripts: :mod:`._scripts`.
 
 Every manager's scheduler polls :meth:`RedisStore.claim_due`. One Lua script
 takes up to ``limit`` due entries and, for each, counts its fencing token up,
@@ -57,7 +58,12 @@ Rules (the ones deployments must know)
    streams ``retention`` after their last write; the queue, cart and counter
    keys with the longest-lived hold they serve.
 
-7. *Checkout claims*: a checkout claims its cart (:mod:`._checkouts`) with a
+7. *Clocks*: leases are set and checked with Redis's ``TIME`` inside the
+   scripts, and each store shifts its due times by its measured skew to Redis
+   (off by at most half a claim's round trip). Workers' wall clocks may differ
+   by any amount; a step of a worker's clock is followed within one poll.
+
+8. *Checkout claims*: a checkout claims its cart (:mod:`._checkouts`) with a
    lease of ``lease_for(policy)`` on Redis's own clock, extended by the
    checking-out manager's scheduler. While it runs, no worker (the claimer
    included) is handed the cart's holds' due work: it is put back to the

@@ -24,6 +24,7 @@ from ._events import EventRelay
 from ._link import Client, Script, connect, link_for
 from ._recovery import Recovery
 from ._scripts import CART_CLAIM, CART_EXTEND, CART_RELEASE, CLAIM, EXTEND, FORGET, SAVE
+from ._time import FleetClock
 from ._tokens import RedisTokenStore
 
 __all__ = ["RedisStore", "lease_for"]
@@ -105,6 +106,7 @@ class RedisStore:
         #: The relay: each event the manager emits goes to its cart's stream.
         self.event_sink: EventSink = self._events
         self._clock: Clock | None = None
+        self._time = FleetClock(self._redis, self._link)
         self._local = LocalHolds(keep_after_due=3 * self._lease + 30.0, logger=logger)
         self._recovery = Recovery(self._link, self._scripts, self._local)
         self._epoch: str | None = None
@@ -112,7 +114,7 @@ class RedisStore:
         self._checkouts = CheckoutClaims(
             self._link, self._scripts, owner=self.owner, key=self._key_checkout,
             cart_key=self._key_cart, hold_prefix=self._key_hold(""),
-            retention=self._retention, now=self._times,
+            retention=self._retention, lease_now=self._time.lease_now,
         )
 
     @property
@@ -156,7 +158,7 @@ class RedisStore:
             )
         self._unprobe()
         self._clock = self._events.clock = clock
-        self._checkouts.bind(clock)
+        self._time.bind(clock)
         clock.add_busy_probe(self._link)
 
     def _unprobe(self) -> None:
@@ -164,34 +166,30 @@ class RedisStore:
             self._clock.remove_busy_probe(self._link)
 
     def _times(self) -> tuple[float, float]:
-        """(now in epoch seconds, offset from the manager's clock to epoch seconds)."""
-        if self._clock is None:
-            raise UsageError("bind the RedisStore to a clock first (the manager does)")
-        wall, mono = self._clock.wall().timestamp(), self._clock.now()
-        return wall, wall - mono
+        """(now on the fleet clock, offset from the manager's clock to it); see ``._time``."""
+        return self._time.times()
 
     def _save_args(
         self, hold: Hold, action: str, due: float, fence: int, mode: str
     ) -> tuple[list[str], list[str]]:
-        """The SAVE script's keys and arguments.
+        """The SAVE script's keys and arguments (``due`` on the fleet clock).
 
-        Only a restore writes a hold whose renewal runs here: its score is then
-        its lease, and a worker that claims it after this one died renews it.
+        Only a restore writes a hold whose renewal runs here: it is then leased
+        to this store, and a worker that claims it after this one died renews it.
         """
         now, offset = self._times()
-        renewing = hold.id in self._local.renewing
-        lease = now + self._lease if renewing else 0.0
+        lease = repr(self._lease) if hold.id in self._local.renewing else ""
         last = due if hold.reservation is None else max(due, hold.reservation.deadline + offset)
         keys = [self._key_hold(hold.id), self._queue, self._key_cart(hold.cart_id), self._seq]
-        args = [hold.id, str(fence), action, repr(due), repr(min(due, lease) if renewing else due),
-                encode_hold(hold, offset), str(max(math.ceil(last - now), 0) + self._retention),
-                self.owner, repr(lease), mode, hold.cart_id]
+        args = [hold.id, str(fence), action, repr(due), lease, encode_hold(hold, offset),
+                str(max(math.ceil(last - now), 0) + self._retention), self.owner,
+                self._time.lease_now(), mode, hold.cart_id]
         return keys, args
 
     # -- writes -----------------------------------------------------------------------
 
     async def save(self, hold: Hold, action: str, due: float, fence: int = 0) -> bool:
-        """Make ``action`` at ``due`` (epoch seconds) the hold's one pending action.
+        """Make ``action`` at ``due`` (epoch seconds, this process's) the hold's one pending action.
 
         Returns False if the write-back is stale (fencing rule) or the store is
         closed. Raises InvalidArgument if the hold's metadata is not JSON, and
@@ -203,12 +201,16 @@ class RedisStore:
         local = self._local
         if hold.state is HoldState.RENEWING and hold.id in local.renewing:
             # the safety net of a renewal running here: the claim stands for it
+            due += self._time.skew
             local.renewing[hold.id] = (hold, action, due)
             local.plans[hold] = (action, due)
             return True
         local.renewing.pop(hold.id, None)
-        keys, args = self._save_args(hold, action, due, fence, "save")
         first = not local.knows(hold)
+        if first:  # a hold known here was written or read here: the skew is known
+            await self._time.sync()
+        due += self._time.skew  # onto the fleet clock
+        keys, args = self._save_args(hold, action, due, fence, "save")
         local.planned(hold, action, due)
         if self._recovery.keeps(hold.id):
             self._recovery.keep(hold, keys, args, forget=False)
@@ -265,23 +267,28 @@ class RedisStore:
     async def claim_due(self, now: float, limit: int) -> list[Due]:
         """Claim up to ``limit`` actions due at ``now`` (epoch seconds), earliest first.
 
-        Never raises for an unreachable Redis: nothing is due until it answers.
+        ``now`` and the due times handed out are this process's wall time; in
+        Redis they are on the fleet clock (see ``._time``). Never raises for an
+        unreachable Redis: nothing is due until it answers.
         """
         if self._closed:
             return []
+        clock = self._time
+        fleet_now = now + clock.skew
         try:
             await self._recovery.replay()
-            await self._extend(now + self._lease)
+            await self._extend(self._lease, fleet_now)
+            sent = clock.local_wall()
             answer = await self._link.call(
                 self._scripts["claim"](
                     [self._queue, f"{self.prefix}epoch"],
-                    [repr(now), repr(now + self._lease), str(limit), self._key_hold(""),
+                    [repr(fleet_now), repr(self._lease), str(limit), self._key_hold(""),
                      self.owner, os.urandom(8).hex(), str(self._retention),
-                     self._key_checkout(""), self._checkouts.lease_now(),
-                     repr(self._times()[0])],
+                     self._key_checkout(""), clock.lease_now(fleet_now)],
                 )
             )
             rows = cast(list[Any], answer)
+            clock.observe(rows[1], sent, clock.local_wall())
             epoch = _text(rows[0])
             if self._epoch is not None and epoch != self._epoch:
                 logger.warning("Redis lost its data (restart?): restoring the holds known here")
@@ -296,31 +303,32 @@ class RedisStore:
             if error.refused:
                 logger.exception("claiming due holds failed")
             return []
-        self._local.prune(now)
+        self._local.prune(fleet_now)
         _now, offset = self._times()
         claimed = []
-        for at in range(1, len(rows), 5):
+        for at in range(2, len(rows), 5):
             claim = (_text(rows[at + 3]), float(rows[at + 4]))
             due = self._local.claimed(_text(rows[at]), int(rows[at + 1]), rows[at + 2], claim,
-                                      now, offset)
+                                      fleet_now, offset)
             if due is not None:
-                claimed.append(due)
+                claimed.append(Due(due.hold, due.action, due.due - clock.skew, due.fence))
         return claimed
 
-    async def _extend(self, until: float) -> None:
-        """Lease the holds whose renewal runs here until ``until`` (the heartbeat).
+    async def _extend(self, lease: float, now: float | None = None) -> None:
+        """Lease the holds whose renewal runs here for ``lease`` more seconds (the heartbeat).
 
-        At close, ``until`` is now: other workers take them over at once.
+        ``now`` is the claim's time on a virtual clock (see ``FleetClock.lease_now``).
+        At close, ``lease`` is 0: other workers take them over at once.
         Raises StoreUnavailable if Redis is unreachable.
         """
         renewing = self._local.renewing
-        args = [repr(until), self.owner, self._key_hold("")]
+        args = [repr(lease), self.owner, self._key_hold(""), self._time.lease_now(now)]
         for hold_id, (hold, _action, due) in list(renewing.items()):
             if hold.done or not (hold.state is HoldState.RENEWING or hold._inflight):
                 del renewing[hold_id]
                 continue
-            args += [hold_id, str(hold._fence), repr(min(due, until))]
-        if len(args) == 3:
+            args += [hold_id, str(hold._fence), repr(due)]
+        if len(args) == 4:
             return
         lost = await self._link.call(self._scripts["extend"]([self._queue], args))
         for hold_id in cast(list[Any], lost):
@@ -328,14 +336,18 @@ class RedisStore:
             renewing.pop(_text(hold_id), None)
 
     async def next_due(self) -> float | None:
-        """When the earliest entry is due (epoch seconds); None if none or unreachable."""
+        """When the earliest entry is due (epoch seconds, this process's); None if none or
+        unreachable."""
         if self._closed:
             return None
         try:
+            await self._time.sync()
             first = await self._link.call(self._redis.zrange(self._queue, 0, 0, withscores=True))
         except StoreUnavailable:
             return None
-        return float(cast(list[tuple[Any, float]], first)[0][1]) if first else None
+        if not first:
+            return None
+        return float(cast(list[tuple[Any, float]], first)[0][1]) - self._time.skew
 
     # -- carts ------------------------------------------------------------------------
 
@@ -347,6 +359,7 @@ class RedisStore:
         """
         if self._closed:
             raise UsageError("the RedisStore is closed")
+        await self._time.sync()
         _now, offset = self._times()
         ids = [_text(i) for i in await self._link.call(
             self._redis.zrange(self._key_cart(cart_id), 0, -1)
@@ -433,7 +446,7 @@ class RedisStore:
         try:
             await self._recovery.replay()
             if self._clock is not None:
-                await self._extend(self._times()[0])
+                await self._extend(0.0)
         except StoreUnavailable as error:
             logger.warning("closing the RedisStore: %s", error)
         self._closed = True

@@ -1,0 +1,125 @@
+"""A fleet of worker processes on one Redis, on real time: skewed clocks and restarts.
+
+As in test_redis_multiprocess: the fake OpenTicket server runs here on
+127.0.0.1 with the system clock and a 6-second reservation TTL; the workers
+(tests/redis_worker.py) are separate processes, each with its own manager and
+RedisStore. After each scenario: no hold lost (a reservation at the server for
+every open hold at every moment) and the duplicate reserves counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from redis_processes import Sampler, Worker, assert_no_gap, close_pairs
+
+from openticket_async import SystemClock
+from openticket_async.testing import FakeOpenTicket, FakeShop
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+TTL = 6.0
+POLICY = {
+    "renew_before": 2.0,
+    "warn_before": 3.0,
+    "safety_margin": 0.3,
+    "renew_jitter": 0.2,
+    "max_hold": None,
+}
+
+
+@pytest_asyncio.fixture
+async def fake() -> AsyncIterator[FakeOpenTicket[SystemClock]]:
+    async with FakeOpenTicket(SystemClock(), reservation_ttl=TTL) as server:
+        yield server
+
+
+def config(fake: FakeOpenTicket[SystemClock], redis_url: str, prefix: str, **extra: Any) -> Any:
+    return {
+        "mode": "holds", "redis": redis_url, "prefix": prefix, "ttl": TTL, "policy": POLICY,
+        "token": fake.issue_token().access_token,
+        "hosts": {"auth": fake.hosts.auth, "api": fake.hosts.api, "shop": fake.hosts.shop},
+        **extra,
+    }
+
+
+async def fill(worker: Worker, shop: FakeShop, cart: str, tickets: list[str]) -> list[Any]:
+    await worker.send({"cmd": "add", "shop": shop.guid, "cart": cart, "tickets": tickets})
+    added = await worker.expect(lambda r: r["ev"] == "added" and r["cart"] == cart)
+    return added["holds"]  # type: ignore[no-any-return]
+
+
+def renewed(workers: list[Worker]) -> list[dict[str, Any]]:
+    return [e for w in workers for e in w.events() if e["kind"] == "Renewed"]
+
+
+async def until_renewed(workers: list[Worker], count: int, timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while len(renewed(workers)) < count:
+            await asyncio.sleep(0.1)  # real time runs the scenario; this only looks
+
+
+async def close_all(worker: Worker, shop: FakeShop, carts: list[str]) -> None:
+    for cart in carts:
+        await worker.send({"cmd": "close", "shop": shop.guid, "cart": cart})
+        await worker.expect(lambda r, c=cart: r["ev"] == "closed" and r["cart"] == c)
+
+
+def judge(
+    holds: list[Any], workers: list[Worker], sampler: Sampler, closed_at: float
+) -> tuple[int, int]:
+    """Assert every hold's chain of reservations covers it; return the duplicates.
+
+    (duplicate reserves at the server, duplicate Renewed events): one hold per
+    ticket, so a ticket's reserves are its hold's.
+    """
+    chains: dict[str, list[str]] = {hold["id"]: [hold["reservation"]] for hold in holds}
+    by_hold: dict[str, list[float]] = defaultdict(list)
+    for event in renewed(workers):
+        chains[event["hold"]].append(event["new"])
+        by_hold[event["hold"]].append(event["t"])
+    for guids in chains.values():
+        assert_no_gap([sampler.seen[guid] for guid in guids], until=closed_at)
+    by_ticket: dict[str, list[float]] = defaultdict(list)
+    for record in sampler.seen.values():
+        by_ticket[record.ticket_guid].append(record.reserved_at)
+    lost = [e for w in workers for e in w.events() if e["kind"] in ("Lost", "Expired")]
+    assert lost == []
+    return close_pairs(by_ticket), close_pairs(by_hold)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_workers_two_seconds_apart_lose_and_double_nothing(
+    fake: FakeOpenTicket[SystemClock], redis_url: str, redis_prefix: str
+) -> None:
+    shop = fake.add_shop()
+    tickets = [fake.add_ticket(shop, stock=3).guid for _ in range(24)]
+    sampler = Sampler(fake)
+    workers = [
+        await Worker.start(name, config(fake, redis_url, redis_prefix, skew=skew))
+        for name, skew in (("behind", -2.0), ("exact", 0.0), ("ahead", 2.0))
+    ]
+    behind, _exact, ahead = workers
+    try:
+        for worker in workers:
+            await worker.expect(lambda r: r["ev"] == "ready")
+        holds = await fill(behind, shop, "cart-b", tickets[:12])
+        holds += await fill(ahead, shop, "cart-a", tickets[12:])
+        await until_renewed(workers, 200, timeout=90)
+        await close_all(behind, shop, ["cart-b", "cart-a"])
+        closed_at = fake.clock.now()
+    finally:
+        for worker in workers:
+            await worker.stop()
+        await sampler.stop()
+    reserves, renewals = judge(holds, workers, sampler, closed_at)
+    print(f"\nrenewals={len(renewed(workers))} reserves={len(sampler.seen)}"
+          f" duplicate_reserves={reserves} duplicate_renewals={renewals}")
+    assert {e["worker"] for e in renewed(workers)} == {"behind", "exact", "ahead"}
+    assert (reserves, renewals) == (0, 0)
