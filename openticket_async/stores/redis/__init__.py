@@ -51,8 +51,14 @@ Rules (the ones deployments must know)
 5. *Restarts*: the ``epoch`` key disappears with Redis's data. When a claim finds
    a new epoch, every store writes back the holds it knows (the ones it wrote
    last, and every hold object still alive in it) with restore semantics: only
-   where the record is missing or has a smaller fence. With persistence, the
-   data and the epoch survive and nothing needs restoring.
+   where the record is missing or has a smaller fence. The first claim to find
+   the data gone opens a *restore window* (``RESTORE_WINDOW``, 1 s: two polls)
+   in which no due work is handed out, so the freshest copy (the highest
+   fence) is in place before anyone acts; a renewal on the wire is restored
+   leased to its worker. So a restart costs at most one extra reserve per
+   hold (a worker whose fresh copy arrives after the window), and none when
+   every worker polls in time. With persistence, the data and the epoch
+   survive and nothing needs restoring.
 6. *TTLs*: every key expires: a hold's hash ``retention`` after its due time or
    deadline, whichever is later (renewed at each save); tombstones and event
    streams ``retention`` after their last write; the queue, cart and counter

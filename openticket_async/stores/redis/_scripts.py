@@ -5,6 +5,7 @@ Keys (``P`` is the store's prefix)::
     P queue           sorted set: member "<16 hex seq>:<hold id>", score = due
     P seq             counter: the seq above, so equal due times keep save order
     P epoch           random marker; missing or changed means Redis lost its data
+    P restoring       end of the restore window after a data loss (fleet clock)
     P hold:<id>       hash: fence, owner, lease, action, due, member, data (JSON),
                       or a tombstone {ended, fence} once the hold reached its end
     P cart:<id>       sorted set: the cart's live hold ids, score = seq of first save
@@ -102,11 +103,15 @@ end
 return 1
 """
 
-# KEYS: queue, epoch
+# KEYS: queue, epoch, restoring
 # ARGV: now (the caller's, on Redis's clock), lease (s), limit, hold key prefix, owner,
-#       fresh epoch, epoch ttl, checkout key prefix, lease now ('' = TIME)
-# Returns {epoch, lease now, id1, fence1, data1, action1, due1, id2, ...}: the caller
-# takes its clock's skew from the lease now.
+#       fresh epoch, epoch ttl, checkout key prefix, lease now ('' = TIME),
+#       the epoch the caller knew ('' if none), restore window (s)
+# Returns {epoch, lease now, restore window end, id1, fence1, data1, action1, due1, id2, ...}:
+# the caller takes its clock's skew from the lease now.
+# When a caller that knew an epoch finds none, Redis lost its data: for the restore
+# window nothing is handed out, so every worker writes back what it knows first and
+# the freshest record (the highest fence) wins before anyone acts on a stale one.
 # An entry of a hold whose cart is claimed for checkout is not handed out, not even
 # to the claim's owner (its checkout pauses them anyway, and a plan it wrote while
 # paused would outlive it if it died): it is put back to the claim's lease end.
@@ -130,10 +135,18 @@ local epoch = redis.call('GET', KEYS[2])
 if not epoch then
   epoch = ARGV[6]
   redis.call('SET', KEYS[2], epoch)
+  if ARGV[10] ~= '' then
+    redis.call('SET', KEYS[3], string.format('%.6f', lnow + tonumber(ARGV[11])), 'EX', ARGV[7])
+  end
 end
 redis.call('EXPIRE', KEYS[2], ARGV[7])
+local restoring = redis.call('GET', KEYS[3])
+local out = {epoch, string.format('%.6f', lnow), '0'}
+if restoring and tonumber(restoring) > lnow then
+  out[3] = string.format('%.6f', now + tonumber(restoring) - lnow)
+  return out
+end
 local lease_end = string.format('%.6f', lnow + tonumber(ARGV[2]))
-local out = {epoch, string.format('%.6f', lnow)}
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
 for _, member in ipairs(members) do
   local id = string.sub(member, 18)
@@ -166,7 +179,8 @@ return out
 # the wire for ``lease`` more seconds (0 at close: others take them over at once).
 # KEYS: queue. ARGV: lease (s), owner, hold key prefix, lease now ('' = TIME), then
 # (id, fence, safety-net due) triples; an entry's score is min(due, lease end).
-# Returns the ids that are no longer this owner's.
+# Returns the ids that are no longer this owner's. A hold whose record is gone with
+# Redis's data is not among them: the restore that follows writes it back, leased.
 EXTEND = _LEASE_NOW + """
 local ends = lease_now(ARGV[4]) + tonumber(ARGV[1])
 local lease_end = string.format('%.6f', ends)
@@ -174,7 +188,9 @@ local lost = {}
 for i = 5, #ARGV, 3 do
   local key = ARGV[3] .. ARGV[i]
   local h = redis.call('HMGET', key, 'fence', 'owner', 'ended', 'member')
-  if h[3] or not h[4] or h[2] ~= ARGV[2] or h[1] ~= ARGV[i + 1] then
+  if not h[1] then
+    -- gone with the data: left to the restore
+  elseif h[3] or not h[4] or h[2] ~= ARGV[2] or h[1] ~= ARGV[i + 1] then
     table.insert(lost, ARGV[i])
   else
     redis.call('HSET', key, 'lease', lease_end)

@@ -27,9 +27,13 @@ from ._scripts import CART_CLAIM, CART_EXTEND, CART_RELEASE, CLAIM, EXTEND, FORG
 from ._time import FleetClock
 from ._tokens import RedisTokenStore
 
-__all__ = ["RedisStore", "lease_for"]
+__all__ = ["RESTORE_WINDOW", "RedisStore", "lease_for"]
 
 logger = logging.getLogger("openticket_async.stores.redis")
+
+#: Seconds after a data loss during which no due work is handed out, so every
+#: worker (polling twice as often) writes back what it knows first (rule 5).
+RESTORE_WINDOW = MIN_LEASE
 
 # Terminal states the application decides; fencing never blocks them.
 _APPLICATION_ENDS = frozenset({HoldState.RELEASED, HoldState.ORDERED})
@@ -110,6 +114,7 @@ class RedisStore:
         self._local = LocalHolds(keep_after_due=3 * self._lease + 30.0, logger=logger)
         self._recovery = Recovery(self._link, self._scripts, self._local)
         self._epoch: str | None = None
+        self._restoring_until = 0.0  # this process's wall time
         self._closed = False
         self._checkouts = CheckoutClaims(
             self._link, self._scripts, owner=self.owner, key=self._key_checkout,
@@ -281,14 +286,16 @@ class RedisStore:
             sent = clock.local_wall()
             answer = await self._link.call(
                 self._scripts["claim"](
-                    [self._queue, f"{self.prefix}epoch"],
+                    [self._queue, f"{self.prefix}epoch", f"{self.prefix}restoring"],
                     [repr(fleet_now), repr(self._lease), str(limit), self._key_hold(""),
                      self.owner, os.urandom(8).hex(), str(self._retention),
-                     self._key_checkout(""), clock.lease_now(fleet_now)],
+                     self._key_checkout(""), clock.lease_now(fleet_now), self._epoch or "",
+                     repr(RESTORE_WINDOW)],
                 )
             )
             rows = cast(list[Any], answer)
             clock.observe(rows[1], sent, clock.local_wall())
+            self._restoring_until = float(rows[2]) - clock.skew
             epoch = _text(rows[0])
             if self._epoch is not None and epoch != self._epoch:
                 logger.warning("Redis lost its data (restart?): restoring the holds known here")
@@ -306,7 +313,7 @@ class RedisStore:
         self._local.prune(fleet_now)
         _now, offset = self._times()
         claimed = []
-        for at in range(2, len(rows), 5):
+        for at in range(3, len(rows), 5):
             claim = (_text(rows[at + 3]), float(rows[at + 4]))
             due = self._local.claimed(_text(rows[at]), int(rows[at + 1]), rows[at + 2], claim,
                                       fleet_now, offset)
@@ -347,7 +354,8 @@ class RedisStore:
             return None
         if not first:
             return None
-        return float(cast(list[tuple[Any, float]], first)[0][1]) - self._time.skew
+        due = float(cast(list[tuple[Any, float]], first)[0][1]) - self._time.skew
+        return max(due, self._restoring_until)
 
     # -- carts ------------------------------------------------------------------------
 
