@@ -14,7 +14,8 @@ manager sees it: killed then, it dies mid-renewal. With ``"stall_order": true``
 it hangs in each checkout instead, just before the order is sent (its claim on
 the cart held and kept alive): killed then, it dies mid-checkout.
 
-With ``"skew": seconds`` the worker's wall clock is that far off real time.
+With ``"skew": seconds`` the worker's wall clock is that far off real time. With
+``"pace": {...}`` its client is paced through the store (``RedisStore.paced``).
 
 ``token`` mode: an OpenTicketClient with OAuth2 and a RedisTokenStore; on ``go``
 it makes one request (which meets a 401 and refreshes) and reports a digest of
@@ -162,6 +163,8 @@ async def holds(config: dict[str, Any]) -> None:
             if stall or stall_order
             else client
         )
+        if "pace" in config:  # the fleet-wide rate limit: {"calls_per_second": ...}
+            reserving = store.paced(reserving, **config["pace"])
         seen: dict[str, list[Hold]] = {}
         async with ReservationManager(reserving, policy=policy, store=store) as manager:
             manager.on(HoldEvent, report)

@@ -38,6 +38,10 @@ POLICY = {
 RESTARTS = 3
 #: Two reserves of one hold closer than this are a duplicate (see close_pairs).
 DUPLICATE_WITHIN = 1.75
+#: The 429's Retry-After in the rate-limit scenario: under renew_before less the margin.
+BACKOFF = 1.0
+#: Real seconds the 429's worker may take to share it: reserves sent meanwhile go on.
+SHARE_WITHIN = 0.1
 
 
 @pytest_asyncio.fixture
@@ -183,3 +187,44 @@ def extra_reserves_after(restarts: list[float], sampler: Sampler) -> Counter[tup
             if after - before < DUPLICATE_WITHIN:
                 extra[ticket, bisect.bisect(restarts, after)] += 1
     return extra
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(90)
+async def test_a_429_in_one_worker_holds_off_the_whole_fleets_reserves_for_its_retry_after(
+    fake: FakeOpenTicket[SystemClock], redis_url: str, redis_prefix: str
+) -> None:
+    shop = fake.add_shop()
+    tickets = [fake.add_ticket(shop, stock=3).guid for _ in range(24)]
+    sampler = Sampler(fake)
+    workers = [
+        await Worker.start(name, config(fake, redis_url, redis_prefix, pace={}))
+        for name in ("a", "b")
+    ]
+    try:
+        for worker in workers:
+            await worker.expect(lambda r: r["ev"] == "ready")
+        holds = await fill(workers[0], shop, "cart-1", tickets[:12])
+        holds += await fill(workers[1], shop, "cart-2", tickets[12:])
+        await until_renewed(workers, 24, timeout=30)
+        before = len(reserve_times(fake))
+        fake.faults.status("reserve", 429, retry_after=BACKOFF)
+        await until_renewed(workers, 72, timeout=30)
+        await close_all(workers[0], shop, ["cart-1", "cart-2"])
+        closed_at = fake.clock.now()
+    finally:
+        for worker in workers:
+            await worker.stop()
+        await sampler.stop()
+    judge(holds, workers, sampler, closed_at)
+    refused_at, *after = reserve_times(fake)[before:]
+    on_the_way = [t for t in after if t <= refused_at + SHARE_WITHIN]
+    next_reserve = min(t for t in after if t > refused_at + SHARE_WITHIN)
+    print(f"\nfirst reserve {next_reserve - refused_at:.3f} s after the 429"
+          f" (Retry-After {BACKOFF} s); {len(on_the_way)} already on the way")
+    assert next_reserve >= refused_at + BACKOFF - 0.02  # the fleet clock's error, at most
+    assert {e["worker"] for e in renewed(workers)} == {"a", "b"}
+
+
+def reserve_times(fake: FakeOpenTicket[SystemClock]) -> list[float]:
+    return [request.time for request in fake.requests if request.route == "reserve"]

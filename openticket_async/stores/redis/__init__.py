@@ -90,7 +90,15 @@ from __future__ import annotations
 
 from ..._exceptions import StoreUnavailable
 from ..shared import CartEvent
+from ._pacing import PacedClient
 from ._store import RedisStore, lease_for
 from ._tokens import RedisTokenStore
 
-__all__ = ["CartEvent", "RedisStore", "RedisTokenStore", "StoreUnavailable", "lease_for"]
+__all__ = [
+    "CartEvent",
+    "PacedClient",
+    "RedisStore",
+    "RedisTokenStore",
+    "StoreUnavailable",
+    "lease_for",
+]

@@ -10,6 +10,7 @@ Keys (``P`` is the store's prefix)::
                       or a tombstone {ended, fence} once the hold reached its end
     P cart:<id>       sorted set: the cart's live hold ids, score = seq of first save
     P checkout:<id>   hash: the cart's checkout claim: owner, fence, until (its lease end)
+    P pace:<shop>     hash: the shop's next free call slot, and its backoff end after a 429
 
 Every time in Redis (scores, due times, leases, a record's deadline) is epoch
 seconds on the *fleet clock* (:mod:`._time`): Redis's own ``TIME`` when the
@@ -43,6 +44,7 @@ All keys a script touches live under one prefix; the store needs a single Redis
 from __future__ import annotations
 
 __all__ = [
+    "BACKOFF",
     "CART_CLAIM",
     "CART_EXTEND",
     "CART_RELEASE",
@@ -51,7 +53,9 @@ __all__ = [
     "FORGET",
     "LOCK_EXTEND",
     "LOCK_RELEASE",
+    "PACE",
     "SAVE",
+    "STORE_SCRIPTS",
 ]
 
 # The lease clock's "now" (see the module docstring): ARGV value, or Redis's TIME.
@@ -274,3 +278,38 @@ LOCK_EXTEND = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
+
+# KEYS: pace. ARGV: interval (s between calls; 0 = no ceiling), burst, lease now
+# ('' = TIME), ttl. Takes the shop's next slot: not before its backoff end and,
+# with a ceiling, ``interval`` after the slot before (``burst`` slots may be in the
+# past: calls after a quiet spell go at once). Returns the seconds until the slot.
+PACE = _LEASE_NOW + """
+local lnow = lease_now(ARGV[3])
+local p = redis.call('HMGET', KEYS[1], 'next', 'backoff')
+local slot = math.max(lnow, tonumber(p[2] or '0'))
+local interval = tonumber(ARGV[1])
+if interval > 0 then
+  local earliest = lnow - (tonumber(ARGV[2]) - 1) * interval
+  slot = math.max(tonumber(p[1] or '0'), earliest, tonumber(p[2] or '0'))
+  redis.call('HSET', KEYS[1], 'next', string.format('%.6f', slot + interval))
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+end
+return string.format('%.6f', math.max(slot - lnow, 0))
+"""
+
+# KEYS: pace. ARGV: seconds, lease now ('' = TIME), ttl. No slot of the shop before
+# now + seconds (a later backoff end already there stands). Returns 1.
+BACKOFF = _LEASE_NOW + """
+local ends = lease_now(ARGV[2]) + tonumber(ARGV[1])
+if ends > tonumber(redis.call('HGET', KEYS[1], 'backoff') or '0') then
+  redis.call('HSET', KEYS[1], 'backoff', string.format('%.6f', ends))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+#: The scripts a RedisStore registers, by the name it calls them.
+STORE_SCRIPTS = {
+    "save": SAVE, "claim": CLAIM, "extend": EXTEND, "forget": FORGET, "cart_claim": CART_CLAIM,
+    "cart_extend": CART_EXTEND, "cart_release": CART_RELEASE, "pace": PACE, "backoff": BACKOFF,
+}

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ..._clock import Clock
 from ..._config import HoldPolicy, seconds
@@ -22,10 +22,14 @@ from ..shared import CartEvent, LocalHolds, encode_hold
 from ._checkouts import CheckoutClaims
 from ._events import EventRelay
 from ._link import Client, Script, connect, link_for
+from ._pacing import PacedClient
 from ._recovery import Recovery
-from ._scripts import CART_CLAIM, CART_EXTEND, CART_RELEASE, CLAIM, EXTEND, FORGET, SAVE
+from ._scripts import STORE_SCRIPTS
 from ._time import FleetClock
 from ._tokens import RedisTokenStore
+
+if TYPE_CHECKING:
+    from ..._ports import ReservingClient
 
 __all__ = ["RESTORE_WINDOW", "RedisStore", "lease_for"]
 
@@ -96,10 +100,7 @@ class RedisStore:
         self.prefix = prefix
         self._link = link_for(self._redis)
         self._scripts: dict[str, Script] = {
-            name: self._redis.register_script(source)
-            for name, source in (("save", SAVE), ("claim", CLAIM), ("extend", EXTEND),
-                                 ("forget", FORGET), ("cart_claim", CART_CLAIM),
-                                 ("cart_extend", CART_EXTEND), ("cart_release", CART_RELEASE))
+            name: self._redis.register_script(source) for name, source in STORE_SCRIPTS.items()
         }
         #: This store's name in Redis (claim owner) and in the events it publishes.
         self.owner = os.urandom(8).hex()
@@ -441,6 +442,27 @@ class RedisStore:
         ``options`` are its ``lock_ttl`` and ``wait``; raises InvalidArgument for bad ones.
         """
         return RedisTokenStore(self._redis, key=f"{self.prefix}token:{name}", **options)
+
+    def paced(
+        self,
+        client: ReservingClient,
+        *,
+        calls_per_second: float | Mapping[str, float] | None = None,
+        burst: int = 1,
+    ) -> PacedClient:
+        """``client`` with its reserves and orders paced per shop across the fleet.
+
+        Give the result to the manager in place of ``client``. A 429 seen by any
+        worker holds every worker's calls to that shop off for its Retry-After;
+        ``calls_per_second`` (one ceiling for every shop, or per shop GUID) caps
+        the fleet's calls to a shop, ``burst`` of them at once after a quiet
+        spell. See ``._pacing``. Raises InvalidArgument for a bad ceiling or burst.
+        """
+        return PacedClient(
+            client, link=self._link, scripts=self._scripts, time=self._time,
+            key=f"{self.prefix}pace:", calls_per_second=calls_per_second, burst=burst,
+            ttl=self._retention,
+        )
 
     # -- closing ------------------------------------------------------------------------
 
