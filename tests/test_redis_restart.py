@@ -1,4 +1,4 @@
-"""RedisStore after Redis lost its data (a restart without persistence), on a FakeClock.
+"""RedisStore after Redis lost its data or some writes (a restart, an old snapshot), on a FakeClock.
 
 Every store writes back the holds it knows; these tests pin down what decides
 which copy wins and that no due work is handed out from a stale one.
@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+import redis.asyncio as aioredis
 from conftest import RedisServer
 
 from openticket_async import HoldState
@@ -80,6 +81,33 @@ async def test_a_renewal_on_the_wire_at_a_restart_stays_leased_and_is_taken_over
     await other.claim_due(kit.at(other, 0), 10)
     redis_server.restart()
     assert await renewing.claim_due(kit.at(renewing, 0.5), 10) == []  # ... then it dies
+    assert await other.claim_due(kit.at(other, 1.0), 10) == []  # its next poll: restores too
     assert await other.claim_due(kit.at(other, LEASE - 0.1), 10) == []
     [orphan] = await other.claim_due(kit.at(other, LEASE), 10)
     assert (orphan.hold.id, orphan.action) == (hold.id, "renew")
+
+
+@pytest.mark.asyncio
+async def test_writes_lost_behind_a_surviving_epoch_are_restored(
+    kit: StoreKit, redis_server: RedisServer, redis_url: str
+) -> None:
+    writer, reader = await two_stores(kit)
+    old = kit.hold("cart-snap")
+    await writer.save(old, "warn", kit.at(writer, 30))
+    await writer.claim_due(kit.at(writer, 0), 10)
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+        await raw.save()  # a snapshot with the epoch and the old hold
+    finally:
+        await raw.aclose()
+    new = kit.hold("cart-snap")
+    await writer.save(new, "warn", kit.at(writer, 40))
+    await writer.save(old, "warn", kit.at(writer, 50), old._fence)
+    try:
+        redis_server.restart()  # back from the snapshot: the epoch survived, the writes not
+    finally:
+        (redis_server.directory / "dump.rdb").unlink()
+    assert [hold.id for hold in await reader.cart_holds("cart-snap")] == [old.id]
+    assert await writer.claim_due(kit.at(writer, 1), 10) == []
+    assert [hold.id for hold in await reader.cart_holds("cart-snap")] == [old.id, new.id]
+    assert await reader.next_due() == kit.at(reader, 40)

@@ -3,7 +3,9 @@
 Keys (``P`` is the store's prefix)::
 
     P queue           sorted set: member "<16 hex seq>:<hold id>", score = due
-    P seq             counter: the seq above, so equal due times keep save order
+    P seq             counter of writes (saves, claims, ends): the seq above, so equal due
+                      times keep save order; it only grows, so a store that saw a larger
+                      one acknowledged knows Redis lost writes (a failover, an old snapshot)
     P epoch           random marker; missing or changed means Redis lost its data
     P restoring       end of the restore window after a data loss (fleet clock)
     P hold:<id>       hash: fence, owner, lease, action, due, member, data (JSON),
@@ -69,8 +71,12 @@ end
 
 # KEYS: hold, queue, cart, seq
 # ARGV: id, fence, action, due, lease (s; '' when no renewal runs in the writer), data, ttl,
-#       owner, lease now ('' = TIME), mode ("save" | "restore"), cart id
-# Returns 1 if written, 0 if refused (tombstone, or stale fence).
+#       owner, lease now ('' = TIME), mode ("save" | "restore"), cart id, and for a
+#       restore the seq at which Redis had acknowledged the writer's copy (0: unknown)
+# Returns the write's seq if written, 0 if refused (tombstone, or stale fence).
+# A restore writes only a fresher copy than the record: a larger fence, or the same
+# fence written later (a larger seq; Redis's seq is raised past every acknowledged one
+# when it is found to have lost writes, so a write made since counts as later).
 # Only a restore of a hold whose renewal runs in the writer gives a lease: the score is
 # then min(due, lease end), so another worker takes the renewal over if the writer dies.
 SAVE = _LEASE_NOW + """
@@ -80,7 +86,10 @@ local fence = tonumber(ARGV[2])
 local current = tonumber(h[1])
 if current then
   if ARGV[10] == 'restore' then
-    if current >= fence then return 0 end
+    local written = h[3] and tonumber(string.sub(h[3], 1, 16), 16) or 0
+    if current > fence or (current == fence and written >= tonumber(ARGV[12])) then
+      return 0
+    end
   elseif fence < current then
     return 0
   end
@@ -104,18 +113,21 @@ if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then redis.call('ZADD', KEYS[3], s
 for i = 2, 4 do
   if redis.call('TTL', KEYS[i]) < ttl then redis.call('EXPIRE', KEYS[i], ttl) end
 end
-return 1
+return seq
 """
 
-# KEYS: queue, epoch, restoring
+# KEYS: queue, epoch, restoring, seq
 # ARGV: now (the caller's, on Redis's clock), lease (s), limit, hold key prefix, owner,
 #       fresh epoch, epoch ttl, checkout key prefix, lease now ('' = TIME),
-#       the epoch the caller knew ('' if none), restore window (s)
-# Returns {epoch, lease now, restore window end, id1, fence1, data1, action1, due1, id2, ...}:
-# the caller takes its clock's skew from the lease now.
-# When a caller that knew an epoch finds none, Redis lost its data: for the restore
-# window nothing is handed out, so every worker writes back what it knows first and
-# the freshest record (the highest fence) wins before anyone acts on a stale one.
+#       the epoch the caller knew ('' if none), restore window (s), the largest seq the
+#       caller saw acknowledged
+# Returns {epoch, lease now, restore window end, seq, id1, fence1, data1, action1, due1,
+# id2, ...}: the caller takes its clock's skew from the lease now.
+# Redis lost writes when a caller that knew an epoch finds none (a restart without
+# persistence), or saw a larger seq than there is now (a failover to a replica that
+# lacked them, a restart from an old snapshot). Then for the restore window nothing is
+# handed out, so every worker writes back what it knows first and the freshest record
+# (the highest fence) wins before anyone acts on a stale one.
 # An entry of a hold whose cart is claimed for checkout is not handed out, not even
 # to the claim's owner (its checkout pauses them anyway, and a plan it wrote while
 # paused would outlive it if it died): it is put back to the claim's lease end.
@@ -136,16 +148,21 @@ local function checkout_end(cart)
   return checkouts[cart] or nil
 end
 local epoch = redis.call('GET', KEYS[2])
-if not epoch then
+local seq = tonumber(redis.call('GET', KEYS[4]) or '0')
+local lost = (not epoch and ARGV[10] ~= '') or seq < tonumber(ARGV[12])
+if lost or not epoch then
+  -- a new epoch tells every worker to restore, whether or not it saw the lost writes
   epoch = ARGV[6]
   redis.call('SET', KEYS[2], epoch)
-  if ARGV[10] ~= '' then
-    redis.call('SET', KEYS[3], string.format('%.6f', lnow + tonumber(ARGV[11])), 'EX', ARGV[7])
-  end
+end
+if lost then
+  seq = math.max(seq, tonumber(ARGV[12]))
+  redis.call('SET', KEYS[4], seq, 'KEEPTTL')
+  redis.call('SET', KEYS[3], string.format('%.6f', lnow + tonumber(ARGV[11])), 'EX', ARGV[7])
 end
 redis.call('EXPIRE', KEYS[2], ARGV[7])
 local restoring = redis.call('GET', KEYS[3])
-local out = {epoch, string.format('%.6f', lnow), '0'}
+local out = {epoch, string.format('%.6f', lnow), '0', seq}
 if restoring and tonumber(restoring) > lnow then
   out[3] = string.format('%.6f', now + tonumber(restoring) - lnow)
   return out
@@ -167,6 +184,7 @@ for _, member in ipairs(members) do
     redis.call('ZADD', KEYS[1], string.format('%.6f', now + tonumber(h[4]) - lnow), member)
   else
     local fence = redis.call('HINCRBY', key, 'fence', 1)
+    if #out == 4 then out[4] = redis.call('INCR', KEYS[4]) end
     redis.call('HSET', key, 'owner', ARGV[5], 'lease', lease_end)
     redis.call('ZADD', KEYS[1], lease_end, member)
     table.insert(out, id)
@@ -205,9 +223,10 @@ end
 return lost
 """
 
-# KEYS: hold, queue, cart. ARGV: id, fence, final state, force ("1": the
+# KEYS: hold, queue, cart, seq. ARGV: id, fence, final state, force ("1": the
 # application's decision, taken whatever the fence), tombstone ttl.
-# Returns 1 if the hold is gone (now or before), 0 if a stale fence was refused.
+# Returns the write's seq if it ended the hold now, 1 if it was gone before, 0 if a
+# stale fence was refused.
 FORGET = """
 local h = redis.call('HMGET', KEYS[1], 'fence', 'ended', 'member')
 if h[2] then return 1 end
@@ -217,7 +236,9 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'ended', ARGV[3], 'fence', h[1] or ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
-return 1
+local seq = redis.call('INCR', KEYS[4])
+if redis.call('TTL', KEYS[4]) < 0 then redis.call('EXPIRE', KEYS[4], ARGV[5]) end
+return seq
 """
 
 # KEYS: checkout claim, cart. ARGV: owner, lease (s), lease now ('' = TIME),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -116,6 +117,9 @@ class RedisStore:
         self._recovery = Recovery(self._link, self._scripts, self._local)
         self._epoch: str | None = None
         self._restoring_until = 0.0  # this process's wall time
+        self._seen = 0  # the largest write seq Redis acknowledged to this store
+        # the seq of each hold's last write acknowledged here (see SAVE's restore rule)
+        self._acked: weakref.WeakKeyDictionary[Hold, int] = weakref.WeakKeyDictionary()
         self._closed = False
         self._checkouts = CheckoutClaims(
             self._link, self._scripts, owner=self.owner, key=self._key_checkout,
@@ -189,7 +193,7 @@ class RedisStore:
         keys = [self._key_hold(hold.id), self._queue, self._key_cart(hold.cart_id), self._seq]
         args = [hold.id, str(fence), action, repr(due), lease, encode_hold(hold, offset),
                 str(max(math.ceil(last - now), 0) + self._retention), self.owner,
-                self._time.lease_now(), mode, hold.cart_id]
+                self._time.lease_now(), mode, hold.cart_id, str(self._acked.get(hold, 0))]
         return keys, args
 
     # -- writes -----------------------------------------------------------------------
@@ -229,6 +233,9 @@ class RedisStore:
                 raise
             self._recovery.keep(hold, keys, args, forget=False)
             return True
+        if accepted:
+            self._seen = max(self._seen, int(accepted))
+            self._acked[hold] = int(accepted)
         return local.written(hold, due, accepted=bool(accepted), first=first)
 
     async def forget(self, hold: Hold, fence: int = 0) -> bool:
@@ -243,7 +250,7 @@ class RedisStore:
         if self._closed or not known:
             return True  # never written by this store: nothing to remove
         force = "1" if hold.state in _APPLICATION_ENDS else "0"
-        keys = [self._key_hold(hold.id), self._queue, self._key_cart(hold.cart_id)]
+        keys = [self._key_hold(hold.id), self._queue, self._key_cart(hold.cart_id), self._seq]
         args = [hold.id, str(fence), hold.state.value, force, str(self._retention)]
         if self._recovery.keeps(hold.id):
             self._recovery.keep(hold, keys, args, forget=True)
@@ -256,6 +263,7 @@ class RedisStore:
                 return True
             self._recovery.keep(hold, keys, args, forget=True)
             return True
+        self._seen = max(self._seen, int(done))
         if not done:
             logger.info("hold %s belongs to another worker: its end here was not recorded", hold.id)
         return bool(done)
@@ -287,25 +295,27 @@ class RedisStore:
             sent = clock.local_wall()
             answer = await self._link.call(
                 self._scripts["claim"](
-                    [self._queue, f"{self.prefix}epoch", f"{self.prefix}restoring"],
+                    [self._queue, f"{self.prefix}epoch", f"{self.prefix}restoring", self._seq],
                     [repr(fleet_now), repr(self._lease), str(limit), self._key_hold(""),
                      self.owner, os.urandom(8).hex(), str(self._retention),
                      self._key_checkout(""), clock.lease_now(fleet_now), self._epoch or "",
-                     repr(RESTORE_WINDOW)],
+                     repr(RESTORE_WINDOW), str(self._seen)],
                 )
             )
             rows = cast(list[Any], answer)
             clock.observe(rows[1], sent, clock.local_wall())
             self._restoring_until = float(rows[2]) - clock.skew
-            epoch = _text(rows[0])
-            if self._epoch is not None and epoch != self._epoch:
-                logger.warning("Redis lost its data (restart?): restoring the holds known here")
-                await self._recovery.restore(
+            epoch, seq = _text(rows[0]), int(rows[3])
+            if self._epoch is not None and (epoch != self._epoch or seq < self._seen):
+                logger.warning("Redis lost writes (a restart, a failover): restoring the holds"
+                               " known here")
+                self._seen = await self._recovery.restore(
                     self._redis.pipeline(transaction=False),
                     lambda hold, action, due: self._save_args(
                         hold, action, due, hold._fence, "restore"
                     ),
                 )
+            self._seen = max(self._seen, seq)
             self._epoch = epoch
         except StoreUnavailable as error:
             if error.refused:
@@ -314,7 +324,7 @@ class RedisStore:
         self._local.prune(fleet_now)
         _now, offset = self._times()
         claimed = []
-        for at in range(3, len(rows), 5):
+        for at in range(4, len(rows), 5):
             claim = (_text(rows[at + 3]), float(rows[at + 4]))
             due = self._local.claimed(_text(rows[at]), int(rows[at + 1]), rows[at + 2], claim,
                                       fleet_now, offset)
