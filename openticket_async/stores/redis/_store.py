@@ -22,7 +22,7 @@ from .. import MIN_LEASE, CartClaim, CartTaken, Due, EventSink, claim_lease
 from ..shared import CartEvent, LocalHolds, encode_hold
 from ._checkouts import CheckoutClaims
 from ._events import EventRelay
-from ._link import Client, Script, connect, link_for
+from ._link import Client, Script, close, connect, link_for
 from ._pacing import PacedClient
 from ._recovery import Recovery
 from ._scripts import STORE_SCRIPTS
@@ -495,4 +495,4 @@ class RedisStore:
         self._local.clear()
         self._recovery.clear()
         if self._own_client:
-            await self._redis.aclose(close_connection_pool=True)
+            await close(self._redis)
