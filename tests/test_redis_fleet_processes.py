@@ -1,4 +1,4 @@
-"""A fleet of worker processes on one Redis, on real time: skewed clocks and restarts.
+"""A fleet of worker processes on one Redis, on real time: skew, restarts, a 429, a failover.
 
 As in test_redis_multiprocess: the fake OpenTicket server runs here on
 127.0.0.1 with the system clock and a 6-second reservation TTL; the workers
@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import bisect
 import itertools
+import signal
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from conftest import RedisServer
+from conftest import RedisServer, SentinelGroup
 from redis_processes import Sampler, Worker, assert_no_gap, close_pairs
 
 from openticket_async import SystemClock
@@ -35,13 +36,17 @@ POLICY = {
     "max_hold": None,
 }
 #: Redis restarts (without persistence) in the restart scenario.
-RESTARTS = 3
+RESTARTS = 2
 #: Two reserves of one hold closer than this are a duplicate (see close_pairs).
 DUPLICATE_WITHIN = 1.75
 #: The 429's Retry-After in the rate-limit scenario: under renew_before less the margin.
 BACKOFF = 1.0
 #: Real seconds the 429's worker may take to share it: reserves sent meanwhile go on.
 SHARE_WITHIN = 0.1
+#: The failover scenario's TTL and policy: renew_before covers the lease (2 s) and a
+#: failover (a node is down after 1 s, then the sentinels elect and promote: ~2-3 s).
+FAILOVER_TTL = 12.0
+FAILOVER_POLICY = {**POLICY, "renew_before": 6.0, "warn_before": 7.0}
 
 
 @pytest_asyncio.fixture
@@ -122,7 +127,7 @@ async def test_workers_two_seconds_apart_lose_and_double_nothing(
             await worker.expect(lambda r: r["ev"] == "ready")
         holds = await fill(behind, shop, "cart-b", tickets[:12])
         holds += await fill(ahead, shop, "cart-a", tickets[12:])
-        await until_renewed(workers, 200, timeout=90)
+        await until_renewed(workers, 120, timeout=60)
         await close_all(behind, shop, ["cart-b", "cart-a"])
         closed_at = fake.clock.now()
     finally:
@@ -228,3 +233,44 @@ async def test_a_429_in_one_worker_holds_off_the_whole_fleets_reserves_for_its_r
 
 def reserve_times(fake: FakeOpenTicket[SystemClock]) -> list[float]:
     return [request.time for request in fake.requests if request.route == "reserve"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(90)
+async def test_a_sentinel_failover_during_renewals_loses_no_hold(
+    sentinel_group: SentinelGroup, redis_prefix: str
+) -> None:
+    async with FakeOpenTicket(SystemClock(), reservation_ttl=FAILOVER_TTL) as fake:
+        shop = fake.add_shop()
+        tickets = [fake.add_ticket(shop, stock=3).guid for _ in range(12)]
+        sampler = Sampler(fake)
+        settings = {"ttl": FAILOVER_TTL, "policy": FAILOVER_POLICY}
+        workers = [
+            await Worker.start(name, config(fake, sentinel_group.url, redis_prefix, **settings))
+            for name in ("a", "b")
+        ]
+        try:
+            for worker in workers:
+                await worker.expect(lambda r: r["ev"] == "ready")
+            holds = await fill(workers[0], shop, "cart-1", tickets[:6])
+            holds += await fill(workers[1], shop, "cart-2", tickets[6:])
+            await until_renewed(workers, 12, timeout=30)
+            sentinel_group.primary.signal(signal.SIGKILL)  # the sentinels promote the replica
+            killed_at = fake.clock.now()
+
+            def renewed_twice_since() -> bool:
+                since = Counter(e["hold"] for e in renewed(workers) if e["t"] > killed_at)
+                return all(since[hold["id"]] >= 2 for hold in holds)
+
+            async with asyncio.timeout(40):
+                while not renewed_twice_since():
+                    await asyncio.sleep(0.1)  # real time runs the scenario; this only looks
+            await close_all(workers[1], shop, ["cart-1", "cart-2"])
+            closed_at = fake.clock.now()
+        finally:
+            for worker in workers:
+                await worker.stop()
+            await sampler.stop()
+    reserves, renewals = judge(holds, workers, sampler, closed_at)
+    print(f"\nfailover: renewals={len(renewed(workers))} reserves={len(sampler.seen)}"
+          f" duplicate_reserves={reserves} duplicate_renewals={renewals}")

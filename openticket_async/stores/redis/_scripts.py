@@ -121,8 +121,8 @@ return seq
 #       fresh epoch, epoch ttl, checkout key prefix, lease now ('' = TIME),
 #       the epoch the caller knew ('' if none), restore window (s), the largest seq the
 #       caller saw acknowledged
-# Returns {epoch, lease now, restore window end, seq, id1, fence1, data1, action1, due1,
-# id2, ...}: the caller takes its clock's skew from the lease now.
+# Returns {epoch, lease now, restore window end, seq as found, id1, fence1, data1,
+# action1, due1, id2, ...}: the caller takes its clock's skew from the lease now.
 # Redis lost writes when a caller that knew an epoch finds none (a restart without
 # persistence), or saw a larger seq than there is now (a failover to a replica that
 # lacked them, a restart from an old snapshot). Then for the restore window nothing is
@@ -149,22 +149,24 @@ local function checkout_end(cart)
 end
 local epoch = redis.call('GET', KEYS[2])
 local seq = tonumber(redis.call('GET', KEYS[4]) or '0')
+local restoring = tonumber(redis.call('GET', KEYS[3]) or '0')
 local lost = (not epoch and ARGV[10] ~= '') or seq < tonumber(ARGV[12])
-if lost or not epoch then
+if not epoch or (lost and restoring <= lnow) then
   -- a new epoch tells every worker to restore, whether or not it saw the lost writes
+  -- (once per loss: a worker finding it again within the window only adds its own)
   epoch = ARGV[6]
   redis.call('SET', KEYS[2], epoch)
 end
-if lost then
-  seq = math.max(seq, tonumber(ARGV[12]))
-  redis.call('SET', KEYS[4], seq, 'KEEPTTL')
-  redis.call('SET', KEYS[3], string.format('%.6f', lnow + tonumber(ARGV[11])), 'EX', ARGV[7])
-end
 redis.call('EXPIRE', KEYS[2], ARGV[7])
-local restoring = redis.call('GET', KEYS[3])
 local out = {epoch, string.format('%.6f', lnow), '0', seq}
-if restoring and tonumber(restoring) > lnow then
-  out[3] = string.format('%.6f', now + tonumber(restoring) - lnow)
+if lost then
+  -- seqs from now on are past every acknowledged one (SAVE's restore rule)
+  if seq < tonumber(ARGV[12]) then redis.call('SET', KEYS[4], ARGV[12], 'KEEPTTL') end
+  restoring = math.max(restoring, lnow + tonumber(ARGV[11]))
+  redis.call('SET', KEYS[3], string.format('%.6f', restoring), 'EX', ARGV[7])
+end
+if restoring > lnow then
+  out[3] = string.format('%.6f', now + restoring - lnow)
   return out
 end
 local lease_end = string.format('%.6f', lnow + tonumber(ARGV[2]))

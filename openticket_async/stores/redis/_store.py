@@ -292,21 +292,22 @@ class RedisStore:
         try:
             await self._recovery.replay()
             await self._extend(self._lease, fleet_now)
-            sent = clock.local_wall()
+            # writes acknowledged from here on may run after the claim: not a loss
+            seen, sent = self._seen, clock.local_wall()
             answer = await self._link.call(
                 self._scripts["claim"](
                     [self._queue, f"{self.prefix}epoch", f"{self.prefix}restoring", self._seq],
                     [repr(fleet_now), repr(self._lease), str(limit), self._key_hold(""),
                      self.owner, os.urandom(8).hex(), str(self._retention),
                      self._key_checkout(""), clock.lease_now(fleet_now), self._epoch or "",
-                     repr(RESTORE_WINDOW), str(self._seen)],
+                     repr(RESTORE_WINDOW), str(seen)],
                 )
             )
             rows = cast(list[Any], answer)
             clock.observe(rows[1], sent, clock.local_wall())
             self._restoring_until = float(rows[2]) - clock.skew
             epoch, seq = _text(rows[0]), int(rows[3])
-            if self._epoch is not None and (epoch != self._epoch or seq < self._seen):
+            if self._epoch is not None and (epoch != self._epoch or seq < seen):
                 logger.warning("Redis lost writes (a restart, a failover): restoring the holds"
                                " known here")
                 self._seen = await self._recovery.restore(
