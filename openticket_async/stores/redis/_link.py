@@ -141,10 +141,12 @@ class Link:
     """Calls into one Redis client with error mapping and a busy count.
 
     ``where`` names the server in messages (host:port/db, never a password).
+    ``calls`` counts the operations awaited: Redis round trips (a pipeline is one).
     """
 
     def __init__(self, where: str) -> None:
         self.where = where
+        self.calls = 0
         self._busy = 0
         self._idle: asyncio.Event | None = None
         self.down = False
@@ -155,6 +157,7 @@ class Link:
         Raises StoreUnavailable if the connection fails or times out
         (``refused=False``) or Redis answers with an error (``refused=True``).
         """
+        self.calls += 1
         if busy:
             self._busy += 1
         try:

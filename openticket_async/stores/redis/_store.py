@@ -132,6 +132,11 @@ class RedisStore:
         """Seconds a claim protects a hold (see the lease rule)."""
         return self._lease
 
+    @property
+    def round_trips(self) -> int:
+        """Redis round trips this store has awaited so far (a pipeline counts once)."""
+        return self._link.calls
+
     def __repr__(self) -> str:
         return f"RedisStore({self._link.where!r}, prefix={self.prefix!r}, lease={self._lease!r})"
 
