@@ -21,6 +21,7 @@ clock and the skew stays 0, as the scripts' ``lease now`` argument then says.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ..._clock import Clock, SystemClock
@@ -42,6 +43,7 @@ class FleetClock:
         #: Redis's time minus this process's wall time, in seconds.
         self.skew = 0.0
         self._synced = False
+        self._syncing = asyncio.Lock()  # many first saves at once measure once
 
     def bind(self, clock: Clock) -> None:
         """Follow ``clock``: Redis's TIME if it is real time, its own wall time otherwise."""
@@ -86,6 +88,13 @@ class FleetClock:
         """
         if self._synced:
             return
-        sent = self.local_wall()
-        seconds, micros = await self._link.call(self._client.time())
-        self.observe(seconds + micros / 1e6, sent, self.local_wall())
+        async with self._syncing:
+            if not self.real or self.skew_known():  # another first save measured it
+                return
+            sent = self.local_wall()
+            seconds, micros = await self._link.call(self._client.time())
+            self.observe(seconds + micros / 1e6, sent, self.local_wall())
+
+    def skew_known(self) -> bool:
+        """Whether a call has measured the skew yet (always, off real time)."""
+        return self._synced
