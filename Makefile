@@ -25,12 +25,19 @@ test: lint typecheck pytest bench-quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check openticket_async tests benchmarks examples
+	$(BIN)/lint-imports --no-logo --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+# The inner loop: every test but the real-time and multi-process ones, with a
+# shorter random walk of the lifecycle; `make test` stays what CI runs.
+.PHONY: test-fast
+test-fast: $(STAMP)
+	LIFECYCLE_PROFILE=fast $(BIN)/pytest -q -m "not slow and not realtime"
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py --quick

@@ -50,6 +50,8 @@ from ._models import (
     TokenSet,
     User,
 )
+from ._stats import ManagerStats, StoreHealth
+from ._telemetry import Telemetry
 from ._version import __version__
 
 __all__ = [
@@ -74,6 +76,7 @@ __all__ = [
     "InvalidArgument",
     "Lingering",
     "Lost",
+    "ManagerStats",
     "MemoryTokenStore",
     "NotFound",
     "OAuth2",
@@ -92,8 +95,10 @@ __all__ = [
     "ReservationManager",
     "RetryPolicy",
     "ServerError",
+    "StoreHealth",
     "StreamOverflow",
     "SystemClock",
+    "Telemetry",
     "TicketUnavailable",
     "Timeouts",
     "TokenSet",

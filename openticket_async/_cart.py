@@ -26,6 +26,7 @@ from ._clock import Clock
 from ._config import HoldPolicy
 from ._exceptions import CheckoutInProgress, HoldsNotReady, InvalidArgument, UsageError
 from ._hold import Hold, HoldState
+from ._holdlog import log_checkout
 from ._lifecycle import Close, Remove
 from ._models import Order, Receiver, Reservation
 from ._pending import Pending, settle
@@ -293,16 +294,11 @@ class Cart:
             raise InvalidArgument(f"cart {self.id} has no holds to order")
         manager = self._manager
         order: Order | None = None
+        failure: BaseException | None = None
         try:
             await settle(manager._checkout_started(holds))
             await self._wait_for_renewals(holds)
-            not_ready = [hold for hold in holds if hold.state is not HoldState.ACTIVE]
-            if not_ready:
-                raise HoldsNotReady(
-                    f"{len(not_ready)} hold(s) of cart {self.id} could not be renewed for"
-                    " checkout; no order was created",
-                    holds=not_ready,
-                )
+            _check_ready(self.id, holds)
             order = await manager.client.create_order(
                 self.shop_guid,
                 [hold.reservation for hold in holds if hold.reservation is not None],
@@ -311,12 +307,17 @@ class Cart:
                 currency=currency,
                 idempotency_key=idempotency_key,
             )
+        except BaseException as error:
+            failure = error
+            raise
         finally:
             with anyio.CancelScope(shield=True):
                 if order is not None:
                     self._order = order
                 # recorded before the claim ends: no other worker acts on a stale view
                 await settle(manager._checkout_ended(holds, order))
+            guid = None if order is None else order.guid
+            log_checkout(self.id, self.shop_guid, len(holds), guid, failure)
         return order
 
     async def _wait_for_renewals(self, holds: Sequence[Hold]) -> None:
@@ -329,3 +330,14 @@ class Cart:
         """Wake a checkout waiting for renewals to come back (manager use)."""
         if self._renewal_done is not None:
             self._renewal_done.set()
+
+
+def _check_ready(cart_id: str, holds: Sequence[Hold]) -> None:
+    """Raise HoldsNotReady unless every hold is ACTIVE (renewed for checkout if it had to be)."""
+    not_ready = [hold for hold in holds if hold.state is not HoldState.ACTIVE]
+    if not_ready:
+        raise HoldsNotReady(
+            f"{len(not_ready)} hold(s) of cart {cart_id} could not be renewed for"
+            " checkout; no order was created",
+            holds=not_ready,
+        )

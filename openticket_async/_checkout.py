@@ -77,8 +77,14 @@ class CheckoutClaims:
             await clock.sleep_until(clock.now() + min(got.free_in, CLAIM_RETRY))
 
     async def release(self, claim: CartClaim) -> None:
-        """End ``claim`` (the order's outcome is recorded); never raises."""
-        self._held.pop(claim.cart_id, None)
+        """End ``claim`` (the order's outcome is recorded); never raises.
+
+        Ends the claim this manager holds on the cart now, which is a newer one
+        than ``claim`` if the first lapsed and was taken again (see :meth:`keep`).
+        """
+        held = self._held.pop(claim.cart_id, None)
+        if held is not None:
+            claim = held[0]
         try:
             await self._store.release_cart(claim)
         except Exception:
@@ -101,7 +107,24 @@ class CheckoutClaims:
                 continue  # released meanwhile
             if held:
                 self._held[cart_id] = (claim, now + claim.lease * HEARTBEAT)
+                continue
+            # A heartbeat came too late (a stalled loop or host): take the cart again
+            # if nobody else did meanwhile; only a cart another worker got is lost.
+            again = await self._claim_again(cart_id)
+            if again is not None:
+                self._held[cart_id] = (again, now + again.lease * HEARTBEAT)
             else:
                 logger.warning("the checkout claim of cart %s lapsed before its end", cart_id)
                 del self._held[cart_id]
         return min((beat for _claim, beat in self._held.values()), default=None)
+
+    async def _claim_again(self, cart_id: str) -> CartClaim | None:
+        try:
+            got = await self._store.claim_cart(cart_id, self._lease)
+        except Exception:
+            logger.exception("claiming cart %s again after its claim lapsed failed", cart_id)
+            return None
+        if isinstance(got, CartClaim):
+            logger.debug("the checkout claim of cart %s lapsed and was taken again", cart_id)
+            return got
+        return None

@@ -43,6 +43,7 @@ from ._log import (
     log_retry,
 )
 from ._models import Hosts, Order, PaymentMethod, Receiver, Reservation, TokenSet, User
+from ._observe import OnRequest, OnResponse, RequestObserver, observer_for
 from ._protocol import (
     Request,
     RequestFactory,
@@ -53,6 +54,7 @@ from ._protocol import (
     route_path,
 )
 from ._reserve_decoder import decode_reservation
+from ._telemetry import Telemetry
 from ._token_decoder import decode_token_set
 from ._transport import AiohttpTransport, Session, Transport
 from ._wire import CONVERTER
@@ -151,7 +153,10 @@ class OpenTicketClient:
     by the client); ``transport`` replaces aiohttp altogether (an object with an
     async ``send``, which the caller closes). ``clock`` is the time source for
     send times and retry waits (default: :class:`SystemClock`). ``user_path`` is
-    the current-user path (``/user/me`` on older deployments). The constructor
+    the current-user path (``/user/me`` on older deployments). ``telemetry``
+    says where OpenTelemetry spans and metrics go (default: the providers the
+    application configured; none, nothing); ``on_request`` and ``on_response``
+    are request hooks (see docs/observability.md). The constructor
     raises InvalidArgument for a malformed option, such as a company that is not
     a GUID.
 
@@ -175,6 +180,9 @@ class OpenTicketClient:
         clock: Clock | None = None,
         transport: Transport | None = None,
         user_path: str = "/users/me",
+        telemetry: Telemetry | None = None,
+        on_request: OnRequest | None = None,
+        on_response: OnResponse | None = None,
     ) -> None:
         if not callable(getattr(auth, "authorization", None)) or not callable(
             getattr(auth, "unauthorized", None)
@@ -209,6 +217,10 @@ class OpenTicketClient:
         self._endpoint = _TokenEndpoint(self._transport, self._factory, self._clock, self._known)
         self._targets: dict[tuple[str, str], _Target] = {}
         self._closed = False
+        # None unless a hook or an OpenTelemetry provider watches: then _call's one check
+        self._observer: RequestObserver | None = observer_for(
+            self._send_try, self._clock, hosts, telemetry, on_request, on_response
+        )
 
     @property
     def clock(self) -> Clock:
@@ -289,7 +301,9 @@ class OpenTicketClient:
             request = build(authorization)
             error: OpenTicketError
             try:
-                if ENABLED.get(DEBUG) is not False and debug_enabled():
+                if self._observer is not None:
+                    response = await self._observer.send(request, failures + replayed)
+                elif ENABLED.get(DEBUG) is not False and debug_enabled():
                     response = await _send_logged(
                         self._transport, clock, request, failures + 1, self._known
                     )
@@ -313,6 +327,12 @@ class OpenTicketClient:
             if debug_enabled():
                 log_retry(request, error, wait, failures + 1)
             await clock.sleep_until(clock.now() + wait)
+
+    async def _send_try(self, request: Request, attempt: int) -> Response:
+        """Send one try (the observer's way out), logged when DEBUG is on."""
+        if debug_enabled():
+            return await _send_logged(self._transport, self._clock, request, attempt, self._known)
+        return await self._transport.send(request)
 
     async def reserve_ticket(
         self, shop_guid: str, ticket_guid: str, *, retry: RetryPolicy | None = None

@@ -30,11 +30,8 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 from urllib.parse import quote, quote_plus
-
-if TYPE_CHECKING:
-    from ._hold import Hold
 
 __all__ = [
     "APIError",
@@ -149,35 +146,39 @@ class HoldsNotReady(OpenTicketError):
     def __getstate__(self) -> dict[str, object]:
         # A Hold is the manager's live handle: its bookkeeping means nothing in
         # another process, and its read-only metadata (a mappingproxy) does not
-        # pickle. Pickle each hold's public fields; __setstate__ makes detached
-        # Holds of them again.
+        # pickle. Pickle each hold's class (by reference) with its public fields;
+        # __setstate__ makes detached Holds of them again. Carrying the class keeps
+        # this module from importing _hold, which sits above it (_hold imports the
+        # models, which import us): the floor plan has no import cycle.
+        holds: list[Any] = self.holds
         state = dict(self.__dict__)
         state["holds"] = [
-            {
-                "id": hold.id,
-                "cart_id": hold.cart_id,
-                "shop_guid": hold.shop_guid,
-                "ticket_guid": hold.ticket_guid,
-                "reservation": hold.reservation,
-                "created_at": hold.created_at,
-                "metadata": None if hold.metadata is None else dict(hold.metadata),
-                "state": hold.state,
-                "renewals": hold.renewals,
-            }
-            for hold in cast("list[Hold]", self.holds)
+            (
+                type(hold),
+                {
+                    "id": hold.id,
+                    "cart_id": hold.cart_id,
+                    "shop_guid": hold.shop_guid,
+                    "ticket_guid": hold.ticket_guid,
+                    "reservation": hold.reservation,
+                    "created_at": hold.created_at,
+                    "metadata": None if hold.metadata is None else dict(hold.metadata),
+                    "state": hold.state,
+                    "renewals": hold.renewals,
+                },
+            )
+            for hold in holds
         ]
         return state
 
     def __setstate__(self, state: dict[str, Any] | None) -> None:
-        from ._hold import Hold  # here: _hold imports the models, which import us
-
         state = state or {}
         holds = []
-        for fields in state.get("holds", ()):
+        for hold_type, fields in state.get("holds", ()):
             metadata = fields["metadata"]
             if metadata is not None:
                 fields = {**fields, "metadata": MappingProxyType(metadata)}
-            holds.append(Hold(**fields))
+            holds.append(hold_type(**fields))
         super().__setstate__({**state, "holds": holds})
 
 

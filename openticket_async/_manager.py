@@ -43,6 +43,7 @@ from ._config import HoldPolicy
 from ._events import EventDispatcher, EventStream, HoldEvent
 from ._exceptions import UsageError
 from ._hold import Hold
+from ._holdlog import WATCHED, HoldWatch
 from ._lifecycle import (
     Action,
     CheckoutFailed,
@@ -69,6 +70,8 @@ from ._pending import Pending, settle
 from ._planning import LatencyTracker, drop_time, local_deadline
 from ._ports import ReservingClient
 from ._renewal import Renewals
+from ._stats import ManagerStats, StoreWatch, snapshot
+from ._telemetry import HoldMetrics, Telemetry, resolve
 from .stores import MemoryStore, ReservationStore
 
 __all__ = ["ReservationManager", "ReservingClient"]
@@ -93,6 +96,10 @@ class ReservationManager:
     ``HoldPolicy.close_timeout``); with a shared store, holds stay in the store
     for another worker to continue.
 
+    ``telemetry`` says where OpenTelemetry spans and metrics go (default: the
+    providers the application configured; none, nothing: see
+    docs/observability.md).
+
     An exception raised inside ``async with`` reaches the caller as itself. When
     the manager's own tasks failed too (which the manager prevents for every
     error it knows), all of them come together in an ``ExceptionGroup``.
@@ -105,6 +112,7 @@ class ReservationManager:
         policy: HoldPolicy | None = None,
         store: ReservationStore | None = None,
         clock: Clock | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.client = client
         self.policy = policy or HoldPolicy()
@@ -117,11 +125,16 @@ class ReservationManager:
         self._publish: Callable[[HoldEvent], None] | None = None if sink is None else sink.publish
         self._carts: dict[str, Cart] = {}
         self._lingering = LingeringUnits()
+        providers = resolve(telemetry)  # None: no spans, no metrics, and no cost
+        self._metrics = None if providers is None else HoldMetrics(providers, self)
+        self._watch = HoldWatch(self._time_left, self._metrics)
+        self._store_watch = StoreWatch(self.store, self._metrics)
         self.rules = Rules(
             self.policy, client.retry, self._touched_at, resolution=self.clock.resolution
         )
         self._renewals = Renewals(
-            client, self.clock, self.policy, self._lingering, self._finish, self.rules
+            client, self.clock, self.policy, self._lingering, self._finish, self.rules,
+            self._metrics,
         )
         self._checkouts = CheckoutClaims(self.store, self.clock, self.policy, self._wake_for)
         self._tg: TaskGroup | None = None
@@ -228,6 +241,24 @@ class ReservationManager:
         They drop by themselves; never count them as free stock before ``until``.
         """
         return self._lingering.live(self.clock.now(), ticket_guid)
+
+    def stats(self) -> ManagerStats:
+        """A cheap snapshot for health checks: holds by state, carts, what is due.
+
+        Counts the holds of the carts open in this manager (with a shared store,
+        the carts this process made or loaded). Raises nothing.
+        """
+        now = self.clock.now()
+        due = self._memory.peek_due() if self._memory is not None else self._sleeping_until
+        return snapshot(
+            (hold for cart in self._carts.values() for hold in cart._holds.values()),
+            len(self._carts),
+            None if due is None else max(due - now, 0.0),
+            self._renewals.in_flight,
+            len(self._lingering.live(now)),
+            self._renewals.lateness,
+            self._store_watch.health,
+        )
 
     # -- used by Cart (its CartHost protocol) --------------------------------------
 
@@ -343,6 +374,8 @@ class ReservationManager:
 
     def _announce(self, hold: Hold, emit: Emit, now: float) -> None:
         kind = emit.kind
+        if kind in WATCHED:  # lifecycle log lines and the lost-holds metric
+            self._watch(hold, emit, now)
         if self._publish is None and not self._events.wants(kind):
             return  # nobody listens: the event is not even built
         event = kind(hold, self._time_left(hold, now), emit.lateness, **emit.fields)
@@ -405,6 +438,9 @@ class ReservationManager:
         except Exception:  # a store outage must not kill the scheduler
             logger.exception("claiming due work from the store failed; retrying")
             batch = []
+        self._store_watch.check(now)
+        if self._metrics is not None:
+            self._metrics.store_claims(len(batch))
         for due in batch:
             await settle(self._fire(due.hold, due.action, due.due - offset, due.fence))
         try:

@@ -12,6 +12,11 @@ all on loopback, and stops every one of them by PID afterwards.
 
 Without the binary the Redis tests are skipped, except under CI (the ``CI``
 environment variable set), where a missing Redis is a failure.
+
+Markers (declared in pyproject.toml): ``redis`` needs the redis-server;
+``slow`` is a multi-process or long-running scenario; ``realtime`` runs in real
+time (a subprocess of ours, a Redis restart). ``make test-fast`` leaves out the
+last two and walks the lifecycle machine with the ``fast`` profile below.
 """
 
 from __future__ import annotations
@@ -28,6 +33,17 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# The inner loop's profile for tests/test_lifecycle.py (LIFECYCLE_PROFILE=fast):
+# a few hundred random histories instead of CI's ten thousand.
+settings.register_profile(
+    "fast",
+    max_examples=300,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 #: Real seconds redis-server gets to say it is ready after it was started.
 START_TIMEOUT = 10.0

@@ -97,6 +97,7 @@ def test_every_python_fence_is_found() -> None:
     assert len(WHOLE) >= 6  # the README's quickstart and manager, testing.md's four
 
 
+@pytest.mark.realtime
 @pytest.mark.parametrize("block", [b for b in WHOLE if not b.is_pytest_module], ids=_ids)
 def test_block_runs_as_written(block: Block, tmp_path: Path) -> None:
     result = run([sys.executable, "-c", block.code], tmp_path)
@@ -109,6 +110,7 @@ def test_a_block_that_says_what_it_prints_is_checked() -> None:
     assert any(block.prints for block in WHOLE)  # docs/errors.md's tour of the errors
 
 
+@pytest.mark.realtime
 @pytest.mark.parametrize("block", [b for b in WHOLE if b.is_pytest_module], ids=_ids)
 def test_test_module_block_passes_under_pytest(block: Block, tmp_path: Path) -> None:
     module = tmp_path / "test_from_the_docs.py"
@@ -140,6 +142,7 @@ def test_fragment_names_where_it_is_completed(block: Block) -> None:
             assert re.search(rf"def {test}\(", source), f"{block.where}: no {test} in {path}"
 
 
+@pytest.mark.realtime
 def test_the_quickstart_reads_back_the_order_it_made(tmp_path: Path) -> None:
     [quickstart] = [b for b in WHOLE if "again = await client.get_order" in b.code]
 

@@ -232,6 +232,8 @@ def _configure_logging(verbose: bool) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     else:
         handler.setFormatter(_OneLine())
+        # the command shows every hold event itself: the lifecycle lines would say it twice
+        handler.addFilter(lambda record: not hasattr(record, "openticket_event"))
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
 

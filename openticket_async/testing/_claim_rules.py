@@ -17,7 +17,7 @@ from .._hold import HoldState
 from ..stores import CartClaim, CartTaken, ReservationStore
 
 if TYPE_CHECKING:
-    from .store_conformance import StoreKit
+    from ._store_kit import StoreKit
 
 __all__ = ["CART_LEASE", "LONG_AFTER", "CartClaimRules", "SharedCartClaimRules"]
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import http
 import json
 from collections import deque
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -25,15 +24,12 @@ import attrs
 from aiohttp import web
 
 from .._exceptions import InvalidArgument
+from ._routes import ROUTES, Handler
 
-__all__ = ["ROUTES", "Fault", "FaultHost", "Faults"]
+__all__ = ["Fault", "FaultHost", "Faults"]
 
-#: The route names faults (and request records) use.
-ROUTES = frozenset({"token", "authorize", "me", "reserve", "order", "payment_methods", "get_order"})
 #: Real seconds a stalled request waits for the server to close before giving up.
 STALL_CAP = 30.0
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The `error` word of a default fault body, per docs/wire.md.
 _ERROR_WORDS = {
