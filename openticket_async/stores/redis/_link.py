@@ -35,13 +35,13 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..._exceptions import StoreUnavailable
 
-__all__ = ["SENTINEL_SCHEME", "Client", "Link", "Pipeline", "Script", "close", "connect",
-           "link_for"]
+__all__ = ["SENTINEL_SCHEME", "Client", "Link", "Pipeline", "Script", "ScriptBatch", "close",
+           "connect", "link_for"]
 
 T = TypeVar("T")
 
@@ -168,9 +168,7 @@ class Link:
                 logger.warning("Redis at %s is unreachable: %s", self.where, error)
             raise StoreUnavailable(f"Redis at {self.where} is unreachable: {error}") from error
         except RedisError as error:
-            raise StoreUnavailable(
-                f"Redis at {self.where} refused a command: {error}", refused=True
-            ) from error
+            raise self.refusal(error) from error
         finally:
             if busy:
                 self._busy -= 1
@@ -182,6 +180,10 @@ class Link:
             logger.warning("Redis at %s is reachable again", self.where)
         return result
 
+    def refusal(self, error: BaseException) -> StoreUnavailable:
+        """The StoreUnavailable for an error Redis answered with."""
+        return StoreUnavailable(f"Redis at {self.where} refused a command: {error}", refused=True)
+
     def busy(self) -> bool:
         """Whether a store command is on the wire (the FakeClock busy probe)."""
         return self._busy > 0
@@ -192,3 +194,71 @@ class Link:
             if self._idle is None:
                 self._idle = asyncio.Event()
             await self._idle.wait()
+
+
+_Call: TypeAlias = tuple[Script, list[str], list[str], "asyncio.Future[Any]"]
+
+
+class ScriptBatch:
+    """Script calls made in one turn of the event loop, sent in one pipeline.
+
+    Renewals come back in bursts and each writes its hold back with one script
+    call: sent together, they cost one round trip and one socket write instead
+    of one each. The first call of a turn waits for that turn's others, then
+    sends them all (as EVALSHA; a script Redis does not know, after a restart,
+    is loaded and run again on its own).
+    """
+
+    def __init__(self, client: Client, link: Link) -> None:
+        self._client = client
+        self._link = link
+        self._waiting: list[_Call] = []
+
+    async def run(self, script: Script, keys: list[str], args: list[str]) -> Any:
+        """Run ``script`` with the other calls of this turn; its answer.
+
+        Raises StoreUnavailable as :meth:`Link.call` does.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append((script, keys, args, future))
+        if len(self._waiting) == 1:
+            batch: list[_Call] = []
+            try:
+                answers = await self._link.call(self._send(batch))
+                await self._settle(batch, answers)
+            except StoreUnavailable as error:
+                for *_call, waiting in batch:
+                    if not waiting.done():
+                        waiting.set_exception(error)
+            finally:  # cancelled: nobody may be left waiting for a send that never comes
+                batch += [] if batch else self._take()
+                for *_call, waiting in batch:
+                    if not waiting.done():
+                        waiting.set_exception(StoreUnavailable("a batched write was cancelled"))
+        return await future
+
+    def _take(self) -> list[_Call]:
+        taken, self._waiting = self._waiting, []
+        return taken
+
+    async def _send(self, batch: list[_Call]) -> list[Any]:
+        await asyncio.sleep(0)  # the other calls of this turn join
+        batch += self._take()
+        pipe = self._client.pipeline(transaction=False)
+        for script, keys, args, _future in batch:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        answers: list[Any] = await pipe.execute(raise_on_error=False)
+        return answers
+
+    async def _settle(self, batch: list[_Call], answers: list[Any]) -> None:
+        for (script, keys, args, future), answer in zip(batch, answers, strict=True):
+            if isinstance(answer, NoScriptError):
+                try:
+                    answer = await self._link.call(script(keys, args))
+                except StoreUnavailable as error:
+                    future.set_exception(error)
+                    continue
+            if isinstance(answer, BaseException):
+                future.set_exception(self._link.refusal(answer))
+            else:
+                future.set_result(answer)

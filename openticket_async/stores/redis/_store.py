@@ -22,7 +22,7 @@ from .. import MIN_LEASE, CartClaim, CartTaken, Due, EventSink, claim_lease
 from ..shared import CartEvent, LocalHolds, encode_hold
 from ._checkouts import CheckoutClaims
 from ._events import EventRelay
-from ._link import Client, Script, close, connect, link_for
+from ._link import Client, Script, ScriptBatch, close, connect, link_for
 from ._pacing import PacedClient
 from ._recovery import Recovery
 from ._scripts import STORE_SCRIPTS
@@ -100,6 +100,7 @@ class RedisStore:
             raise InvalidArgument("redis must be a redis.asyncio.Redis client or a URL")
         self.prefix = prefix
         self._link = link_for(self._redis)
+        self._writes = ScriptBatch(self._redis, self._link)
         self._scripts: dict[str, Script] = {
             name: self._redis.register_script(source) for name, source in STORE_SCRIPTS.items()
         }
@@ -231,7 +232,7 @@ class RedisStore:
             self._recovery.keep(hold, keys, args, forget=False)
             return True
         try:
-            accepted = await self._link.call(self._scripts["save"](keys, args))
+            accepted = await self._writes.run(self._scripts["save"], keys, args)
         except StoreUnavailable as error:
             if first or error.refused:
                 local.unknown(hold)
@@ -261,7 +262,7 @@ class RedisStore:
             self._recovery.keep(hold, keys, args, forget=True)
             return True
         try:
-            done = await self._link.call(self._scripts["forget"](keys, args))
+            done = await self._writes.run(self._scripts["forget"], keys, args)
         except StoreUnavailable as error:
             if error.refused:
                 logger.exception("the end of hold %s could not be recorded", hold.id)
