@@ -118,6 +118,10 @@ class RedisStore:
         self._recovery = Recovery(self._link, self._scripts, self._local)
         self._epoch: str | None = None
         self._restoring_until = 0.0  # this process's wall time
+        # the heartbeat renews every lease at half its length, not at every poll: a
+        # burst's claims poll back to back, and each beat carries every renewal in hand
+        self._next_beat = -math.inf  # on the fleet clock
+        self._beat_now = False  # a safety net comes due before its lease ends
         self._seen = 0  # the largest write seq Redis acknowledged to this store
         # the seq of each hold's last write acknowledged here (see SAVE's restore rule)
         self._acked: weakref.WeakKeyDictionary[Hold, int] = weakref.WeakKeyDictionary()
@@ -220,6 +224,8 @@ class RedisStore:
             due += self._time.skew
             local.renewing[hold.id] = (hold, action, due)
             local.plans[hold] = (action, due)
+            if due < self._times()[0] + self._lease:  # before the lease ends: say so now
+                self._beat_now = True
             return True
         local.renewing.pop(hold.id, None)
         first = not local.knows(hold)
@@ -342,10 +348,13 @@ class RedisStore:
     async def _extend(self, lease: float, now: float | None = None) -> None:
         """Lease the holds whose renewal runs here for ``lease`` more seconds (the heartbeat).
 
-        ``now`` is the claim's time on a virtual clock (see ``FleetClock.lease_now``).
+        ``now`` is the claim's time on the fleet clock: the beat is skipped until
+        half a lease after the last one, unless a safety net comes due sooner.
         At close, ``lease`` is 0: other workers take them over at once.
         Raises StoreUnavailable if Redis is unreachable.
         """
+        if now is not None and now < self._next_beat and not self._beat_now:
+            return
         renewing = self._local.renewing
         args = [repr(lease), self.owner, self._key_hold(""), self._time.lease_now(now)]
         for hold_id, (hold, _action, due) in list(renewing.items()):
@@ -356,6 +365,8 @@ class RedisStore:
         if len(args) == 4:
             return
         lost = await self._link.call(self._scripts["extend"]([self._queue], args))
+        if now is not None:
+            self._next_beat, self._beat_now = now + lease / 2, False
         for hold_id in cast(list[Any], lost):
             logger.info("hold %s was taken over while its renewal ran here", _text(hold_id))
             renewing.pop(_text(hold_id), None)
