@@ -1,4 +1,4 @@
-"""RedisStore's write-backs made in one turn of the event loop go to Redis in one pipeline."""
+"""RedisStore round trips: one pipeline per loop turn of write-backs, a beat per half lease."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from conftest import RedisServer
 
+from openticket_async import HoldState
 from openticket_async.stores.redis import RedisStore, StoreUnavailable
 from openticket_async.testing import FakeClock
 from openticket_async.testing.store_conformance import StoreKit
@@ -96,3 +97,21 @@ async def test_a_batch_sent_while_redis_is_down_is_kept_and_replayed(
     assert kept == [True] * 3
     assert await store.claim_due(kit.at(store, 6), 10) == []  # replayed: due at 7 now
     assert len(await store.claim_due(kit.at(store, 7), 10)) == 3
+
+
+@pytest.mark.asyncio
+async def test_claims_back_to_back_send_the_renewals_heartbeat_once_per_half_lease(
+    kit: StoreKit,
+) -> None:
+    store = await redis_store(kit)
+    hold = kit.hold()
+    await store.save(hold, "renew", kit.at(store, 0))
+    [claim] = await store.claim_due(kit.at(store, 0), 10)
+    hold.state = HoldState.RENEWING
+    await store.save(hold, "drop", kit.at(store, 400), claim.fence)  # its safety net
+    trips = []
+    for seconds in (0.1, 0.2, 0.3, 2.5, 2.6):  # the lease is 5 s
+        before = store.round_trips
+        assert await store.claim_due(kit.at(store, seconds), 10) == []
+        trips.append(store.round_trips - before)
+    assert trips == [2, 1, 1, 1, 2]  # a beat, then none until half a lease after it
