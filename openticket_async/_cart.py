@@ -15,7 +15,7 @@ on another request's payment), and no other worker renews the holds meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any, Protocol
 
@@ -55,7 +55,7 @@ class CartHost(Protocol):
 
     def _new_hold_id(self) -> str: ...
 
-    async def _reserve(self, shop_guid: str, ticket_guid: str, sent: float) -> Reservation: ...
+    def _reserve(self, shop_guid: str, ticket_guid: str, sent: float) -> Awaitable[Reservation]: ...
 
     def _track(self, hold: Hold) -> Pending: ...
 
@@ -70,6 +70,8 @@ class CartHost(Protocol):
 
 #: The most units one ``add`` call may reserve (each is one reserve call).
 MAX_QUANTITY = 100
+
+_REMOVE = Remove()  # inputs without fields are shared, not made per call
 
 
 class Cart:
@@ -211,7 +213,7 @@ class Cart:
         except BaseException:
             with anyio.CancelScope(shield=True):
                 for hold in made:
-                    await settle(manager._step(hold, Remove()))
+                    await settle(manager._step(hold, _REMOVE))
             raise
         return made
 
@@ -224,13 +226,13 @@ class Cart:
             raise InvalidArgument(f"hold {hold.id} is not in cart {self.id}")
         manager = self._manager
         self.touched_at = manager.clock.now()
-        step = manager._step(hold, Remove())
+        step = manager._step(hold, _REMOVE)
         if step is not None:
             await step
 
     async def close(self) -> None:
         """Release every live hold and close the cart. Safe to call twice."""
-        await self._shut(Remove())
+        await self._shut(_REMOVE)
 
     async def _shut(self, inp: Remove | Close) -> None:
         """End every live hold with ``inp`` (the manager's close uses ``Close``)."""

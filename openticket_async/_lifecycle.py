@@ -169,8 +169,12 @@ _TERMINAL_STATES = TERMINAL_STATES
 #: converts them to wall time and back, which may change the last digits).
 _SAME_DUE = 1e-3
 
+# Actions without a per-hold value are shared: a release or an end allocates only
+# what differs (its list, its Linger).
 _RESERVE = Reserve()
 _RESERVE_FIRST = Reserve(first=True)
+_END_FROM = {state: End(state) for state in (_ACTIVE, _RENEWING, _AT_RISK)}
+_RELEASED = Emit(Released)
 
 
 # -- the rules -------------------------------------------------------------------------
@@ -303,13 +307,13 @@ def _at_risk(hold: Hold, reason: str, actions: list[Action], *, risk_try: bool =
 
 def _end(hold: Hold, state: HoldState, event: Emit, linger: bool = True) -> list[Action]:
     # End comes first: a shared store may refuse it, and then nothing else happens
-    actions: list[Action] = [End(hold.state)]
+    end = _END_FROM[hold.state]  # a live state: terminal holds never reach _end
     hold.state = state
     hold._action = None
-    if linger and hold.reservation is not None:
-        actions.append(Linger(hold.reservation))
-    actions.append(event)
-    return actions
+    reservation = hold.reservation
+    if linger and reservation is not None:
+        return [end, Linger(reservation), event]
+    return [end, event]
 
 
 def orphaned(hold: Hold) -> None:
@@ -357,7 +361,10 @@ def _due(hold: Hold, inp: Due, now: float, rules: Rules) -> list[Action]:
             return plan(hold, now, rules)
         if not hold._risk and (
             _not_renewable(hold, now, rules) is not None
-            or now < hold._last_sent + rules.policy.min_renew_interval
+            # a renew claimed within the resolution of the floor is due: planning it
+            # for the floor again would put back the same claim at this instant forever
+            # (the renewal worker still waits for the floor, see not_before)
+            or now + rules.resolution < hold._last_sent + rules.policy.min_renew_interval
         ):
             return plan(hold, now, rules)
         return [_reserve(hold, inp.at), *plan(hold, now, rules)]
@@ -463,7 +470,7 @@ def _checkout_failed(hold: Hold, inp: CheckoutFailed, now: float, rules: Rules) 
 
 def _released(hold: Hold, inp: Remove | Close, now: float, rules: Rules) -> list[Action]:
     del inp, now, rules
-    return _end(hold, HoldState.RELEASED, Emit(Released))
+    return _end(hold, HoldState.RELEASED, _RELEASED)
 
 
 def _replan(hold: Hold, inp: ClockJumped, now: float, rules: Rules) -> list[Action]:

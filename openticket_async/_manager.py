@@ -141,6 +141,9 @@ class ReservationManager:
         self._sleep_scope: anyio.CancelScope | None = None
         self._sleeping_until: float | None = None
         self._replan = False
+        # plans a store of this process refused to save: written again by the
+        # scheduler, or nothing would ever hand their holds out again
+        self._unsaved: dict[Hold, tuple[str, float]] = {}
         self._closed = False
         self._id_prefix = os.urandom(6).hex()
         self._next_id = 0
@@ -272,8 +275,9 @@ class ReservationManager:
         self._next_id += 1
         return f"{self._id_prefix}-{self._next_id}"
 
-    async def _reserve(self, shop_guid: str, ticket_guid: str, sent: float) -> Reservation:
-        return await self._renewals.reserve(shop_guid, ticket_guid, None, sent)
+    def _reserve(self, shop_guid: str, ticket_guid: str, sent: float) -> Awaitable[Reservation]:
+        # the renewals' coroutine itself, not one more coroutine around it (cart.add's path)
+        return self._renewals.reserve(shop_guid, ticket_guid, None, sent)
 
     def _track(self, hold: Hold) -> Pending:
         """Start keeping a freshly reserved hold."""
@@ -281,7 +285,7 @@ class ReservationManager:
         return self._apply(hold, plan(hold, now, self.rules), now)
 
     def _release(self, hold: Hold) -> Pending:
-        return self._step(hold, Remove())
+        return self._step(hold, _REMOVE)
 
     def _checkout_started(self, holds: Sequence[Hold]) -> Pending:
         return self._each(holds, CheckoutStarted())
@@ -328,20 +332,22 @@ class ReservationManager:
         memory = self._memory
         if memory is None:
             return self._apply_shared(hold, actions, now)
+        # action classes are final, so ``type(...) is`` tells them apart for less
+        # than isinstance; the common ones first (a plan per add, an end per remove)
         for action in actions:
-            if isinstance(action, Plan):
+            if type(action) is Plan:
                 memory.put(hold, action.action, action.at)
                 self._wake_for(action.at)
-            elif isinstance(action, Emit):
-                self._announce(hold, action, now)
-            elif isinstance(action, Reserve):
-                self._renewals.enqueue(hold, action.first)
-            elif isinstance(action, Linger):
-                self._linger(hold, action.reservation, now)
-            elif isinstance(action, Uncertain):
-                self._renewals.uncertain(hold.ticket_guid, action.sent)
-            else:  # End
+            elif type(action) is End:
                 memory.remove(hold)  # also takes it out of its cart (they share the dict)
+            elif type(action) is Linger:
+                self._linger(hold, action.reservation, now)
+            elif type(action) is Emit:
+                self._announce(hold, action, now)
+            elif type(action) is Reserve:
+                self._renewals.enqueue(hold, action.first)
+            elif type(action) is Uncertain:
+                self._renewals.uncertain(hold.ticket_guid, action.sent)
         return None
 
     async def _apply_shared(self, hold: Hold, actions: list[Action], now: float) -> None:
@@ -351,12 +357,31 @@ class ReservationManager:
                 due = action.at
                 if store.shared:
                     due += self.clock.wall().timestamp() - self.clock.now()
-                if not await store.save(hold, action.action, due, hold._fence):
+                try:
+                    saved = await store.save(hold, action.action, due, hold._fence)
+                except Exception:
+                    # a shared store's claim comes due again when its lease lapses;
+                    # a store of this process hands the hold out only if it has a plan
+                    if not store.shared:
+                        self._unsaved[hold] = (action.action, action.at)
+                        self._wake_for(self.clock.now())
+                    raise
+                self._unsaved.pop(hold, None)
+                if not saved:
                     logger.info("hold %s belongs to another worker now", hold.id)
                     return
                 self._wake_for(action.at)
             elif isinstance(action, End):
-                if not await store.forget(hold, hold._fence):
+                self._unsaved.pop(hold, None)
+                try:
+                    forgotten = await store.forget(hold, hold._fence)
+                except Exception:
+                    # the hold ended here: its event and its lingering unit must not
+                    # be lost with the store's write (a stale plan the store still
+                    # hands out meets a terminal hold, which ignores it)
+                    logger.exception("recording the end of hold %s in the store failed", hold.id)
+                    forgotten = True
+                if not forgotten:
                     # another worker claimed it since: that one ends it
                     disowned(hold, action.previous)
                     return
@@ -384,7 +409,11 @@ class ReservationManager:
             self._publish(event)  # a shared store forwards events to other processes
 
     def _linger(self, hold: Hold, reservation: Reservation, now: float) -> None:
-        until = drop_time(reservation, self.policy)
+        # the server drops a unit one TTL after it made it, whatever expiry it stated:
+        # an expiry stated early (by a server clock behind) must not free it here sooner
+        stated = (reservation.expires_at - reservation.reserved_at).total_seconds()
+        early = self.client.reservation_ttl - stated
+        until = drop_time(reservation, self.policy) + (early if early > 0.0 else 0.0)
         self._lingering.add(hold.ticket_guid, reservation.guid, until, now)
 
     def _wake_for(self, due: float) -> None:
@@ -433,11 +462,14 @@ class ReservationManager:
         """
         store, clock = self.store, self.clock
         offset = clock.wall().timestamp() - now if store.shared else 0.0
+        if self._unsaved:
+            await self._save_again()
+        failed = False
         try:
             batch = await store.claim_due(now + offset + clock.resolution, BATCH)
         except Exception:  # a store outage must not kill the scheduler
             logger.exception("claiming due work from the store failed; retrying")
-            batch = []
+            batch, failed = [], True
         self._store_watch.check(now)
         if self._metrics is not None:
             self._metrics.store_claims(len(batch))
@@ -447,8 +479,28 @@ class ReservationManager:
             nxt = await store.next_due()
         except Exception:
             logger.exception("reading the store's next due time failed; retrying")
-            return None
-        return None if nxt is None else nxt - offset
+            nxt, failed = None, True
+        target = None if nxt is None else nxt - offset
+        if failed or self._unsaved:
+            # retry a failed store soon, neither never (no next due time) nor in a
+            # busy loop (the work it could not hand out is due already)
+            retry = now + SHARED_POLL
+            target = retry if failed or target is None else min(target, retry)
+        return target
+
+    async def _save_again(self) -> None:
+        """Write again the plans a store of this process refused (see ``_apply_shared``)."""
+        for hold, (action, due) in list(self._unsaved.items()):
+            if hold.done or self._unsaved.get(hold) != (action, due):
+                self._unsaved.pop(hold, None)
+                continue
+            try:
+                await self.store.save(hold, action, due, hold._fence)
+            except Exception:
+                logger.exception("saving the plan of hold %s failed again; retrying", hold.id)
+                return
+            if self._unsaved.get(hold) == (action, due):
+                del self._unsaved[hold]
 
     def _fire(self, hold: Hold, action: str, due: float, fence: int) -> Pending:
         """Feed one due action of ``hold`` to the lifecycle; contain what goes wrong."""
@@ -461,9 +513,20 @@ class ReservationManager:
         return None if step_ is None else _contained(step_, hold, action)
 
 
+_REMOVE = Remove()
+
+
 async def _all(steps: list[Awaitable[None]]) -> None:
+    # every hold's step is carried out, even after one failed: its state has changed
+    # already, and skipping its actions would lose its events; the first error is raised
+    failed: Exception | None = None
     for step_ in steps:
-        await step_
+        try:
+            await step_
+        except Exception as error:  # noqa: BLE001 (raised below, after the other holds)
+            failed = failed or error
+    if failed is not None:
+        raise failed
 
 
 async def _contained(step_: Awaitable[None], hold: Hold, action: str) -> None:
