@@ -62,9 +62,6 @@ from ._wire import CONVERTER
 __all__ = ["OpenTicketClient", "exchange_code"]
 
 _M = TypeVar("_M")
-#: a reserve's shop and ticket GUIDs, checked, and the builder of its request
-_Target = tuple[str, str, Callable[[str], Request]]
-_TARGETS_LIMIT = 1024
 
 
 async def _send_logged(
@@ -215,7 +212,6 @@ class OpenTicketClient:
         # the auth's secrets, masked in every error and log line (asked for only then)
         self._known: KnownSecrets = partial(known_secrets, auth)
         self._endpoint = _TokenEndpoint(self._transport, self._factory, self._clock, self._known)
-        self._targets: dict[tuple[str, str], _Target] = {}
         self._closed = False
         # None unless a hook or an OpenTelemetry provider watches: then _call's one check
         self._observer: RequestObserver | None = observer_for(
@@ -345,14 +341,15 @@ class OpenTicketClient:
         for this call. Raises TicketUnavailable when sold out, NotFound for an
         unknown shop or ticket, plus the errors listed on the class.
         """
-        target = None
-        if type(shop_guid) is str and type(ticket_guid) is str:
-            target = self._targets.get((shop_guid, ticket_guid))
-        if target is None:
-            target = self._reserve_target(shop_guid, ticket_guid)
-        shop, ticket, build = target
+        # Nothing is kept per ticket: a manager may renew thousands of tickets in
+        # rotation, and objects kept per ticket would outlive their call and wake
+        # the garbage collector; checked GUIDs are found in one lookup each.
+        shop = guid(shop_guid, "shop_guid")
+        ticket = guid(ticket_guid, "ticket_guid")
         request, response, sent_at, sent_wall = await self._call(
-            build, Replay.IF_REFUSED, retry if retry is None else _policy(retry)
+            partial(self._factory.reserve, shop, ticket),
+            Replay.IF_REFUSED,
+            retry if retry is None else _policy(retry),
         )
         data = read_json(request, response, self._known)
         try:
@@ -366,18 +363,6 @@ class OpenTicketClient:
             )
         except DecodeError as error:
             raise with_context(error, request, response, self._known) from None
-
-    def _reserve_target(self, shop_guid: object, ticket_guid: object) -> _Target:
-        # renewals reserve the same tickets over and over: the checked GUIDs and
-        # the request builder of a (shop, ticket) pair given as strings are kept
-        shop = guid(shop_guid, "shop_guid")
-        ticket = guid(ticket_guid, "ticket_guid")
-        target = (shop, ticket, self._factory.reserver(shop, ticket))
-        if type(shop_guid) is str and type(ticket_guid) is str:
-            if len(self._targets) >= _TARGETS_LIMIT:
-                self._targets.clear()
-            self._targets[shop_guid, ticket_guid] = target
-        return target
 
     async def payment_methods(
         self, shop_guid: str, *, retry: RetryPolicy | None = None

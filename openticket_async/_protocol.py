@@ -21,8 +21,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from functools import partial
+from collections.abc import Mapping, Sequence
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import attrs
@@ -221,10 +220,6 @@ def _encoded_base(base: str) -> str:
     return f"{parts.scheme}://{netloc}{path}"
 
 
-# renewals reserve the same tickets again and again: their requests are reused
-_REQUEST_CACHE_SIZE = 1024
-
-
 class RequestFactory:
     """Builds the :class:`Request` of each endpoint for one set of hosts and companies.
 
@@ -232,7 +227,7 @@ class RequestFactory:
     built once per role and access token and reused: requests never mutate them.
     """
 
-    __slots__ = ("_bases", "_cache", "_common", "_reserves", "_user_path")
+    __slots__ = ("_bases", "_cache", "_common", "_user_path")
 
     def __init__(
         self, hosts: Hosts, *, company: str | None = None, user_path: str = "/users/me"
@@ -251,7 +246,6 @@ class RequestFactory:
             scoped["Company"] = header_value(company, "company")
         self._common = {"auth": common, "api": scoped, "shop": scoped}
         self._cache: dict[str, dict[str, Mapping[str, str]]] = {"auth": {}, "api": {}, "shop": {}}
-        self._reserves: dict[tuple[str, str, str], Request] = {}
         self._user_path = route_path(user_path, "user_path")
 
     def _headers(self, role: str, authorization: str) -> Mapping[str, str]:
@@ -272,28 +266,17 @@ class RequestFactory:
 
     def reserve(self, shop_guid: str, ticket_guid: str, authorization: str) -> Request:
         """``GET {shop}/{shopGUID}/reserve/ticket/{ticketGUID}``: not idempotent."""
-        key = (shop_guid, ticket_guid, authorization)
-        request = self._reserves.get(key)
-        if request is None:
-            base, base_path = self._bases["shop"]
-            path = f"/{shop_guid}/reserve/ticket/{ticket_guid}"
-            request = Request(
-                "GET",
-                base + path,
-                base_path + path,
-                "reserve",
-                self._headers("shop", authorization),
-                None,
-                False,
-            )
-            if len(self._reserves) >= _REQUEST_CACHE_SIZE:
-                self._reserves.clear()
-            self._reserves[key] = request
-        return request
-
-    def reserver(self, shop_guid: str, ticket_guid: str) -> Callable[[str], Request]:
-        """:meth:`reserve` for one shop and ticket, as a function of the authorization."""
-        return _ReserveRequests(partial(self.reserve, shop_guid, ticket_guid)).__getitem__
+        base, base_path = self._bases["shop"]
+        path = f"/{shop_guid}/reserve/ticket/{ticket_guid}"
+        return Request(
+            "GET",
+            base + path,
+            base_path + path,
+            "reserve",
+            self._headers("shop", authorization),
+            None,
+            False,
+        )
 
     def payment_methods(self, shop_guid: str, authorization: str) -> Request:
         """``GET {api}/shop/{shopGUID}/payment_methods``."""
@@ -330,26 +313,6 @@ class RequestFactory:
         return Request(
             "POST", base + path, base_path + path, "token", headers, urlencode(form).encode(), False
         )
-
-
-class _ReserveRequests(dict[str, Request]):
-    """The reserve requests of one shop and ticket by authorization, made on first use.
-
-    Its ``__getitem__`` is what :meth:`RequestFactory.reserver` hands out: a
-    renewal finds its request by a dict lookup, without a Python call.
-    """
-
-    __slots__ = ("_make",)
-
-    def __init__(self, make: Callable[[str], Request]) -> None:
-        super().__init__()
-        self._make = make
-
-    def __missing__(self, authorization: str) -> Request:
-        if len(self) >= 4:  # old tokens are never used again
-            self.clear()
-        request = self[authorization] = self._make(authorization)
-        return request
 
 
 _ROUTE_PATH = re.compile(r"(?:/[A-Za-z0-9._~-]+)+\Z")

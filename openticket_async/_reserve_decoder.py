@@ -3,32 +3,34 @@
 Theory of operation
 -------------------
 A manager renews every hold a little before OpenTicket's 8-minute drop, so the
-client decodes the same tickets' answers over and over, and the answers for one
-ticket differ only in ``guid``, ``reserved_at`` and ``expires_at``. The decoder
+client decodes answers of one shape over and over: a server writes its answers
+with the same keys in the same order, whichever ticket they are for. The decoder
 follows the converter's rules (``_wire``: any casing, numbers as strings, unknown
-keys kept in ``raw``) but takes one of two paths:
+keys kept in ``raw``, the first spelling of a field wins) with one path for every
+answer:
 
-- **Key by key** (:func:`_reservation_parts`): the documented snake_case keys are
-  read with ``dict.get``; only a key outside them costs a look (it goes to
-  ``raw``, or, if it spells a field in another casing, the whole answer is sorted
-  key by key). Each value is checked and decoded (``_reserve_fields``), and equal
-  values are shared with the reservations decoded before (event date GUIDs,
-  product tuples, timestamps, unknown keys). From a ticket's second answer on,
-  the answer is offered as the ticket's *template*.
-- **Template** (``Template``): an answer with as many keys as its ticket's
-  template, for the same shop, is read through the template's layout (two
-  ``itemgetter`` calls). When its stable values (shop, ticket, event date,
-  products, unknown keys) equal the template's, the template's decoded parts are
-  reused as they are; when only the unknown values changed, only ``raw`` is
-  rebuilt. Only ``guid`` and the timestamps are then read, and timestamps equal
-  to the ticket's last ones reuse their datetimes.
+1. **Layout** (``_reserve_fields.layout_of``): the answer's keys, in order, look
+   up their layout, which says which key spells each field and which keys are
+   unknown. Only a layout never seen is read key by key (``read_layout``). The
+   fields are then read with one ``dict.get`` each, whatever their casing, and
+   the unknown keys with one lookup each. Products are read the same way, with
+   the layouts of product objects.
+2. **Values**: each value is checked and decoded (``_reserve_fields``), and
+   values equal to ones decoded before are shared instead of kept twice: the
+   request's shop and ticket GUIDs, event date GUIDs and tuples of products
+   without unknown keys (``shared``), a lone ``{"guid", "name"}`` product
+   (``one_product``), the last unknown keys (``last_raw``) and the last pair of
+   timestamps (``last_moments``: reservations made in one instant carry the same
+   texts).
+3. **Build**: the reservation is built by writing its slots (``slot_setters``),
+   and its expiry is capped at ``sent_wall + ttl`` (``deadline`` at
+   ``sent_at + ttl``).
 
-Either way the reservation is built by writing its slots (``slot_setters``),
-and its expiry is capped at ``sent_wall + ttl`` (``deadline`` at ``sent_at + ttl``).
-
-Everything remembered between answers lives in one :class:`DecoderMemory`,
-``MEMORY``, one per process: the values it shares are the same whichever client
-decoded them, and the memory is then bounded once, not once per client.
+Nothing is remembered per ticket, so the cost of an answer does not depend on
+how many tickets a client renews in rotation. Everything remembered between
+answers lives in one :class:`DecoderMemory`, ``MEMORY``, one per process: the
+values it shares are the same whichever client decoded them, and the memory is
+then bounded once, not once per client.
 
 Limits
 ------
@@ -38,26 +40,16 @@ Each table counts entries, and holds at most its limit:
   keyed by value) and ``one_product`` (the tuple of a lone ``{"guid", "name"}``
   product, keyed by the pair). A shop has a few event dates and products; 4096
   leaves room for a process serving many shops.
-- ``TICKETS_LIMIT`` (4096) bounds ``templates`` and ``moments`` (the last
-  timestamps, as texts and as datetimes), keyed by the ticket GUID of the
-  request. It is sized for a manager holding a few thousand tickets at once.
-- ``LAYOUTS_LIMIT`` (4096) bounds ``layouts``, keyed by an answer's keys in order.
-  A server uses one or two layouts; the limit only stops a hostile one.
-- ``SPELLINGS_LIMIT`` (4096, from ``_reserve_fields``) bounds each of
-  ``reservation_spellings`` and ``product_spellings``: every key seen, as sent,
-  with the field it spells (or none). A server spells a handful of keys.
-- ``last_raw`` is one slot (the last unknown keys and their read-only view).
+- ``LAYOUTS_LIMIT`` (4096) bounds ``layouts`` and ``product_layouts``, keyed by
+  an object's keys in order. A server uses one or two layouts per object; the
+  limit only stops a hostile one.
+- ``last_raw`` and ``last_moments`` are one slot each.
 
-A spellings table that reaches its limit stops learning: a key it does not know
-is then normalised each time it comes (``snake_key``), which decodes the same, a
-little slower. Any other table that reaches its limit is emptied and fills
-again: no eviction order to keep, O(1) amortized. What is lost is only sharing
-and templates: the next answers take the key-by-key path and decode to the same
-values. Past ``TICKETS_LIMIT`` tickets renewed in rotation, a ticket's template
-is mostly gone before its next answer comes, so most answers take the key-by-key
-path: correct, and slower per answer. The limits count entries, not bytes: a
-template keeps the stable values of its answer, so the memory a table holds
-also grows with the size of those values.
+A table that reaches its limit is emptied and fills again: no eviction order to
+keep, O(1) amortized. What is lost is only sharing and known layouts: the next
+answers read their layout again and decode to the same values. The limits count
+entries, not bytes: ``shared`` keeps the values it shares, so the memory it
+holds also grows with the size of those values.
 
 Invariants
 ----------
@@ -66,13 +58,14 @@ Invariants
    decodes at a time (see 6).
 2. The memory changes no value: an answer decodes to a reservation equal in every
    value and type (``raw`` and products' ``raw`` included) to what it decodes to
-   for a ticket never seen before, or raises the same DecodeError.
-3. A template stands only for plain JSON (strings, nulls, arrays and objects of
-   them, see ``plain``) with no unknown product keys: an equal answer then
-   decodes to exactly its parts, so reusing them skips no check that could fail.
+   in a fresh process, or raises the same DecodeError.
+3. A layout depends on the keys alone, never on the values, so any answer with
+   those keys may be read through it.
 4. Everything shared is immutable: strings, tuples of frozen products without
    unknown keys, aware UTC datetimes, and read-only ``raw`` views of dicts that
-   nothing else writes to.
+   nothing else writes to. Unknown values are shared only when equal means the
+   same (``plain``: 1 == 1.0 == true, so numbers never are); ``last_raw`` keeps
+   only plain unknown keys, and JSON equal to a plain value is plain itself.
 5. ``expires_at <= sent_wall + ttl`` and ``deadline <= sent_at + ttl``.
 6. Every memory access is one dict or attribute operation, or a length check
    before one, so clients in several threads can share ``MEMORY``: a race can
@@ -80,13 +73,13 @@ Invariants
 
 Cost
 ----
-On the template path an answer costs a template lookup, two ``itemgetter`` calls,
-one comparison of its stable values (O(their size); the products compare as their
-small dicts), one lookup of the last timestamps and nine slot writes: no key is
-normalised, no value decoded, nothing allocated but the reservation and two
-tuples. The key-by-key path is O(size of the answer) plus a few bounded table
-lookups; it runs for a ticket's first two answers and for any answer no template
-fits. The memory is at most the limits' worth of entries (see Limits).
+An answer costs a layout lookup (a tuple of its keys, hashed), one ``dict.get``
+per field and one lookup per unknown key, a lookup of its event date, its
+products (a lookup for a lone plain product; else a layout lookup, two gets and
+a read-only ``raw`` per product), one comparison of its timestamp texts with the
+last ones (or two ``fromisoformat``) and nine slot writes: O(size of the answer),
+with no key normalised once its layout is known. The memory is at most the
+limits' worth of entries (see Limits).
 """
 
 from __future__ import annotations
@@ -99,30 +92,21 @@ from typing import Any, ClassVar, TypeVar
 from ._exceptions import DecodeError
 from ._models import EMPTY_RAW, Product, Reservation
 from ._reserve_fields import (
-    RESERVATION_KEYS,
     RESERVATION_NAMES,
-    SPELLINGS_LIMIT,
     Layout,
-    Parts,
-    Spellings,
-    Template,
     guid_value,
-    learn,
+    layout_of,
     moment,
     plain,
     product,
     products,
-    read_layout,
     slot_setters,
-    sort,
 )
 from ._wire import field_error, json_kind, structure_str
 
 __all__ = [
     "LAYOUTS_LIMIT",
     "MEMORY",
-    "SPELLINGS_LIMIT",
-    "TICKETS_LIMIT",
     "VALUES_LIMIT",
     "DecoderMemory",
     "decode_reservation",
@@ -130,12 +114,22 @@ __all__ = [
 
 #: Entries in ``shared`` and in ``one_product`` (see Limits above).
 VALUES_LIMIT = 4096
-#: Entries in ``templates`` and in ``moments``, one per ticket (see Limits above).
-TICKETS_LIMIT = 4096
-#: Entries in ``layouts``, one per key layout (see Limits above).
+#: Entries in ``layouts`` and in ``product_layouts``, one per key layout (see Limits).
 LAYOUTS_LIMIT = 4096
 
 _T = TypeVar("_T")
+# the texts of the last timestamps before there are any: they equal nothing
+_NO_MOMENTS: tuple[object, datetime, object, datetime] = (
+    object(),
+    datetime.min,
+    object(),
+    datetime.min,
+)
+
+
+# the last unknown keys before there are any, or when they were not plain: they
+# equal nothing
+_NO_RAW: tuple[object, Mapping[str, Any]] = (object(), EMPTY_RAW)
 
 
 class DecoderMemory:
@@ -146,14 +140,12 @@ class DecoderMemory:
     """
 
     __slots__ = (
+        "last_moments",
         "last_raw",
         "layouts",
-        "moments",
         "one_product",
-        "product_spellings",
-        "reservation_spellings",
+        "product_layouts",
         "shared",
-        "templates",
     )
 
     #: Each table's name -> the most entries it ever holds.
@@ -161,11 +153,8 @@ class DecoderMemory:
         {
             "shared": VALUES_LIMIT,
             "one_product": VALUES_LIMIT,
-            "templates": TICKETS_LIMIT,
-            "moments": TICKETS_LIMIT,
             "layouts": LAYOUTS_LIMIT,
-            "reservation_spellings": SPELLINGS_LIMIT,
-            "product_spellings": SPELLINGS_LIMIT,
+            "product_layouts": LAYOUTS_LIMIT,
         }
     )
 
@@ -173,13 +162,13 @@ class DecoderMemory:
         """Start with every table empty."""
         self.shared: dict[Any, Any] = {}
         self.one_product: dict[tuple[str, str], tuple[Product, ...]] = {}
-        self.templates: dict[str, Template | None] = {}  # None: the ticket came once
-        self.moments: dict[str, tuple[str, datetime, str, datetime]] = {}
-        self.layouts: dict[tuple[Any, ...], Layout | None] = {}
-        self.reservation_spellings: Spellings = {}
-        self.product_spellings: Spellings = {}
-        # raw may hold unhashable values: one slot, compared, instead of a table
-        self.last_raw: tuple[dict[Any, Any], Mapping[str, Any]] = ({}, EMPTY_RAW)
+        self.layouts: dict[tuple[Any, ...], Layout] = {}
+        self.product_layouts: dict[tuple[Any, ...], Layout] = {}
+        # raw may hold unhashable values: one slot, compared, instead of a table; it
+        # holds only unknown keys whose values are plain (see _raw)
+        self.last_raw: tuple[object, Mapping[str, Any]] = _NO_RAW
+        # the texts and datetimes of the last reserved_at and expires_at
+        self.last_moments: tuple[object, datetime, object, datetime] = _NO_MOMENTS
 
     def sizes(self) -> dict[str, int]:
         """Each table's name -> the entries it holds now (for tests and metrics)."""
@@ -222,15 +211,6 @@ _new = object.__new__
     _R_RAW,
 ) = slot_setters(Reservation, (*RESERVATION_NAMES, "deadline", "raw"))
 _from_iso = datetime.fromisoformat
-# stand for the values of an answer that lacks a template's keys, and for the texts
-# of a ticket's last timestamps before it has any: they equal nothing
-_NO_VALUES = (object(),) * 4
-_NO_MOMENTS: tuple[object, datetime, object, datetime] = (
-    object(),
-    datetime.min,
-    object(),
-    datetime.min,
-)
 
 
 def decode_reservation(
@@ -255,31 +235,51 @@ def decode_reservation(
     """
     if type(data) is not dict:
         raise DecodeError(f"expected an object for Reservation, got {json_kind(data)}")
-    parts: Parts | None = None
-    template = MEMORY.templates.get(ticket_guid)
-    if template is not None and len(data) == template.size and template.shop_guid == shop_guid:
-        try:
-            stable = template.pick_stable(data)
-            guid, reserved, expires = template.pick_varying(data)
-        except KeyError:  # as many keys, spelled otherwise
-            stable = _NO_VALUES
-        if stable == template.stable:
-            parts = template.parts
-        elif stable[:4] == template.stable[:4]:
-            parts, successor = template.with_unknown_values(stable)
-            if successor is not None:
-                _remember(MEMORY.templates, TICKETS_LIMIT, ticket_guid, successor)
-    if parts is None:
-        guid, reserved, expires, parts = _reservation_parts(data, shop_guid, ticket_guid)
-    shop, ticket, event_date, decoded_products, raw = parts
+    memory = MEMORY
+    fields, unknown = layout_of(data, RESERVATION_NAMES, memory.layouts, LAYOUTS_LIMIT)
+    guid, shop, ticket, event_date, items, reserved, expires = map(data.get, fields)
     if type(guid) is not str:
         guid = guid_value(guid)
+    field = "shop_guid"
+    try:
+        # A manager keeps one reservation per hold, and most of a reservation repeats
+        # across the holds of one ticket: equal values are shared, not kept twice
+        if shop is None or shop == shop_guid:
+            shop = shop_guid
+        elif type(shop) is not str:
+            shop = structure_str(shop)
+        field = "ticket_guid"
+        if ticket is None or ticket == ticket_guid:
+            ticket = ticket_guid
+        elif type(ticket) is not str:
+            ticket = structure_str(ticket)
+        field = "event_date_guid"
+        if event_date is not None:
+            if type(event_date) is not str:
+                event_date = structure_str(event_date)
+            event_date = _share(event_date)
+        field = "products"
+        if items is None:
+            decoded_products: tuple[Product, ...] = ()
+        elif type(items) is list and len(items) == 1:
+            field = "products[0]"
+            decoded_products = _one_product(items[0])
+        else:
+            decoded_products = products(items, memory.product_layouts, LAYOUTS_LIMIT)
+            if all(item.raw is EMPTY_RAW for item in decoded_products):
+                decoded_products = _share(decoded_products)
+    except DecodeError as error:
+        raise field_error(error, field) from None
+    raw = _raw(data, unknown) if unknown else EMPTY_RAW
     latest = sent_wall + ttl
-    last = MEMORY.moments.get(ticket_guid, _NO_MOMENTS)
-    if reserved == last[0] and expires == last[2]:
-        reserved_at, expires_at = last[1], last[3]
+    if reserved is None and expires is None:  # the "no expiry" answer
+        reserved_at, expires_at = sent_wall, latest
     else:
-        reserved_at, expires_at = _timestamps(reserved, expires, sent_wall, latest, ticket_guid)
+        last = memory.last_moments  # one read: clients in other threads
+        if reserved == last[0] and expires == last[2]:
+            reserved_at, expires_at = last[1], last[3]
+        else:
+            reserved_at, expires_at = _timestamps(reserved, expires, sent_wall, latest)
     if expires_at >= latest:
         expires_at = latest
         deadline = sent_at + ttl.total_seconds()
@@ -298,14 +298,30 @@ def decode_reservation(
     return reservation
 
 
+def _raw(data: dict[Any, Any], unknown: tuple[object, ...]) -> Mapping[str, Any]:
+    """The unknown keys of ``data``, read-only; the last ones' view if they are equal.
+
+    The unknown keys of a burst of reserves are alike, so equal ones share a view,
+    if equal means the same (see ``plain``: 1 == 1.0 == true).
+    """
+    raw: dict[Any, Any] = {key: data[key] for key in unknown}
+    last_raw, frozen = MEMORY.last_raw  # one read: clients in other threads
+    if raw != last_raw:
+        frozen = MappingProxyType(raw)
+        # only a plain view is offered for sharing: JSON equal to a plain value is
+        # plain itself, so an answer equal to it needs no look of its own
+        MEMORY.last_raw = (raw, frozen) if plain(raw) else _NO_RAW
+    return frozen
+
+
 def _timestamps(
-    reserved: Any, expires: Any, sent_wall: datetime, latest: datetime, ticket_guid: str
+    reserved: Any, expires: Any, sent_wall: datetime, latest: datetime
 ) -> tuple[datetime, datetime]:
     """reserved_at and expires_at from their JSON values (sent_wall and latest if absent).
 
-    The usual pair, two ISO 8601 texts in UTC, is remembered as the ticket's last
-    timestamps (``moments``): the reservations made in the same instant carry the
-    same texts, and then share their datetimes.
+    The usual pair, two ISO 8601 texts in UTC, is remembered as the last
+    timestamps (``last_moments``): the reservations made in the same instant
+    carry the same texts, and then share their datetimes.
     """
     try:
         reserved_at = _from_iso(reserved)
@@ -314,12 +330,9 @@ def _timestamps(
         pass
     else:
         if reserved_at.tzinfo is UTC and expires_at.tzinfo is UTC:
-            moments = MEMORY.moments  # _remember, inlined: every first answer comes here
-            if len(moments) >= TICKETS_LIMIT:
-                moments.clear()
-            moments[ticket_guid] = (reserved, reserved_at, expires, expires_at)
+            MEMORY.last_moments = (reserved, reserved_at, expires, expires_at)
             return reserved_at, expires_at
-    # anything else: absent, epoch seconds, an offset, no offset, or no date-time
+    # anything else: one absent, epoch seconds, an offset, no offset, or no date-time
     reserved_at = sent_wall if reserved is None else moment(reserved, "reserved_at")
     expires_at = latest if expires is None else moment(expires, "expires_at")
     return reserved_at, expires_at
@@ -334,116 +347,7 @@ def _one_product(value: Any) -> tuple[Product, ...]:
             key = (guid, name)
             found = MEMORY.one_product.get(key)
             if found is None:
-                found = (product(value, MEMORY.product_spellings),)
+                found = (product(value, MEMORY.product_layouts, LAYOUTS_LIMIT),)
                 _remember(MEMORY.one_product, VALUES_LIMIT, key, found)
             return found
-    return (product(value, MEMORY.product_spellings),)
-
-
-def _reservation_parts(
-    data: dict[Any, Any], shop_guid: str, ticket_guid: str
-) -> tuple[str, Any, Any, Parts]:
-    """Decode an answer no template matched, key by key.
-
-    Returns the checked guid, the reserved_at and expires_at values as sent,
-    and the other fields decoded; offers the answer as the ticket's template.
-    """
-    # The documented snake_case keys are read directly; only a key outside them
-    # costs a look (it goes to raw, or, if it spells a field in another casing,
-    # sends the whole payload through the key-by-key sort).
-    memory = MEMORY
-    get = data.get
-    guid = get("guid")
-    shop = get("shop_guid")
-    ticket = get("ticket_guid")
-    event_date = get("event_date_guid")
-    items = get("products")
-    reserved = get("reserved_at")
-    expires = get("expires_at")
-    raw: dict[Any, Any] | None = None
-    if len(data) != 7 or None in (guid, shop, ticket, event_date, items, reserved, expires):
-        spellings = memory.reservation_spellings
-        for key in data:
-            if key in RESERVATION_KEYS:
-                continue
-            index = spellings.get(key)
-            if index is None:
-                index = learn(key, spellings, RESERVATION_NAMES)
-            if index >= 0:
-                slots, raw = sort(data, spellings, RESERVATION_NAMES)
-                guid, shop, ticket, event_date, items, reserved, expires = slots
-                break
-            if raw is None:
-                raw = {}
-            raw[key] = data[key]
-    guid = guid_value(guid)
-    field = "shop_guid"
-    try:
-        if shop is None:
-            shop = shop_guid
-        elif type(shop) is not str:
-            shop = structure_str(shop)
-        field = "ticket_guid"
-        if ticket is None:
-            ticket = ticket_guid
-        elif type(ticket) is not str:
-            ticket = structure_str(ticket)
-        field = "event_date_guid"
-        if event_date is not None and type(event_date) is not str:
-            event_date = structure_str(event_date)
-        field = "products"
-        if items is None:
-            decoded_products: tuple[Product, ...] = ()
-        elif type(items) is list and len(items) == 1:
-            field = "products[0]"
-            decoded_products = _one_product(items[0])
-        else:
-            decoded_products = products(items, memory.product_spellings)
-            if all(item.raw is EMPTY_RAW for item in decoded_products):
-                decoded_products = _share(decoded_products)
-    except DecodeError as error:
-        raise field_error(error, field) from None
-    # A manager keeps one reservation per hold, and most of a reservation repeats
-    # across the holds of one ticket: share equal values instead of keeping copies
-    # (products are shared above, as they are decoded)
-    if shop == shop_guid:
-        shop = shop_guid
-    if ticket == ticket_guid:
-        ticket = ticket_guid
-    if event_date is not None:
-        shared = memory.shared.get(event_date)
-        if shared is None:
-            _remember(memory.shared, VALUES_LIMIT, event_date, event_date)
-        else:
-            event_date = shared
-    if not raw:
-        frozen_raw = EMPTY_RAW
-    else:
-        # the unknown keys of a burst of reserves are alike: equal ones share a view,
-        # if equal means the same (see plain: 1 == 1.0 == true)
-        last_raw, frozen_raw = memory.last_raw  # one read: clients in other threads
-        if raw != last_raw or not plain(raw):
-            frozen_raw = MappingProxyType(raw)
-            memory.last_raw = (raw, frozen_raw)
-    parts: Parts = (shop, ticket, event_date, decoded_products, frozen_raw)
-    # the second answer for a ticket (or one its template did not fit) may become
-    # its template: a ticket reserved once never pays for one
-    if ticket_guid in memory.templates:
-        template = Template.of(data, shop_guid, parts, _layout(data))
-        if template is not None:
-            _remember(memory.templates, TICKETS_LIMIT, ticket_guid, template)
-    else:
-        _remember(memory.templates, TICKETS_LIMIT, ticket_guid, None)
-    return guid, reserved, expires, parts
-
-
-def _layout(data: dict[Any, Any]) -> Layout | None:
-    """The layout of ``data``'s keys (see ``read_layout``), remembered by keys."""
-    keys = tuple(data)
-    try:
-        return MEMORY.layouts[keys]
-    except KeyError:  # a server uses one or two layouts: this is seldom
-        pass
-    layout = read_layout(keys, MEMORY.reservation_spellings)
-    _remember(MEMORY.layouts, LAYOUTS_LIMIT, keys, layout)
-    return layout
+    return (product(value, MEMORY.product_layouts, LAYOUTS_LIMIT),)

@@ -1,19 +1,18 @@
-"""The stateless parts of the reservation decoder: fields, values, layouts, templates.
+"""The stateless parts of the reservation decoder: key layouts, values, models.
 
-``_reserve_decoder`` decides which answers must be read key by key and what they
-share; this module does the reading. It finds the field a key spells in any
-casing, decodes products, the reservation GUID and timestamps, builds the frozen
-models by writing their slots, and reads the layout of an answer's keys and the
-:class:`Template` that stands for it, all by the converter's rules (``_wire``).
-Nothing here keeps state: the key spellings it learns go to the tables it is
-given, which belong to the decoder's memory.
+``_reserve_decoder`` decides what answers share and remembers it; this module does
+the reading. It reads the *layout* of an answer's keys (which key spells which
+field, in any casing, and which keys are unknown), decodes products, the
+reservation GUID and timestamps, and builds the frozen models by writing their
+slots, all by the converter's rules (``_wire``). Nothing here keeps state: the
+layouts it reads go to the table it is given, which belongs to the decoder's
+memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
-from operator import itemgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -24,22 +23,17 @@ from ._models import EMPTY_RAW, Product
 from ._wire import field_error, json_kind, parse_datetime, snake_key, structure_str
 
 __all__ = [
-    "RESERVATION_KEYS",
+    "PRODUCT_NAMES",
     "RESERVATION_NAMES",
-    "SPELLINGS_LIMIT",
     "Layout",
-    "Parts",
-    "Spellings",
-    "Template",
     "guid_value",
-    "learn",
+    "layout_of",
     "moment",
     "plain",
     "product",
     "products",
     "read_layout",
     "slot_setters",
-    "sort",
 ]
 
 #: The fields of a reservation an answer carries, in the order of ``Reservation``.
@@ -52,53 +46,54 @@ RESERVATION_NAMES = (
     "reserved_at",
     "expires_at",
 )
-#: The documented (snake_case) spellings, read without a look at the spellings.
-RESERVATION_KEYS = frozenset(RESERVATION_NAMES)
-_PRODUCT_NAMES = ("guid", "name")
-_PRODUCT_KEYS = frozenset(_PRODUCT_NAMES)
-#: The most spellings one table learns (see ``_reserve_decoder``, Limits).
-SPELLINGS_LIMIT = 4096
+#: The fields of a product an answer carries, in the order of ``Product``.
+PRODUCT_NAMES = ("guid", "name")
 
-#: Key as sent -> the position of the field it spells (-1: no field), learned as
-#: keys are seen, so a known key costs one dict lookup instead of a normalisation.
-Spellings = dict[object, int]
+#: Stands for a field an answer leaves out: no JSON object has it as a key, so
+#: ``data.get(ABSENT)`` is None, as for a field sent as null.
+ABSENT = object()
+
+#: The key each field is spelled with (``ABSENT`` when left out), in the order of
+#: the names, and the keys that spell no field (they go to ``raw``), in order.
+Layout = tuple[tuple[object, ...], tuple[object, ...]]
 
 
-def learn(key: object, spellings: Spellings, names: tuple[str, ...]) -> int:
-    """The position in ``names`` of the field ``key`` spells (-1: none), learned.
+def read_layout(keys: tuple[object, ...], names: tuple[str, ...]) -> Layout:
+    """The layout of an object with these keys, for a model with these field names.
 
-    Past ``SPELLINGS_LIMIT`` entries the table stops growing: a new key is then
-    normalised each time it comes.
+    A key spells a field if it normalises to its name (``snake_key``: any casing).
+    The first spelling of a field wins, as in the converter; a second one is an
+    unknown key, so nothing is lost and nothing is stored twice.
     """
-    name = snake_key(key) if type(key) is str else ""
-    index = names.index(name) if name in names else -1
-    if len(spellings) < SPELLINGS_LIMIT:
-        spellings[key] = index
-    return index
-
-
-def sort(
-    data: dict[Any, Any], spellings: Spellings, names: tuple[str, ...]
-) -> tuple[list[Any], dict[Any, Any] | None]:
-    """Split ``data`` into field values (by position) and the other keys (``raw``).
-
-    The first spelling of a field wins; a second one goes to ``raw``, so nothing
-    is lost and nothing is stored twice.
-    """
-    slots: list[Any] = [None] * len(names)
-    raw: dict[Any, Any] | None = None
-    for key, value in data.items():
-        try:
-            index = spellings[key]
-        except KeyError:
-            index = learn(key, spellings, names)
-        if index >= 0 and slots[index] is None:
-            slots[index] = value
+    fields: list[object] = [ABSENT] * len(names)
+    unknown: list[object] = []
+    for key in keys:
+        name = snake_key(key) if type(key) is str else ""
+        index = names.index(name) if name in names else -1
+        if index >= 0 and fields[index] is ABSENT:
+            fields[index] = key
         else:
-            if raw is None:
-                raw = {}
-            raw[key] = value
-    return slots, raw
+            unknown.append(key)
+    return tuple(fields), tuple(unknown)
+
+
+def layout_of(
+    data: dict[Any, Any], names: tuple[str, ...], layouts: dict[Any, Layout], limit: int
+) -> Layout:
+    """The layout of ``data``'s keys, from ``layouts`` (keyed by the keys in order).
+
+    A layout not in the table is read and put there; a full table (``limit``
+    entries) is emptied first: a server uses one or two layouts per model, so
+    this is seldom.
+    """
+    keys = tuple(data)
+    layout = layouts.get(keys)
+    if layout is None:
+        layout = read_layout(keys, names)
+        if len(layouts) >= limit:
+            layouts.clear()
+        layouts[keys] = layout
+    return layout
 
 
 def slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:
@@ -128,26 +123,16 @@ _new = object.__new__
 _P_GUID, _P_NAME, _P_RAW = slot_setters(Product, ("guid", "name", "raw"))
 
 
-def product(value: Any, spellings: Spellings) -> Product:
-    """Decode one product; raises DecodeError naming the field (``guid``, ``name``)."""
+def product(value: Any, layouts: dict[Any, Layout], limit: int) -> Product:
+    """Decode one product; raises DecodeError naming the field (``guid``, ``name``).
+
+    Its key layout comes from ``layouts`` (see :func:`layout_of`).
+    """
     if type(value) is not dict:
         raise DecodeError(f"expected an object for Product, got {json_kind(value)}")
-    guid = value.get("guid")
-    name = value.get("name")
-    raw: dict[Any, Any] | None = None
-    if len(value) != 2 or guid is None or name is None:
-        for key in value:
-            if key in _PRODUCT_KEYS:
-                continue
-            index = spellings.get(key)
-            if index is None:
-                index = learn(key, spellings, _PRODUCT_NAMES)
-            if index >= 0:  # another spelling of a field: sort key by key
-                (guid, name), raw = sort(value, spellings, _PRODUCT_NAMES)
-                break
-            if raw is None:
-                raw = {}
-            raw[key] = value[key]
+    (guid_key, name_key), unknown = layout_of(value, PRODUCT_NAMES, layouts, limit)
+    guid = value.get(guid_key)
+    name = value.get(name_key)
     if guid is None:
         raise DecodeError("Product is missing a required field", field="guid")
     if type(guid) is not str:
@@ -163,18 +148,19 @@ def product(value: Any, spellings: Spellings) -> Product:
     decoded = _new(Product)
     _P_GUID(decoded, guid)
     _P_NAME(decoded, name)
-    _P_RAW(decoded, MappingProxyType(raw) if raw else EMPTY_RAW)
+    raw = MappingProxyType({key: value[key] for key in unknown}) if unknown else EMPTY_RAW
+    _P_RAW(decoded, raw)
     return decoded
 
 
-def products(value: Any, spellings: Spellings) -> tuple[Product, ...]:
+def products(value: Any, layouts: dict[Any, Layout], limit: int) -> tuple[Product, ...]:
     """Decode an array of products; raises DecodeError naming the field (``[1].guid``)."""
     if type(value) is not list:
         raise DecodeError(f"expected an array, got {json_kind(value)}")
     decoded = []
     for index, item in enumerate(value):
         try:
-            decoded.append(product(item, spellings))
+            decoded.append(product(item, layouts, limit))
         except DecodeError as error:
             raise field_error(error, f"[{index}]") from None
     return tuple(decoded)
@@ -202,7 +188,7 @@ def plain(value: Any) -> bool:
     """True for strings and nulls, and arrays and objects of nothing else.
 
     JSON equal to such a value is that very value (no number equals a string,
-    while 1 == 1.0 == true), so it decodes the same: what a template may stand for.
+    while 1 == 1.0 == true), so it decodes the same: what may be shared by equality.
     """
     pending = [value]  # a loop, not recursion: an answer may nest deep
     while pending:
@@ -216,93 +202,3 @@ def plain(value: Any) -> bool:
         else:
             return False
     return True
-
-
-#: The number of keys, the readers of the varying values (guid, reserved_at,
-#: expires_at) and of the stable ones (shop, ticket, event date, products, then the
-#: unknown keys' values), and the unknown keys of one key layout
-Layout = tuple[
-    int,
-    Callable[[dict[Any, Any]], tuple[Any, ...]],
-    Callable[[dict[Any, Any]], tuple[Any, ...]],
-    tuple[Any, ...],
-]
-
-
-def read_layout(keys: tuple[Any, ...], spellings: Spellings) -> Layout | None:
-    """The layout of an answer with these keys; None if a field is missing or spelled twice.
-
-    ``spellings`` is the reservation fields' table (see :func:`learn`).
-    """
-    spelled: list[Any] = [None] * len(RESERVATION_NAMES)
-    unknown = []
-    for key in keys:
-        index = spellings.get(key)
-        if index is None:
-            index = learn(key, spellings, RESERVATION_NAMES)
-        if index < 0:
-            unknown.append(key)
-        elif spelled[index] is None:
-            spelled[index] = key
-        else:
-            return None
-    if None in spelled:
-        return None
-    guid, shop, ticket, event_date, products_key, reserved, expires = spelled
-    return (
-        len(keys),
-        itemgetter(guid, reserved, expires),
-        itemgetter(shop, ticket, event_date, products_key, *unknown),
-        tuple(unknown),
-    )
-
-
-#: shop_guid, ticket_guid, event_date_guid, products and raw, decoded
-Parts = tuple[str, str, str | None, tuple[Product, ...], Mapping[str, Any]]
-
-
-class Template:
-    """An answer for a ticket, for the next ones that repeat it.
-
-    ``pick_varying`` reads guid, reserved_at and expires_at, ``pick_stable`` the
-    rest (shop, ticket, event date, products, the unknown keys), both from an
-    answer with exactly this template's keys (``size`` of them). When the rest
-    equals ``stable``, ``parts`` is what it decodes to, shared objects included.
-    Only answers whose rest is plain JSON (see :func:`plain`) and whose products
-    have no unknown keys (those are never shared) become templates: an equal
-    answer then decodes to exactly these parts, and reusing them skips no check
-    that could fail.
-    """
-
-    __slots__ = ("parts", "pick_stable", "pick_varying", "shop_guid", "size", "stable", "unknown")
-
-    def __init__(
-        self, shop_guid: str, layout: Layout, stable: tuple[Any, ...], parts: Parts
-    ) -> None:
-        """A template of ``layout`` standing for ``stable``, which decodes to ``parts``."""
-        self.size, self.pick_varying, self.pick_stable, self.unknown = layout
-        self.shop_guid = shop_guid
-        self.stable = stable
-        self.parts = parts
-
-    @classmethod
-    def of(
-        cls, data: dict[Any, Any], shop_guid: str, parts: Parts, layout: Layout | None
-    ) -> Template | None:
-        """``data``, decoded to ``parts``, as a template; None if it does not qualify."""
-        if layout is None or any(item.raw is not EMPTY_RAW for item in parts[3]):
-            return None
-        stable = layout[2](data)
-        return cls(shop_guid, layout, stable, parts) if plain(stable) else None
-
-    def with_unknown_values(self, stable: tuple[Any, ...]) -> tuple[Parts, Template | None]:
-        """The parts for an answer whose unknown values alone changed, and its template.
-
-        The template is None if the new values do not qualify (see the class).
-        """
-        raw = MappingProxyType(dict(zip(self.unknown, stable[4:], strict=True)))
-        parts: Parts = (*self.parts[:4], raw)
-        if not plain(stable[4:]):
-            return parts, None
-        layout = (self.size, self.pick_varying, self.pick_stable, self.unknown)
-        return parts, Template(self.shop_guid, layout, stable, parts)

@@ -2,12 +2,14 @@
 
 :class:`Worker` runs ``tests/redis_worker.py`` in its own Python process and
 talks JSON lines with it; :class:`Sampler` keeps every reservation the fake
-server held, so a test can tell afterwards which reserves happened and when.
+server held, so a test can tell afterwards which reserves happened and when;
+:func:`assert_no_gap` and :func:`close_pairs` judge what it kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import signal
 import sys
@@ -20,7 +22,7 @@ import pytest
 from openticket_async import SystemClock
 from openticket_async.testing import FakeOpenTicket, ReservationRecord
 
-__all__ = ["Sampler", "Worker"]
+__all__ = ["Sampler", "Worker", "assert_no_gap", "close_pairs"]
 
 WORKER = Path(__file__).with_name("redis_worker.py")
 
@@ -110,3 +112,26 @@ class Sampler:
         self._task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await self._task
+
+
+def assert_no_gap(chain: list[ReservationRecord], until: float) -> None:
+    """Some reservation of ``chain`` held the unit at every moment up to ``until``."""
+    ordered = sorted(chain, key=lambda record: record.reserved_at)
+    covered = ordered[0].expires_at
+    for record in ordered[1:]:
+        assert record.reserved_at < covered, f"gap before {record.guid}"
+        covered = max(covered, record.expires_at)
+    assert covered > until
+
+
+def close_pairs(times_by_key: dict[str, list[float]], apart: float = 1.75) -> int:
+    """Pairs of consecutive times of one key less than ``apart`` seconds apart.
+
+    With a 6 s TTL a renewal window is ~3.5 s (TTL - margin - renew_before); one
+    hold's reserves (or Renewed events) closer than half of it are a duplicate.
+    """
+    count = 0
+    for times in times_by_key.values():
+        ordered = sorted(times)
+        count += sum(1 for a, b in itertools.pairwise(ordered) if b - a < apart)
+    return count

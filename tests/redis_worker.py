@@ -14,6 +14,9 @@ manager sees it: killed then, it dies mid-renewal. With ``"stall_order": true``
 it hangs in each checkout instead, just before the order is sent (its claim on
 the cart held and kept alive): killed then, it dies mid-checkout.
 
+With ``"skew": seconds`` the worker's wall clock is that far off real time. With
+``"pace": {...}`` its client is paced through the store (``RedisStore.paced``).
+
 ``token`` mode: an OpenTicketClient with OAuth2 and a RedisTokenStore; on ``go``
 it makes one request (which meets a 401 and refreshes) and reports a digest of
 the access token it ended with (never the token itself).
@@ -27,7 +30,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from openticket_async import (
@@ -46,6 +49,7 @@ from openticket_async import (
     Reservation,
     ReservationManager,
     RetryPolicy,
+    SystemClock,
     TokenSet,
 )
 from openticket_async._clock import Clock
@@ -121,6 +125,16 @@ class StallingClient:
         )
 
 
+class SkewedClock(SystemClock):
+    """Real time whose wall clock is ``skew`` seconds off (a host with a wrong clock)."""
+
+    def __init__(self, skew: float) -> None:
+        self.skew = timedelta(seconds=skew)
+
+    def wall(self) -> datetime:
+        return super().wall() + self.skew
+
+
 def report(event: HoldEvent) -> None:
     hold = event.hold
     say(
@@ -141,6 +155,7 @@ async def holds(config: dict[str, Any]) -> None:
         auth=BearerToken(config["token"]),
         hosts=Hosts(**config["hosts"]),
         reservation_ttl=config["ttl"],
+        clock=SkewedClock(config.get("skew", 0.0)),
     ) as client:
         stall, stall_order = bool(config.get("stall")), bool(config.get("stall_order"))
         reserving: Any = (
@@ -148,6 +163,8 @@ async def holds(config: dict[str, Any]) -> None:
             if stall or stall_order
             else client
         )
+        if "pace" in config:  # the fleet-wide rate limit: {"calls_per_second": ...}
+            reserving = store.paced(reserving, **config["pace"])
         seen: dict[str, list[Hold]] = {}
         async with ReservationManager(reserving, policy=policy, store=store) as manager:
             manager.on(HoldEvent, report)

@@ -97,6 +97,7 @@ SURFACE: dict[str, list[str]] = {
     ],
     "openticket_async.stores.redis": [
         "CartEvent",
+        "PacedClient",
         "RedisStore",
         "RedisTokenStore",
         "StoreUnavailable",

@@ -10,14 +10,13 @@ log share one clock (CLOCK_MONOTONIC), so their times compare.
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from redis_processes import Sampler, Worker
+from redis_processes import Sampler, Worker, close_pairs
 
 from openticket_async import HoldPolicy, SystemClock
 from openticket_async.stores import claim_lease
@@ -197,15 +196,3 @@ async def test_two_workers_renew_hundreds_of_times_without_a_duplicate_reserve(
     assert {e["worker"] for e in events} == {"a", "b"}  # both workers renewed
     assert (reserves, renewed) == (0, 0)
 
-
-def close_pairs(times_by_key: dict[str, list[float]]) -> int:
-    """Pairs of consecutive times of one key less than half a renewal window apart.
-
-    A renewal window is ~3.5 s here (TTL - margin - renew_before); one hold's
-    reserves (or Renewed events) closer than half of it are a duplicate.
-    """
-    count = 0
-    for times in times_by_key.values():
-        ordered = sorted(times)
-        count += sum(1 for a, b in itertools.pairwise(ordered) if b - a < 1.75)
-    return count

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from redis_processes import Sampler, Worker
+from redis_processes import Sampler, Worker, assert_no_gap
 
 from openticket_async import SystemClock
 from openticket_async.stores.redis import RedisStore
-from openticket_async.testing import FakeOpenTicket, ReservationRecord
+from openticket_async.testing import FakeOpenTicket
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -38,16 +38,6 @@ TERMINAL = {"Lost", "Expired", "Released", "CheckedOut"}
 async def fake() -> AsyncIterator[FakeOpenTicket[SystemClock]]:
     async with FakeOpenTicket(SystemClock(), reservation_ttl=TTL) as server:
         yield server
-
-
-def assert_no_gap(chain: list[ReservationRecord], until: float) -> None:
-    """Some reservation of ``chain`` held the unit at every moment up to ``until``."""
-    ordered = sorted(chain, key=lambda record: record.reserved_at)
-    covered = ordered[0].expires_at
-    for record in ordered[1:]:
-        assert record.reserved_at < covered, f"gap before {record.guid}"
-        covered = max(covered, record.expires_at)
-    assert covered > until
 
 
 @pytest.mark.asyncio

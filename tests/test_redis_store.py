@@ -74,7 +74,10 @@ def closed_port() -> int:
 
 
 def test_the_redis_door_exports_exactly_its_public_names() -> None:
-    names = ["CartEvent", "RedisStore", "RedisTokenStore", "StoreUnavailable", "lease_for"]
+    names = [
+        "CartEvent", "PacedClient", "RedisStore", "RedisTokenStore", "StoreUnavailable",
+        "lease_for",
+    ]
     assert openticket_async.stores.redis.__all__ == names
     for name in names:
         assert hasattr(openticket_async.stores.redis, name), name

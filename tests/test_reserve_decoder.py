@@ -17,8 +17,6 @@ from openticket_async import Product, Reservation
 from openticket_async import _reserve_decoder as decoder
 from openticket_async._reserve_decoder import (
     LAYOUTS_LIMIT,
-    SPELLINGS_LIMIT,
-    TICKETS_LIMIT,
     VALUES_LIMIT,
     DecoderMemory,
     decode_reservation,
@@ -55,7 +53,7 @@ def answer(i: int, *, note: bool = False, spelling: str = "snake") -> dict[str, 
     """Ticket ``i``'s answer: its own event date and product, timestamps of a minute.
 
     ``note`` adds an unknown key of its own to the answer and to its product, so
-    each answer has a key layout and key spellings of its own.
+    each answer and its product have a key layout of their own.
     """
     product: dict[str, Any] = {"guid": f"p-{i}", "name": "Entrance"}
     payload: dict[str, Any] = {
@@ -111,7 +109,7 @@ def peaks_while_decoding(
     """Decode every (i, answer), twice each; the most entries each table held meanwhile."""
     peaks = dict.fromkeys(DecoderMemory.LIMITS, 0)
     for i, payload in answers:
-        for _ in range(2):  # the second answer of a ticket is offered as its template
+        for _ in range(2):  # a ticket's second answer finds what its first one left
             decode(payload, i)
             for name, size in memory.sizes().items():
                 peaks[name] = max(peaks[name], size)
@@ -119,45 +117,49 @@ def peaks_while_decoding(
 
 
 def test_every_table_of_the_memory_has_a_limit() -> None:
-    # last_raw is a single slot, not a table
-    assert set(DecoderMemory.__slots__) - {"last_raw"} == set(DecoderMemory.LIMITS)
+    # last_raw and last_moments are single slots, not tables
+    assert set(DecoderMemory.__slots__) - {"last_raw", "last_moments"} == set(
+        DecoderMemory.LIMITS
+    )
 
 
-def test_ticket_and_value_tables_fill_to_their_limits_and_no_further(
-    memory: DecoderMemory,
-) -> None:
+def test_value_tables_fill_to_their_limits_and_no_further(memory: DecoderMemory) -> None:
     peaks = peaks_while_decoding(memory, ((i, answer(i)) for i in range(DISTINCT)))
-    assert peaks["templates"] == TICKETS_LIMIT
-    assert peaks["moments"] == TICKETS_LIMIT
     assert peaks["shared"] == VALUES_LIMIT
     assert peaks["one_product"] == VALUES_LIMIT
     assert all(peaks[name] <= limit for name, limit in DecoderMemory.LIMITS.items())
 
 
-def test_layout_and_spelling_tables_fill_to_their_limits_and_no_further(
-    memory: DecoderMemory,
-) -> None:
+def test_layout_tables_fill_to_their_limits_and_no_further(memory: DecoderMemory) -> None:
     peaks = peaks_while_decoding(memory, ((i, answer(i, note=True)) for i in range(DISTINCT)))
     assert peaks["layouts"] == LAYOUTS_LIMIT
-    assert peaks["reservation_spellings"] == SPELLINGS_LIMIT
-    assert peaks["product_spellings"] == SPELLINGS_LIMIT
+    assert peaks["product_layouts"] == LAYOUTS_LIMIT
     assert all(peaks[name] <= limit for name, limit in DecoderMemory.LIMITS.items())
 
 
+@pytest.mark.parametrize("spelling", ["snake", "camel"])
+def test_answers_of_one_shape_share_one_layout_whatever_their_ticket(
+    memory: DecoderMemory, spelling: str
+) -> None:
+    for i in range(DISTINCT):
+        decode(answer(i, spelling=spelling), i)
+    assert memory.sizes()["layouts"] == 1
+
+
 def test_a_full_table_is_emptied_by_its_next_entry(memory: DecoderMemory) -> None:
-    for i in range(TICKETS_LIMIT + 1):
+    for i in range(VALUES_LIMIT + 1):
         decode(answer(i), i)
-    assert memory.sizes()["templates"] == 1
+    assert memory.sizes()["one_product"] == 1
 
 
 def test_answers_decode_right_while_the_tables_overflow(memory: DecoderMemory) -> None:
     wrong = []
     for i in range(DISTINCT):
-        note = i % 2 == 0  # half of them get templates, half new layouts and spellings
+        note = i % 2 == 0  # half of them get new layouts, half share one
         payload = answer(i, note=note)
         raw = {"status": "reserved", f"note-{i}": i} if note else {"status": "reserved"}
         product_raw = {f"tag-{i}": "x"} if note else {}
-        for _ in range(3):  # the third answer of a ticket fits its template
+        for _ in range(3):
             reservation = decode(payload, i)
             if (
                 reservation != expected(i)

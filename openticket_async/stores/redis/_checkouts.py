@@ -5,11 +5,9 @@ owner, fencing token and lease end. The scripts take, extend and end it in one
 atomic step each, and the due-queue claim (``CLAIM``) reads it, so no other
 worker is handed a due action of the cart's holds while it is held.
 
-The lease runs on Redis's own clock (``TIME``) when the store is bound to the
-real clock: the workers' wall clocks may differ by more than a lease, Redis's
-is the one they share. Bound to any other clock (a virtual one in tests, or
-real time sped up) the lease follows that clock's wall time instead, like
-every other time of the manager.
+The lease runs on the fleet clock (:mod:`._time`): Redis's own ``TIME`` when
+the store is bound to the real clock, since the workers' wall clocks may differ
+by more than a lease and Redis's is the one they share.
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from ..._clock import SystemClock
 from .. import CartClaim, CartTaken
 from ._link import Link, Script
 
@@ -30,8 +27,8 @@ logger = logging.getLogger("openticket_async.stores.redis")
 class CheckoutClaims:
     """The cart-claim operations of one RedisStore.
 
-    ``key`` names a cart's claim hash, ``hold_prefix`` the hold hashes; ``now``
-    gives the store's (epoch now, clock offset) and raises until it is bound.
+    ``key`` names a cart's claim hash, ``hold_prefix`` the hold hashes;
+    ``lease_now`` gives the scripts' ``lease now`` argument (see :mod:`._time`).
     """
 
     def __init__(
@@ -44,7 +41,7 @@ class CheckoutClaims:
         cart_key: Callable[[str], str],
         hold_prefix: str,
         retention: int,
-        now: Callable[[], tuple[float, float]],
+        lease_now: Callable[[], str],
     ) -> None:
         self._link = link
         self._claim = scripts["cart_claim"]
@@ -55,24 +52,14 @@ class CheckoutClaims:
         self._cart_key = cart_key
         self._hold_prefix = hold_prefix
         self._retention = retention
-        self._now = now
-        self.real_time = False
-
-    def bind(self, clock: object) -> None:
-        """Follow ``clock``: Redis's TIME for the real clock, its wall time otherwise."""
-        self.real_time = type(clock) is SystemClock
-
-    def lease_now(self) -> str:
-        """The scripts' ``lease now`` argument: empty for Redis's TIME."""
-        return "" if self.real_time else repr(self._now()[0])
+        self.lease_now = lease_now
 
     async def claim(self, cart_id: str, lease: float) -> CartClaim | CartTaken:
         """See :meth:`RedisStore.claim_cart`."""
-        now = self._now()[0]
         ttl = self._retention + int(lease) + 1
         answer = cast(list[Any], await self._link.call(self._claim(
             [self._key(cart_id), self._cart_key(cart_id)],
-            [self._owner, repr(lease), self.lease_now(), self._hold_prefix, repr(now), str(ttl)],
+            [self._owner, repr(lease), self.lease_now(), self._hold_prefix, str(ttl)],
         )))
         fence, by_checkout, free_in = int(answer[0]), int(answer[1]), float(answer[2])
         if fence:
