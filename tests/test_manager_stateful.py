@@ -60,8 +60,8 @@ from openticket_async import (
     ReservationManager,
     RetryPolicy,
 )
-from openticket_async._manager import SHARED_POLL
 from openticket_async._planning import local_deadline
+from openticket_async._scheduler import SHARED_POLL
 from openticket_async.stores import MemoryStore, ReservationStore
 from openticket_async.stores.redis import RedisStore
 from openticket_async.testing import FakeOpenTicket
