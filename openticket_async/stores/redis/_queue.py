@@ -4,8 +4,9 @@ This is the scheduler's side of the store, apart from the write-backs and the
 carts because it keeps state of its own across polls: the epoch and write seq
 Redis last showed (a change means Redis lost writes: rule 5 of stores.redis),
 the restore window, and when the heartbeat that keeps this store's renewals
-leased is next due (rule 1). The write-backs only report to it: the seq Redis
-acknowledged, and a safety net that comes due before its lease ends.
+leased is next due (the package docstring's theory of operation). The
+write-backs only report to it: the seq Redis acknowledged, and a safety net
+that comes due before its lease ends.
 """
 
 from __future__ import annotations
