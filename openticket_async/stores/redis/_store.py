@@ -1,4 +1,4 @@
-"""RedisStore: the store's operations on top of the link, scripts, registry and recovery.
+"""RedisStore: the store's operations on top of the link, scripts, registry, recovery and queue.
 
 Its theory of operation and the rules deployments must know are the package
 docstring (``openticket_async.stores.redis``): that is the door users read.
@@ -12,7 +12,7 @@ import os
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from ..._clock import Clock
 from ..._config import HoldPolicy, seconds
@@ -24,6 +24,7 @@ from ._checkouts import CheckoutClaims
 from ._events import EventRelay
 from ._link import Client, Script, ScriptBatch, close, connect, link_for
 from ._pacing import PacedClient
+from ._queue import RESTORE_WINDOW, DueQueue, text
 from ._recovery import Recovery
 from ._scripts import STORE_SCRIPTS
 from ._time import FleetClock
@@ -36,10 +37,6 @@ __all__ = ["RESTORE_WINDOW", "RedisStore", "lease_for"]
 
 logger = logging.getLogger("openticket_async.stores.redis")
 
-#: Seconds after a data loss during which no due work is handed out, so every
-#: worker (polling twice as often) writes back what it knows first (rule 5).
-RESTORE_WINDOW = MIN_LEASE
-
 # Terminal states the application decides; fencing never blocks them.
 _APPLICATION_ENDS = frozenset({HoldState.RELEASED, HoldState.ORDERED})
 
@@ -47,10 +44,6 @@ _APPLICATION_ENDS = frozenset({HoldState.RELEASED, HoldState.ORDERED})
 def lease_for(policy: HoldPolicy) -> float:
     """The default claim lease for ``policy``: ``max(renew_before / 3, 1 s)``."""
     return claim_lease(policy)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisStore:
@@ -116,13 +109,16 @@ class RedisStore:
         self._time = FleetClock(self._redis, self._link)
         self._local = LocalHolds(keep_after_due=3 * self._lease + 30.0, logger=logger)
         self._recovery = Recovery(self._link, self._scripts, self._local)
-        self._epoch: str | None = None
-        self._restoring_until = 0.0  # this process's wall time
-        # the heartbeat renews every lease at half its length, not at every poll: a
-        # burst's claims poll back to back, and each beat carries every renewal in hand
-        self._next_beat = -math.inf  # on the fleet clock
-        self._beat_now = False  # a safety net comes due before its lease ends
-        self._seen = 0  # the largest write seq Redis acknowledged to this store
+        self._due = DueQueue(
+            self._redis, self._link, self._scripts, time=self._time, local=self._local,
+            recovery=self._recovery, owner=self.owner,
+            claim_keys=[self._queue, f"{prefix}epoch", f"{prefix}restoring", self._seq],
+            hold_prefix=self._key_hold(""), checkout_prefix=self._key_checkout(""),
+            retention=self._retention,
+            restore_args=lambda hold, action, due: self._save_args(
+                hold, action, due, hold._fence, "restore"
+            ),
+        )
         # the seq of each hold's last write acknowledged here (see SAVE's restore rule)
         self._acked: weakref.WeakKeyDictionary[Hold, int] = weakref.WeakKeyDictionary()
         self._closed = False
@@ -225,7 +221,7 @@ class RedisStore:
             local.renewing[hold.id] = (hold, action, due)
             local.plans[hold] = (action, due)
             if due < self._times()[0] + self._lease:  # before the lease ends: say so now
-                self._beat_now = True
+                self._due.beat_now = True
             return True
         local.renewing.pop(hold.id, None)
         first = not local.knows(hold)
@@ -246,7 +242,7 @@ class RedisStore:
             self._recovery.keep(hold, keys, args, forget=False)
             return True
         if accepted:
-            self._seen = max(self._seen, int(accepted))
+            self._due.acknowledged(int(accepted))
             self._acked[hold] = int(accepted)
         return local.written(hold, due, accepted=bool(accepted), first=first)
 
@@ -275,7 +271,7 @@ class RedisStore:
                 return True
             self._recovery.keep(hold, keys, args, forget=True)
             return True
-        self._seen = max(self._seen, int(done))
+        self._due.acknowledged(int(done))
         if not done:
             logger.info("hold %s belongs to another worker: its end here was not recorded", hold.id)
         return bool(done)
@@ -299,92 +295,14 @@ class RedisStore:
         """
         if self._closed:
             return []
-        clock = self._time
-        fleet_now = now + clock.skew
-        try:
-            await self._recovery.replay()
-            await self._extend(self._lease, fleet_now)
-            # writes acknowledged from here on may run after the claim: not a loss
-            seen, sent = self._seen, clock.local_wall()
-            answer = await self._link.call(
-                self._scripts["claim"](
-                    [self._queue, f"{self.prefix}epoch", f"{self.prefix}restoring", self._seq],
-                    [repr(fleet_now), repr(self._lease), str(limit), self._key_hold(""),
-                     self.owner, os.urandom(8).hex(), str(self._retention),
-                     self._key_checkout(""), clock.lease_now(fleet_now), self._epoch or "",
-                     repr(RESTORE_WINDOW), str(seen)],
-                )
-            )
-            rows = cast(list[Any], answer)
-            clock.observe(rows[1], sent, clock.local_wall())
-            self._restoring_until = float(rows[2]) - clock.skew
-            epoch, seq = _text(rows[0]), int(rows[3])
-            if self._epoch is not None and (epoch != self._epoch or seq < seen):
-                logger.warning("Redis lost writes (a restart, a failover): restoring the holds"
-                               " known here")
-                self._seen = await self._recovery.restore(
-                    self._redis.pipeline(transaction=False),
-                    lambda hold, action, due: self._save_args(
-                        hold, action, due, hold._fence, "restore"
-                    ),
-                )
-            self._seen = max(self._seen, seq)
-            self._epoch = epoch
-        except StoreUnavailable as error:
-            if error.refused:
-                logger.exception("claiming due holds failed")
-            return []
-        self._local.prune(fleet_now)
-        _now, offset = self._times()
-        claimed = []
-        for at in range(4, len(rows), 5):
-            claim = (_text(rows[at + 3]), float(rows[at + 4]))
-            due = self._local.claimed(_text(rows[at]), int(rows[at + 1]), rows[at + 2], claim,
-                                      fleet_now, offset)
-            if due is not None:
-                claimed.append(Due(due.hold, due.action, due.due - clock.skew, due.fence))
-        return claimed
-
-    async def _extend(self, lease: float, now: float | None = None) -> None:
-        """Lease the holds whose renewal runs here for ``lease`` more seconds (the heartbeat).
-
-        ``now`` is the claim's time on the fleet clock: the beat is skipped until
-        half a lease after the last one, unless a safety net comes due sooner.
-        At close, ``lease`` is 0: other workers take them over at once.
-        Raises StoreUnavailable if Redis is unreachable.
-        """
-        if now is not None and now < self._next_beat and not self._beat_now:
-            return
-        renewing = self._local.renewing
-        args = [repr(lease), self.owner, self._key_hold(""), self._time.lease_now(now)]
-        for hold_id, (hold, _action, due) in list(renewing.items()):
-            if hold.done or not (hold.state is HoldState.RENEWING or hold._inflight):
-                del renewing[hold_id]
-                continue
-            args += [hold_id, str(hold._fence), repr(due)]
-        if len(args) == 4:
-            return
-        lost = await self._link.call(self._scripts["extend"]([self._queue], args))
-        if now is not None:
-            self._next_beat, self._beat_now = now + lease / 2, False
-        for hold_id in cast(list[Any], lost):
-            logger.info("hold %s was taken over while its renewal ran here", _text(hold_id))
-            renewing.pop(_text(hold_id), None)
+        return await self._due.claim(now, limit, self._lease)
 
     async def next_due(self) -> float | None:
         """When the earliest entry is due (epoch seconds, this process's); None if none or
         unreachable."""
         if self._closed:
             return None
-        try:
-            await self._time.sync()
-            first = await self._link.call(self._redis.zrange(self._queue, 0, 0, withscores=True))
-        except StoreUnavailable:
-            return None
-        if not first:
-            return None
-        due = float(cast(list[tuple[Any, float]], first)[0][1]) - self._time.skew
-        return max(due, self._restoring_until)
+        return await self._due.next_due()
 
     # -- carts ------------------------------------------------------------------------
 
@@ -398,7 +316,7 @@ class RedisStore:
             raise UsageError("the RedisStore is closed")
         await self._time.sync()
         _now, offset = self._times()
-        ids = [_text(i) for i in await self._link.call(
+        ids = [text(i) for i in await self._link.call(
             self._redis.zrange(self._key_cart(cart_id), 0, -1)
         )]
         everyone = ids + sorted(self._local.carts.get(cart_id, set()).difference(ids))
@@ -409,9 +327,9 @@ class RedisStore:
         holds: list[Hold] = []
         for hold_id, (fence, data, ended, action, due) in zip(everyone, rows, strict=True):
             if ended is not None:
-                self._local.ended_elsewhere(hold_id, _text(ended))
+                self._local.ended_elsewhere(hold_id, text(ended))
             elif data is not None:
-                plan = (_text(action), float(due))
+                plan = (text(action), float(due))
                 hold = self._local.loaded(hold_id, int(fence), data, plan, offset)
                 if hold is not None:
                     holds.append(hold)
@@ -504,7 +422,7 @@ class RedisStore:
         try:
             await self._recovery.replay()
             if self._clock is not None:
-                await self._extend(0.0)
+                await self._due.extend(0.0)
         except StoreUnavailable as error:
             logger.warning("closing the RedisStore: %s", error)
         self._closed = True
