@@ -439,5 +439,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert all(gap >= window - 1e-6 for gap in gaps), gaps
 
 
-TestLifecycleMachine = pytest.mark.timeout(0 if PROFILE == "long" else 600)(LifecycleMachine.TestCase)
+TestLifecycleMachine = pytest.mark.timeout(0 if PROFILE == "long" else 600)(
+    LifecycleMachine.TestCase
+)
 TestLifecycleMachine.settings = settings.get_profile(PROFILE)
