@@ -14,6 +14,7 @@ from openticket_async._planning import (
     drop_time,
     earliest_renew_at,
     local_deadline,
+    plausible,
     renew_at,
     retry_fits,
     warn_at,
@@ -74,6 +75,28 @@ def test_a_retry_fits_only_if_it_can_finish_before_the_deadline() -> None:
     assert not retry_fits(now=0, wait=25, deadline=20, latency_p99=0)
 
 
+def test_a_retry_leaves_twice_the_p99_latency_before_the_deadline() -> None:
+    assert not retry_fits(now=0, wait=17, deadline=20, latency_p99=1.5)
+    assert retry_fits(now=0, wait=16.9, deadline=20, latency_p99=1.5)
+
+
+def test_with_no_latency_known_a_retry_may_end_just_before_the_deadline() -> None:
+    assert retry_fits(now=0, wait=19.5, deadline=20, latency_p99=0.0)
+    assert retry_fits(now=0, wait=19.5, deadline=20, latency_p99=-3.0)  # a clock hiccup
+
+
+def test_a_server_expiry_too_soon_after_the_send_runs_on_the_local_ttl() -> None:
+    policy = HoldPolicy(min_server_ttl=120)
+    fixed = plausible(reservation(100.0 + 30), sent=100.0, ttl=480.0, policy=policy)
+    assert fixed is not None
+    assert fixed.deadline == 580.0
+
+
+def test_a_server_expiry_long_enough_after_the_send_is_trusted() -> None:
+    policy = HoldPolicy(min_server_ttl=120)
+    assert plausible(reservation(100.0 + 120), sent=100.0, ttl=480.0, policy=policy) is None
+
+
 def test_latency_tracker_reports_the_p99_of_its_window() -> None:
     tracker = LatencyTracker(window=100, every=1)
     assert tracker.p99 == 0.0
@@ -85,6 +108,13 @@ def test_latency_tracker_reports_the_p99_of_its_window() -> None:
     assert tracker.p99 == 0.01
     tracker.record(-1.0)  # a clock hiccup counts as zero, not as a negative latency
     assert tracker.p99 == 0.01
+
+
+def test_latency_tracker_p99_of_200_samples_is_their_second_largest() -> None:
+    tracker = LatencyTracker(window=256, every=1)
+    for value in range(200):
+        tracker.record(value / 100)
+    assert tracker.p99 == 1.98  # int(0.99 * 200) = 198 samples lie at or below it
 
 
 def test_latency_tracker_recomputes_its_p99_only_every_few_samples() -> None:
