@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from lifecycle_world import TTL, World
 
-from openticket_async import HoldPolicy, HoldState, RateLimited, TicketUnavailable
-from openticket_async._events import AtRisk, Expired, Expiring, Renewed
+from openticket_async import HoldPolicy, HoldState, RateLimited, ServerError, TicketUnavailable
+from openticket_async._events import AtRisk, Expired, Expiring, RenewalFailed, Renewed
 from openticket_async._lifecycle import (
     CheckoutStarted,
     Due,
@@ -19,6 +19,7 @@ from openticket_async._lifecycle import (
     Plan,
     Reserve,
     classify,
+    orphaned,
 )
 
 #: The World's deadline: the first reservation's, less the default safety margin.
@@ -52,6 +53,17 @@ def test_a_claim_for_another_action_at_the_same_time_is_not_fired() -> None:
     assert world.events == []
 
 
+def test_a_claim_read_back_from_a_store_fires() -> None:
+    world = World()
+    pending = world.pending
+    assert pending is not None
+    world.now = pending.at
+    action = "".join(["re", "new"])  # equal to the planned action, not the same object
+    assert action is not pending.action
+    actions = world.feed(Due(action, pending.at))
+    assert len(reserves(actions)) == 1
+
+
 def test_a_claim_early_by_less_than_a_second_is_put_back_on_an_exact_clock() -> None:
     world = World()  # Rules' resolution is 0: any early claim is early
     pending = world.pending
@@ -83,6 +95,12 @@ def test_a_renewal_claimed_within_the_resolution_but_before_the_floor_is_put_bac
     assert world.hold.state is HoldState.ACTIVE
 
 
+def test_expiring_fired_on_time_is_not_late() -> None:
+    world = World(HoldPolicy(auto_renew=False, renew_jitter=0))
+    fire_pending(world)
+    assert world.emitted(Expiring) == [Emit(Expiring, 0.0)]
+
+
 def test_expiring_lateness_counts_from_its_planned_time() -> None:
     world = World(HoldPolicy(auto_renew=False, renew_jitter=0))
     pending = world.pending
@@ -96,6 +114,15 @@ def test_expiring_lateness_counts_from_its_planned_time() -> None:
 # -- when a hold may be renewed -------------------------------------------------------------
 
 
+def test_a_scheduled_renewal_waits_its_turn_in_the_renewal_queue() -> None:
+    world = World()
+    pending = world.pending
+    assert pending is not None
+    world.now = pending.at
+    actions = world.feed(Due(pending.action, pending.at))
+    assert reserves(actions) == [Reserve(first=False)]  # only a checkout's goes first
+
+
 def test_a_hold_younger_than_max_hold_renews() -> None:
     world = World(HoldPolicy(max_hold=1800, renew_jitter=0))
     fire_pending(world)
@@ -104,8 +131,8 @@ def test_a_hold_younger_than_max_hold_renews() -> None:
 
 
 def test_a_hold_kept_for_max_hold_expires_at_its_deadline() -> None:
-    world = World(HoldPolicy(max_hold=300, renew_jitter=0, warn_before=0))
-    fire_pending(world)  # the renewal comes due 418 s after the hold was made: not sent
+    world = World(HoldPolicy(max_hold=DEADLINE - 60, renew_jitter=0, warn_before=0))
+    fire_pending(world)  # the renewal comes due just as max_hold is reached: not sent
     assert world.queued == 0
     assert world.pending == Plan("drop", DEADLINE)
     fire_pending(world)
@@ -115,7 +142,8 @@ def test_a_hold_kept_for_max_hold_expires_at_its_deadline() -> None:
 
 def test_an_idle_cart_stops_renewing_and_its_hold_expires() -> None:
     world = World(HoldPolicy(idle_timeout=300, renew_jitter=0, warn_before=0, max_hold=None))
-    world.rules.touched_at = lambda _cart_id: 100.0  # untouched for 318 s at renewal time
+    renewal = DEADLINE - 60
+    world.rules.touched_at = lambda _cart_id: renewal - 300  # idle_timeout ago at renewal time
     fire_pending(world)  # the renewal comes due, and is not sent
     assert world.queued == 0
     assert world.pending == Plan("drop", DEADLINE)
@@ -181,3 +209,31 @@ def test_sold_out_makes_the_hold_at_risk_with_an_on_time_event() -> None:
     world.refuse(classify(TicketUnavailable("gone", status=409, method="POST", path="/r")))
     assert world.hold.state is HoldState.AT_RISK
     assert world.emitted(AtRisk) == [Emit(AtRisk, 0.0, {"reason": "sold_out"})]
+
+
+def test_a_failed_renewal_is_reported_on_time() -> None:
+    world = World()
+    fire_pending(world)
+    world.send()
+    error = ServerError("oops", retry_after=None, status=500, method="POST", path="/r")
+    world.refuse(classify(error))
+    assert world.emitted(RenewalFailed) == [
+        Emit(RenewalFailed, 0.0, {"error": error, "will_retry": True})
+    ]
+
+
+# -- a shared store's records --------------------------------------------------------------
+
+
+def test_a_renewal_orphaned_by_a_dead_worker_leaves_the_hold_active() -> None:
+    world = World()
+    world.hold.state = HoldState.RENEWING  # as a shared record says; nothing on the wire here
+    orphaned(world.hold)
+    assert world.hold.state is HoldState.ACTIVE
+
+
+def test_a_hold_at_risk_is_not_orphaned() -> None:
+    world = World()
+    world.hold.state = HoldState.AT_RISK
+    orphaned(world.hold)
+    assert world.hold.state is HoldState.AT_RISK
