@@ -118,7 +118,7 @@ def test_latency_tracker_p99_of_200_samples_is_their_second_largest() -> None:
 
 
 def test_latency_tracker_recomputes_its_p99_only_every_few_samples() -> None:
-    tracker = LatencyTracker(window=256, every=32)
+    tracker = LatencyTracker()  # the defaults: every 32 samples, over a window of 256
     for _ in range(64):
         tracker.record(0.01)
     assert tracker.p99 == 0.01
