@@ -13,19 +13,38 @@ from typing import Any
 import pytest
 from lifecycle_world import TTL, World
 
-from openticket_async import HoldPolicy, HoldState, RateLimited, ServerError, TicketUnavailable
-from openticket_async._events import AtRisk, Expired, Expiring, RenewalFailed, Renewed
+from openticket_async import (
+    HoldPolicy,
+    HoldState,
+    Order,
+    RateLimited,
+    ServerError,
+    TicketUnavailable,
+)
+from openticket_async._events import (
+    AtRisk,
+    CheckedOut,
+    Expired,
+    Expiring,
+    Lost,
+    RenewalFailed,
+    Renewed,
+)
 from openticket_async._lifecycle import (
+    CheckoutFailed,
     CheckoutStarted,
+    CheckoutSucceeded,
     Due,
     Emit,
     Plan,
     Reserve,
     classify,
     orphaned,
+    sending,
 )
-from openticket_async._planning import RENEW
+from openticket_async._planning import RENEW, WARN
 
+ORDER = Order(guid="33333333-3333-4333-8333-333333333333", status="paid", tickets=())
 T0 = 1000.0
 #: The hold's local deadline: its first reservation's, less the default safety margin.
 DEADLINE = T0 + TTL - 2.0
@@ -80,13 +99,23 @@ def test_a_claim_of_the_pending_action_at_another_time_is_not_fired() -> None:
     assert world.queued == 0
 
 
-def test_a_claim_read_back_from_a_store_fires() -> None:
+def test_a_renewal_claim_read_back_from_a_store_fires() -> None:
     world = world_of()
     world.now = RENEWAL
     action = "".join(["re", "new"])  # equal to the planned action, not the same object
     assert action is not RENEW
     actions = world.feed(Due(action, RENEWAL))
     assert len(reserves(actions)) == 1
+
+
+def test_a_warning_claim_read_back_from_a_store_fires_expiring() -> None:
+    world = world_of(auto_renew=False)
+    world.now = WARNING
+    action = "".join(["wa", "rn"])
+    assert action is not WARN
+    world.feed(Due(action, WARNING))
+    assert len(world.emitted(Expiring)) == 1
+    assert world.hold.state is HoldState.ACTIVE
 
 
 def test_a_claim_early_by_less_than_a_second_is_put_back_on_an_exact_clock() -> None:
@@ -126,6 +155,14 @@ def test_expiring_fired_on_time_is_not_late() -> None:
     assert world.emitted(Expiring) == [Emit(Expiring, 0.0)]
 
 
+def test_expiring_claimed_early_within_the_resolution_is_not_late() -> None:
+    world = world_of(auto_renew=False)
+    world.rules.resolution = 0.01
+    world.now = WARNING - 0.005
+    world.feed(Due("warn", WARNING))
+    assert world.emitted(Expiring) == [Emit(Expiring, 0.0)]
+
+
 def test_expiring_lateness_counts_from_its_planned_time() -> None:
     world = world_of(auto_renew=False)
     world.now = WARNING + 2.5  # the loop stalled
@@ -148,6 +185,24 @@ def test_sold_out_makes_the_hold_at_risk_with_an_on_time_event() -> None:
     world.refuse(classify(TicketUnavailable("gone", status=409, method="POST", path="/r")))
     assert world.hold.state is HoldState.AT_RISK
     assert world.emitted(AtRisk) == [Emit(AtRisk, 0.0, {"reason": "sold_out"})]
+
+
+def test_a_lost_hold_is_reported_on_time() -> None:
+    world = world_of()
+    renewal_on_the_wire(world)
+    world.refuse(classify(TicketUnavailable("gone", status=409, method="POST", path="/r")))
+    fire_pending(world)  # Expiring
+    fire_pending(world)  # the risk try, just after the drop
+    assert world.send()
+    world.refuse(classify(TicketUnavailable("gone", status=409, method="POST", path="/r")))
+    assert world.emitted(Lost) == [Emit(Lost, 0.0, {"reason": "sold_out"})]
+
+
+def test_a_checkout_is_reported_on_time() -> None:
+    world = world_of()
+    world.feed(CheckoutStarted())
+    world.feed(CheckoutSucceeded(ORDER))
+    assert world.emitted(CheckedOut) == [Emit(CheckedOut, 0.0, {"order": ORDER})]
 
 
 def test_a_failed_renewal_is_reported_on_time() -> None:
@@ -177,9 +232,10 @@ def test_a_hold_younger_than_max_hold_renews() -> None:
     assert world.queued == 1
 
 
-def test_a_hold_kept_for_max_hold_expires_at_its_deadline() -> None:
-    world = world_of(max_hold=RENEWAL - T0, warn_before=0)
-    fire_pending(world)  # the renewal comes due just as max_hold is reached: not sent
+@pytest.mark.parametrize("max_hold", [RENEWAL - T0, 300.0], ids=["reached", "passed"])
+def test_a_hold_kept_for_max_hold_expires_at_its_deadline(max_hold: float) -> None:
+    world = world_of(max_hold=max_hold, warn_before=0)
+    fire_pending(world)  # the renewal comes due once max_hold is reached: not sent
     assert world.queued == 0
     assert world.pending == Plan("drop", DEADLINE)
     fire_pending(world)
@@ -212,8 +268,8 @@ def test_a_hold_of_a_cart_this_process_does_not_know_keeps_renewing() -> None:
 
 
 def test_a_new_hold_renews_no_sooner_than_the_floor_after_its_reserve() -> None:
-    world = world_of(renew_before=600)  # a lead longer than the TTL: renewal time is past
-    assert world.pending == Plan("renew", T0 + 1.0)  # min_renew_interval is 1 s
+    world = world_of(renew_before=600, min_renew_interval=5)  # its renewal time is past
+    assert world.pending == Plan("renew", T0 + 5.0)
 
 
 def test_a_hold_with_no_safety_margin_renews_before_its_deadline() -> None:
@@ -237,6 +293,20 @@ def test_a_retry_after_a_quick_failure_waits_for_the_floor() -> None:
     assert world.pending == Plan("renew", RENEWAL + 1.0)
 
 
+def test_the_risk_try_keeps_the_floor_after_the_last_send() -> None:
+    world = world_of(min_renew_interval=120)
+    renewal_on_the_wire(world)
+    world.refuse(classify(TicketUnavailable("gone", status=409, method="POST", path="/r")))
+    fire_pending(world)  # Expiring
+    assert world.pending == Plan("renew", RENEWAL + 120)  # 56 s after the drop, not at it
+
+
+def test_a_reserve_already_on_the_wire_is_not_sent_again() -> None:
+    world = world_of()
+    renewal_on_the_wire(world)
+    assert sending(world.hold, world.now + 5.0) is None
+
+
 def test_a_retry_ending_just_before_the_deadline_is_tried_while_no_latency_is_known() -> None:
     world = world_of(renew_before=20, warn_before=0)
     assert world.pending == Plan("renew", DEADLINE - 20)
@@ -256,6 +326,14 @@ def test_renewals_pause_during_a_checkout() -> None:
     world.now = T0 + 100.0
     world.feed(CheckoutStarted())
     assert world.pending == Plan("warn", WARNING)  # then the drop: no renewal is planned
+
+
+def test_renewals_resume_after_a_failed_checkout() -> None:
+    world = world_of()
+    world.now = T0 + 100.0
+    world.feed(CheckoutStarted())
+    world.feed(CheckoutFailed())
+    assert world.pending == Plan("renew", RENEWAL)
 
 
 def test_a_checkout_with_time_to_spare_does_not_renew_first() -> None:

@@ -82,7 +82,10 @@ def test_a_retry_leaves_twice_the_p99_latency_before_the_deadline() -> None:
 
 def test_with_no_latency_known_a_retry_may_end_just_before_the_deadline() -> None:
     assert retry_fits(now=0, wait=19.5, deadline=20, latency_p99=0.0)
-    assert retry_fits(now=0, wait=19.5, deadline=20, latency_p99=-3.0)  # a clock hiccup
+
+
+def test_a_negative_latency_gives_a_retry_no_extra_time() -> None:
+    assert not retry_fits(now=0, wait=20.5, deadline=20, latency_p99=-3.0)  # a clock hiccup
 
 
 def test_a_server_expiry_too_soon_after_the_send_runs_on_the_local_ttl() -> None:
