@@ -39,6 +39,7 @@ from openticket_async._lifecycle import (
     Plan,
     Reserve,
     classify,
+    not_before,
     orphaned,
     sending,
 )
@@ -171,6 +172,14 @@ def test_expiring_lateness_counts_from_its_planned_time() -> None:
     assert expiring.lateness == pytest.approx(2.5)
 
 
+def test_a_reserve_sent_long_after_its_plan_reports_all_of_its_lateness() -> None:
+    world = World()  # made at 0: the renewal is planned at 418 on the clock
+    world.now = 418.0 + 500.0  # the process was suspended for 500 s
+    fire_pending(world)
+    assert world.send()
+    assert world.lateness == 500.0
+
+
 def test_a_renewal_sent_on_time_is_not_late() -> None:
     world = world_of()
     renewal_on_the_wire(world)
@@ -291,6 +300,11 @@ def test_a_retry_after_a_quick_failure_waits_for_the_floor() -> None:
     world.refuse(classify(error))
     # the backoff after one failure is at most 0.25 s: the floor after the send decides
     assert world.pending == Plan("renew", RENEWAL + 1.0)
+
+
+def test_the_renewal_worker_waits_the_floor_after_the_last_send() -> None:
+    world = world_of(min_renew_interval=5)
+    assert not_before(world.hold, world.rules) == T0 + 5.0
 
 
 def test_the_risk_try_keeps_the_floor_after_the_last_send() -> None:
