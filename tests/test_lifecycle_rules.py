@@ -100,6 +100,28 @@ def test_a_claim_of_the_pending_action_at_another_time_is_not_fired() -> None:
     assert world.queued == 0
 
 
+def test_a_claim_half_a_second_off_its_plan_is_not_fired() -> None:
+    world = world_of()
+    world.now = RENEWAL + 0.5
+    actions = world.feed(Due("renew", RENEWAL + 0.5))  # a store keeps times to the ms
+    assert actions == [Plan("renew", RENEWAL)]
+    assert world.queued == 0
+
+
+def test_a_stale_renewal_claim_while_the_risk_try_is_on_the_wire_sends_nothing() -> None:
+    world = world_of()
+    renewal_on_the_wire(world)
+    world.refuse(classify(TicketUnavailable("gone", status=409, method="POST", path="/r")))
+    fire_pending(world)  # Expiring
+    risk_try = world.pending
+    assert risk_try is not None
+    fire_pending(world)
+    assert world.send()
+    assert world.pending is None  # the risk try on the wire is all that is pending (I1)
+    actions = world.feed(Due(risk_try.action, risk_try.at))  # a heartbeat restored it
+    assert reserves(actions) == []
+
+
 def test_a_renewal_claim_read_back_from_a_store_fires() -> None:
     world = world_of()
     world.now = RENEWAL
@@ -170,6 +192,14 @@ def test_expiring_lateness_counts_from_its_planned_time() -> None:
     world.fire_due()
     [expiring] = world.emitted(Expiring)
     assert expiring.lateness == pytest.approx(2.5)
+
+
+def test_expiring_fired_long_after_its_time_reports_all_of_its_lateness() -> None:
+    world = World(HoldPolicy(auto_renew=False, renew_jitter=0))  # made at 0: warns at 448
+    world.now = 448.0 + 500.0  # the process was suspended for 500 s
+    fire_pending(world)
+    [expiring] = world.emitted(Expiring)
+    assert expiring.lateness == 500.0
 
 
 def test_a_reserve_sent_long_after_its_plan_reports_all_of_its_lateness() -> None:

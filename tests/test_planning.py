@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -62,6 +63,14 @@ def test_jitter_only_ever_moves_a_renewal_earlier(
     assert planned >= latest - jitter
 
 
+def test_jitter_is_a_random_fraction_of_renew_jitter() -> None:
+    policy = HoldPolicy(renew_before=60, renew_jitter=5, safety_margin=2)
+    fraction = random.Random(7).random()
+    assert renew_at(reservation(480.0), policy, 0.0, random.Random(7)) == pytest.approx(
+        478.0 - 60 - 5 * fraction
+    )
+
+
 def test_the_renewal_lead_grows_with_observed_latency() -> None:
     policy = HoldPolicy(renew_before=10, renew_jitter=0, safety_margin=0)
     r = reservation(100.0)
@@ -111,6 +120,12 @@ def test_latency_tracker_reports_the_p99_of_its_window() -> None:
     assert tracker.p99 == 0.01
     tracker.record(-1.0)  # a clock hiccup counts as zero, not as a negative latency
     assert tracker.p99 == 0.01
+
+
+def test_latency_tracker_counts_a_negative_latency_as_zero() -> None:
+    tracker = LatencyTracker(window=1, every=1)
+    tracker.record(-0.5)  # a clock hiccup
+    assert tracker.p99 == 0.0
 
 
 def test_latency_tracker_p99_of_200_samples_is_their_second_largest() -> None:
