@@ -37,8 +37,10 @@ from openticket_async._lifecycle import (
     Due,
     Emit,
     Plan,
+    Remove,
     Reserve,
     classify,
+    ended_elsewhere,
     not_before,
     orphaned,
     sending,
@@ -120,6 +122,15 @@ def test_a_stale_renewal_claim_while_the_risk_try_is_on_the_wire_sends_nothing()
     assert world.pending is None  # the risk try on the wire is all that is pending (I1)
     actions = world.feed(Due(risk_try.action, risk_try.at))  # a heartbeat restored it
     assert reserves(actions) == []
+
+
+def test_a_deadline_fired_late_with_a_renewal_on_the_wire_leaves_only_that_pending() -> None:
+    world = world_of(warn_before=0)
+    renewal_on_the_wire(world)
+    world.now = DEADLINE + 1.0  # the loop stalled past the deadline
+    assert world.fire_due()
+    assert world.hold.state is HoldState.AT_RISK
+    assert world.pending is None  # the reserve on the wire decides (I1)
 
 
 def test_a_renewal_claim_read_back_from_a_store_fires() -> None:
@@ -388,6 +399,21 @@ def test_a_checkout_with_time_to_spare_does_not_renew_first() -> None:
     assert world.hold.state is HoldState.ACTIVE
 
 
+def test_a_checkout_with_exactly_renew_before_left_does_not_renew_first() -> None:
+    world = world_of()
+    world.now = RENEWAL
+    actions = world.feed(CheckoutStarted())
+    assert reserves(actions) == []
+
+
+def test_an_ordered_hold_leaves_no_lingering_unit() -> None:
+    world = world_of()
+    world.feed(CheckoutStarted())
+    world.feed(CheckoutSucceeded(ORDER))
+    assert world.hold.state is HoldState.ORDERED
+    assert world.lingered == []  # its unit is in the order
+
+
 def test_checkout_close_to_the_deadline_renews_the_hold_first() -> None:
     world = world_of()
     world.now = DEADLINE - 50.0  # the renewal, due 10 s ago, waits behind a stalled loop
@@ -404,6 +430,20 @@ def test_a_renewal_orphaned_by_a_dead_worker_leaves_the_hold_active() -> None:
     world.hold.state = HoldState.RENEWING  # as a shared record says; nothing on the wire here
     orphaned(world.hold)
     assert world.hold.state is HoldState.ACTIVE
+
+
+def test_a_hold_ended_by_another_worker_ends_here_too() -> None:
+    world = world_of()
+    ended_elsewhere(world.hold, HoldState.LOST)
+    assert world.hold.state is HoldState.LOST
+    assert world.hold.done
+
+
+def test_a_hold_ended_here_keeps_its_own_end() -> None:
+    world = world_of()
+    world.feed(Remove())
+    ended_elsewhere(world.hold, HoldState.LOST)
+    assert world.hold.state is HoldState.RELEASED
 
 
 def test_a_hold_at_risk_is_not_orphaned() -> None:
