@@ -322,6 +322,19 @@ def test_a_new_hold_renews_no_sooner_than_the_floor_after_its_reserve() -> None:
     assert world.pending == Plan("renew", T0 + 5.0)
 
 
+def test_a_renewal_the_floor_pushes_past_the_deadline_gives_way_to_the_deadline() -> None:
+    world = world_of(min_renew_interval=500, warn_before=0)
+    assert world.pending == Plan("drop", DEADLINE)  # no try is planned past the drop (I5)
+
+
+def test_a_renewed_hold_plans_its_next_renewal_from_the_new_reservation() -> None:
+    world = world_of()
+    renewal_on_the_wire(world)
+    world.answer()
+    # sent at RENEWAL, the new reservation runs TTL; renewed 60 s before its local deadline
+    assert world.pending == Plan("renew", RENEWAL + TTL - 2.0 - 60.0)
+
+
 def test_a_hold_with_no_safety_margin_renews_before_its_deadline() -> None:
     world = world_of(safety_margin=0)
     assert world.pending == Plan("renew", T0 + TTL - 60.0)
