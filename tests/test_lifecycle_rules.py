@@ -8,6 +8,7 @@ hold is made at ``T0``, not at 0, so that no rule holds by the accident of a zer
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from openticket_async import (
     HoldState,
     Order,
     RateLimited,
+    RetryPolicy,
     ServerError,
     TicketUnavailable,
 )
@@ -221,6 +223,15 @@ def test_a_reserve_sent_long_after_its_plan_reports_all_of_its_lateness() -> Non
     assert world.lateness == 500.0
 
 
+def test_a_reserve_sent_early_within_the_resolution_is_not_late() -> None:
+    world = world_of()
+    world.rules.resolution = 0.01
+    world.now = RENEWAL - 0.005
+    world.feed(Due("renew", RENEWAL))
+    assert world.send()
+    assert world.lateness == 0.0
+
+
 def test_a_renewal_sent_on_time_is_not_late() -> None:
     world = world_of()
     renewal_on_the_wire(world)
@@ -373,6 +384,27 @@ def test_a_reserve_already_on_the_wire_is_not_sent_again() -> None:
     world = world_of()
     renewal_on_the_wire(world)
     assert sending(world.hold, world.now + 5.0) is None
+
+
+class _LongestBackoff(random.Random):
+    """Draws every backoff at its ceiling, so a test can read the ceiling off the plan."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+def test_each_failed_try_in_a_row_doubles_the_backoff_ceiling() -> None:
+    world = world_of()
+    world.rules.retry = RetryPolicy(backoff_base=2.0)
+    world.rules.rng = _LongestBackoff()
+    renewal_on_the_wire(world)
+    error = ServerError("oops", retry_after=None, status=500, method="POST", path="/r")
+    world.refuse(classify(error))
+    assert world.pending == Plan("renew", RENEWAL + 2.0)
+    fire_pending(world)
+    assert world.send()
+    world.refuse(classify(error))
+    assert world.pending == Plan("renew", RENEWAL + 2.0 + 4.0)
 
 
 def test_a_retry_ending_just_before_the_deadline_is_tried_while_no_latency_is_known() -> None:
