@@ -304,9 +304,10 @@ def test_a_hold_kept_for_max_hold_expires_at_its_deadline(max_hold: float) -> No
     assert world.hold.state is HoldState.EXPIRED
 
 
-def test_an_idle_cart_stops_renewing_and_its_hold_expires() -> None:
+@pytest.mark.parametrize("touched", [RENEWAL - 300, T0 - 400], ids=["reached", "long-passed"])
+def test_an_idle_cart_stops_renewing_and_its_hold_expires(touched: float) -> None:
     world = world_of(idle_timeout=300, warn_before=0)
-    world.rules.touched_at = lambda _cart_id: RENEWAL - 300  # idle_timeout ago at renewal
+    world.rules.touched_at = lambda _cart_id: touched  # idle_timeout or more before renewal
     fire_pending(world)  # the renewal comes due, and is not sent
     assert world.queued == 0
     assert world.pending == Plan("drop", DEADLINE)
@@ -449,6 +450,14 @@ def test_a_checkout_with_exactly_renew_before_left_does_not_renew_first() -> Non
     world.now = RENEWAL
     actions = world.feed(CheckoutStarted())
     assert reserves(actions) == []
+
+
+def test_checkout_on_a_hold_at_risk_renews_it_first() -> None:
+    world = world_of()
+    renewal_on_the_wire(world)
+    world.refuse(classify(TicketUnavailable("gone", status=409, method="POST", path="/r")))
+    actions = world.feed(CheckoutStarted())  # still renew_before left: only the risk counts
+    assert reserves(actions) == [Reserve(first=True)]
 
 
 def test_an_ordered_hold_leaves_no_lingering_unit() -> None:

@@ -123,6 +123,12 @@ def test_latency_tracker_reports_the_p99_of_its_window() -> None:
     assert tracker.p99 == 0.01
 
 
+def test_a_new_latency_tracker_reports_its_p99_from_the_first_sample() -> None:
+    tracker = LatencyTracker()
+    tracker.record(0.5)
+    assert tracker.p99 == 0.5
+
+
 def test_latency_tracker_counts_a_negative_latency_as_zero() -> None:
     tracker = LatencyTracker(window=1, every=1)
     tracker.record(-0.5)  # a clock hiccup
