@@ -408,6 +408,21 @@ def test_each_failed_try_in_a_row_doubles_the_backoff_ceiling() -> None:
     assert world.pending == Plan("renew", RENEWAL + 2.0 + 4.0)
 
 
+def test_a_hold_with_no_reserve_queued_sends_none() -> None:
+    world = world_of()
+    assert sending(world.hold, RENEWAL) is None
+
+
+def test_a_hold_counts_its_renewals() -> None:
+    world = world_of()
+    renewal_on_the_wire(world)
+    world.answer()
+    fire_pending(world)
+    assert world.send()
+    world.answer()
+    assert world.hold.renewals == 2
+
+
 def test_a_retry_ending_just_before_the_deadline_is_tried_while_no_latency_is_known() -> None:
     world = world_of(renew_before=20, warn_before=0)
     assert world.pending == Plan("renew", DEADLINE - 20)
