@@ -22,6 +22,7 @@ from openticket_async import (
     RetryPolicy,
     ServerError,
     TicketUnavailable,
+    TransportError,
 )
 from openticket_async._events import (
     AtRisk,
@@ -232,6 +233,14 @@ def test_a_reserve_sent_early_within_the_resolution_is_not_late() -> None:
     assert world.lateness == 0.0
 
 
+def test_a_reserve_sent_a_fraction_of_a_second_late_reports_it() -> None:
+    world = world_of()
+    world.now = RENEWAL + 0.4
+    fire_pending(world)
+    assert world.send()
+    assert world.lateness == pytest.approx(0.4)
+
+
 def test_a_renewal_sent_on_time_is_not_late() -> None:
     world = world_of()
     renewal_on_the_wire(world)
@@ -257,6 +266,26 @@ def test_a_lost_hold_is_reported_on_time() -> None:
     assert world.send()
     world.refuse(classify(TicketUnavailable("gone", status=409, method="POST", path="/r")))
     assert world.emitted(Lost) == [Emit(Lost, 0.0, {"reason": "sold_out"})]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ServerError("oops", retry_after=None, status=500, method="POST", path="/r"),
+        TransportError("timed out", may_have_reached_server=False, method="POST", path="/r"),
+    ],
+    ids=["server-error", "timeout"],
+)
+def test_a_hold_lost_to_an_error_says_which(error: Exception) -> None:
+    world = world_of()
+    renewal_on_the_wire(world)
+    world.refuse(classify(TicketUnavailable("gone", status=409, method="POST", path="/r")))
+    fire_pending(world)  # Expiring
+    fire_pending(world)  # the risk try, just after the drop
+    assert world.send()
+    world.refuse(classify(error))
+    [lost] = world.emitted(Lost)
+    assert lost.fields["reason"] == f"renewal failed: {type(error).__name__}"
 
 
 def test_a_checkout_is_reported_on_time() -> None:
@@ -345,6 +374,17 @@ def test_a_renewed_hold_plans_its_next_renewal_from_the_new_reservation() -> Non
     world.answer()
     # sent at RENEWAL, the new reservation runs TTL; renewed 60 s before its local deadline
     assert world.pending == Plan("renew", RENEWAL + TTL - 2.0 - 60.0)
+
+
+def test_a_renewal_due_at_the_floor_goes_out() -> None:
+    world = world_of(renew_before=600, min_renew_interval=5)
+    fire_pending(world)  # at T0 + 5, just as the floor allows
+    assert world.queued == 1
+
+
+def test_a_renewal_due_exactly_at_the_deadline_gives_way_to_the_deadline() -> None:
+    world = world_of(renew_before=0, warn_before=0)
+    assert world.pending == Plan("drop", DEADLINE)
 
 
 def test_a_hold_with_no_safety_margin_renews_before_its_deadline() -> None:

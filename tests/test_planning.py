@@ -129,6 +129,13 @@ def test_a_new_latency_tracker_reports_its_p99_from_the_first_sample() -> None:
     assert tracker.p99 == 0.5
 
 
+def test_a_latency_tracker_keeps_the_latest_256_samples_by_default() -> None:
+    tracker = LatencyTracker()
+    for _ in range(300):
+        tracker.record(0.01)
+    assert len(tracker) == 256
+
+
 def test_latency_tracker_counts_a_negative_latency_as_zero() -> None:
     tracker = LatencyTracker(window=1, every=1)
     tracker.record(-0.5)  # a clock hiccup
