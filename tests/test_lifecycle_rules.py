@@ -448,6 +448,14 @@ def test_each_failed_try_in_a_row_doubles_the_backoff_ceiling() -> None:
     assert world.pending == Plan("renew", RENEWAL + 2.0 + 4.0)
 
 
+def test_a_late_answer_to_an_ended_hold_leaves_nothing_in_flight() -> None:
+    world = world_of()
+    renewal_on_the_wire(world)
+    world.feed(Remove())
+    world.answer()  # the unit lingers; the cart's close no longer waits for it
+    assert not world.hold._inflight
+
+
 def test_a_hold_with_no_reserve_queued_sends_none() -> None:
     world = world_of()
     assert sending(world.hold, RENEWAL) is None
@@ -461,6 +469,23 @@ def test_a_hold_counts_its_renewals() -> None:
     assert world.send()
     world.answer()
     assert world.hold.renewals == 2
+
+
+def test_a_renewal_resets_the_backoff() -> None:
+    world = world_of()
+    world.rules.retry = RetryPolicy(backoff_base=2.0)
+    world.rules.rng = _LongestBackoff()
+    error = ServerError("oops", retry_after=None, status=500, method="POST", path="/r")
+    renewal_on_the_wire(world)
+    world.refuse(classify(error))  # one failure: the retry waits 2 s
+    fire_pending(world)
+    assert world.send()
+    world.answer()
+    fire_pending(world)  # the next renewal
+    assert world.send()
+    sent = world.now
+    world.refuse(classify(error))
+    assert world.pending == Plan("renew", sent + 2.0)  # a first failure again, not a second
 
 
 def test_a_retry_ending_just_before_the_deadline_is_tried_while_no_latency_is_known() -> None:
@@ -525,7 +550,7 @@ def test_an_ordered_hold_leaves_no_lingering_unit() -> None:
 
 def test_checkout_close_to_the_deadline_renews_the_hold_first() -> None:
     world = world_of()
-    world.now = DEADLINE - 50.0  # the renewal, due 10 s ago, waits behind a stalled loop
+    world.now = DEADLINE - 59.0  # the renewal, due 1 s ago, waits behind a stalled loop
     actions = world.feed(CheckoutStarted())
     assert reserves(actions) == [Reserve(first=True)]
     assert world.hold.state is HoldState.RENEWING
