@@ -73,9 +73,9 @@ def fire_pending(world: World) -> None:
     assert world.fire_due()
 
 
-def renewal_on_the_wire(world: World) -> None:
-    """Fire the planned renewal and send its reserve."""
-    assert world.pending == Plan("renew", RENEWAL)
+def renewal_on_the_wire(world: World, at: float = RENEWAL) -> None:
+    """Fire the renewal planned at ``at`` and send its reserve."""
+    assert world.pending == Plan("renew", at)
     fire_pending(world)
     assert world.send()
 
@@ -486,6 +486,16 @@ def test_a_renewal_resets_the_backoff() -> None:
     sent = world.now
     world.refuse(classify(error))
     assert world.pending == Plan("renew", sent + 2.0)  # a first failure again, not a second
+
+
+def test_a_retry_the_floor_pushes_past_the_deadline_makes_the_hold_at_risk_at_once() -> None:
+    world = world_of(renew_before=0.5, warn_before=0)
+    world.rules.rng = _LongestBackoff()  # a 0.25 s backoff would still fit
+    renewal_on_the_wire(world, at=DEADLINE - 0.5)
+    error = ServerError("oops", retry_after=None, status=500, method="POST", path="/r")
+    world.refuse(classify(error))  # but the floor puts the retry 0.5 s past the deadline
+    assert world.hold.state is HoldState.AT_RISK
+    assert [e.fields["reason"] for e in world.emitted(AtRisk)] == ["retry would pass the deadline"]
 
 
 def test_a_retry_ending_just_before_the_deadline_is_tried_while_no_latency_is_known() -> None:
