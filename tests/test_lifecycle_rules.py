@@ -333,6 +333,13 @@ def test_a_hold_kept_for_max_hold_expires_at_its_deadline(max_hold: float) -> No
     assert world.hold.state is HoldState.EXPIRED
 
 
+def test_max_hold_counts_a_holds_age_on_a_clock_that_started_recently() -> None:
+    world = World(HoldPolicy(max_hold=300, renew_jitter=0, warn_before=0), now=100.0)
+    fire_pending(world)  # the renewal at 518 s: the hold is 418 s old
+    assert world.queued == 0
+    assert world.pending == Plan("drop", 100.0 + TTL - 2.0)
+
+
 @pytest.mark.parametrize("touched", [RENEWAL - 300, T0 - 400], ids=["reached", "long-passed"])
 def test_an_idle_cart_stops_renewing_and_its_hold_expires(touched: float) -> None:
     world = world_of(idle_timeout=300, warn_before=0)
