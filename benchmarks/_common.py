@@ -222,22 +222,33 @@ class ServerProcess:
     def reserve_url(self, ticket: str | None = None) -> str:
         return f"{self.hosts['shop']}/{self.shop}/reserve/ticket/{ticket or self.tickets[0]}"
 
+    def reserve_urls(self, tickets: Sequence[str]) -> list[str]:
+        """The reserve URL of each of ``tickets``, in order."""
+        return [self.reserve_url(ticket) for ticket in tickets]
 
-def server_command(stock: int, ttl: float) -> list[str]:
-    """How to start the project's fake server with one ticket of ``stock`` units."""
+
+def server_command(stock: int, ttl: float, options: Sequence[str] = ()) -> list[str]:
+    """How to start the project's fake server with one ticket of ``stock`` units.
+
+    ``options`` are more ``serve`` arguments (a later ``--tickets`` wins).
+    """
     return [sys.executable, "-m", "openticket_async.testing", "serve", "--host", "127.0.0.1",
-            "--port", "0", "--tickets", "1", "--stock", str(stock), "--ttl", str(ttl)]
+            "--port", "0", "--tickets", "1", "--stock", str(stock), "--ttl", str(ttl),
+            *options]
 
 
 @contextlib.contextmanager
-def fake_server(stock: int = 100_000_000, ttl: float = 480.0) -> Iterator[ServerProcess]:
+def fake_server(
+    stock: int = 100_000_000, ttl: float = 480.0, options: Sequence[str] = ()
+) -> Iterator[ServerProcess]:
     """Start the fake OpenTicket server in a separate process; stop it on exit.
 
+    ``options`` are more ``serve`` arguments (``--tickets``, ``--product-shape``...).
     Raises RuntimeError if it does not start and print its JSON line within 20 s.
     """
     server_cpus = PINNING.get("server")
     proc = subprocess.Popen(
-        server_command(stock, ttl),
+        server_command(stock, ttl, options),
         preexec_fn=(lambda: os.sched_setaffinity(0, server_cpus)) if server_cpus else None,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -10,15 +10,17 @@ session setup would make it do.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import aiohttp
 from yarl import URL
 
 Call = Callable[[], Awaitable[Any]]
+T = TypeVar("T")
 
 
 def sdk_session_settings(client: Any) -> dict[str, Any]:
@@ -46,19 +48,33 @@ def raw_session(settings: dict[str, Any]) -> aiohttp.ClientSession:
     )
 
 
-def raw_reserve(session: aiohttp.ClientSession, url: str, token: str) -> Call:
-    """GET the reserve URL and ``json.loads`` the answer; raise on a non-200 status."""
-    target = URL(url)
+def raw_reserve(session: aiohttp.ClientSession, url: str | Sequence[str], token: str) -> Call:
+    """GET the reserve URL and ``json.loads`` the answer; raise on a non-200 status.
+
+    Given several URLs, each call takes the next one, round and round (as
+    :func:`rotate` hands tickets to the SDK side).
+    """
+    targets = [URL(u) for u in ([url] if isinstance(url, str) else url)]
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    next_target = rotate(targets)
 
     async def reserve() -> Any:
-        async with session.get(target, headers=headers) as resp:
+        async with session.get(next_target(), headers=headers) as resp:
             body = await resp.read()
             if resp.status != 200:
                 raise RuntimeError(f"raw reserve answered {resp.status}")
             return json.loads(body)
 
     return reserve
+
+
+def rotate(items: Sequence[T]) -> Callable[[], T]:
+    """A function returning ``items`` one after the other, round and round.
+
+    Both sides of a benchmark take their next ticket through one of these, so the
+    rotation costs them the same.
+    """
+    return itertools.cycle(items).__next__
 
 
 async def drive(call: Call, requests: int, concurrency: int) -> dict[str, Any]:

@@ -7,11 +7,20 @@ The paths the benchmarks found costly, each alone:
 - ``fire``: 100k deadlines within 2 s firing ``Expiring`` then ``Expired``;
 - ``reserve``: 30k ``OpenTicketClient.reserve_ticket`` at concurrency 16 against
   the fake server (its own process); ``reserve-raw`` is the raw aiohttp equivalent;
+  ``--case`` picks the answer shape and ``--rotation`` the tickets the calls
+  rotate over (as in ``client_overhead.py``);
 - ``burst``: two rounds of 10k renewals due at once through the manager.
 
     .venv/bin/py-spy record -r 500 -f raw -o /tmp/add.txt -- \\
         .venv/bin/python benchmarks/profile_paths.py add-cancel
     python benchmarks/profile_paths.py --summarize /tmp/add.txt --under Cart.add
+
+Without py-spy, ``--cprofile FILE`` profiles the timed reserve calls with cProfile
+(deterministic, so it inflates small functions; compare ``reserve`` with
+``reserve-raw`` under it, never with an unprofiled run):
+
+    python benchmarks/profile_paths.py reserve --case flat --rotation 10000 \\
+        --requests 20000 --cprofile /tmp/sdk.pstats
 
 ``--summarize`` prints each function's share of the samples (inclusive and self),
 optionally only of the stacks that pass through ``--under``.
@@ -22,7 +31,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import cProfile
 import functools
+import pstats
 import re
 import time
 from typing import Any
@@ -30,6 +41,7 @@ from typing import Any
 import _alternatives as alts
 import _common as c
 import _raw
+import client_overhead
 import renewal_burst
 import scheduler_scale
 
@@ -51,26 +63,36 @@ async def fire() -> None:
     print(await scheduler_scale.punctuality(make, 100_000, 2.0, 6.0, 3.0))
 
 
-async def reserve(server: c.ServerProcess, side: str) -> None:
+async def reserve(server: c.ServerProcess, side: str, rotation: int, requests: int) -> None:
     from openticket_async import BearerToken, Hosts, OpenTicketClient
 
     client = OpenTicketClient(auth=BearerToken(server.token), hosts=Hosts(**server.hosts))
     async with client:
-        shop, ticket = server.shop, server.tickets[0]
+        shop, tickets = server.shop, server.tickets[:rotation]
+        next_ticket = _raw.rotate(tickets)
 
         async def sdk() -> Any:
-            return await client.reserve_ticket(shop, ticket)
+            return await client.reserve_ticket(shop, next_ticket())
 
         await sdk()
         async with _raw.raw_session(_raw.sdk_session_settings(client)) as session:
-            raw = _raw.raw_reserve(session, server.reserve_url(), server.token)
+            raw = _raw.raw_reserve(session, server.reserve_urls(tickets), server.token)
             if side == "burst":
                 for _ in range(2):
                     await renewal_burst.manager_round(client, server, 10_000, 16)
                 return
             call = sdk if side == "reserve" else raw
-            got = await _raw.drive(call, 30_000, 16)
-            print(f"{side}: {got['cpu'] / 30_000 * 1e6:.1f} us CPU per request")
+            await _raw.drive(call, 500, 16)
+            if PROFILE is not None:
+                PROFILE.enable()
+            got = await _raw.drive(call, requests, 16)
+            if PROFILE is not None:
+                PROFILE.disable()
+            print(f"{side}: {got['cpu'] / requests * 1e6:.1f} us CPU per request")
+
+
+#: the cProfile profiler of a ``--cprofile`` run (it profiles the timed calls only)
+PROFILE: cProfile.Profile | None = None
 
 
 def summarize(path: str, under: str | None, top: int) -> None:
@@ -107,6 +129,14 @@ def main() -> None:
     p.add_argument("--summarize", metavar="RAW_FILE", help="py-spy raw output to summarize")
     p.add_argument("--under", help="only stacks through this function (e.g. Cart.add)")
     p.add_argument("--top", type=int, default=25)
+    p.add_argument("--case", choices=list(client_overhead.CASES), default="lean",
+                   help="reserve paths: the answer shape (see client_overhead.CASES)")
+    p.add_argument("--rotation", type=int, default=1,
+                   help="reserve paths: how many tickets the calls rotate over")
+    p.add_argument("--requests", type=int, default=30_000, help="reserve paths: timed calls")
+    p.add_argument("--cprofile", metavar="FILE",
+                   help="reserve paths: profile the timed calls with cProfile, write the stats "
+                        "to FILE and print the top functions by own time")
     args = p.parse_args()
     if args.summarize:
         summarize(args.summarize, args.under, args.top)
@@ -117,9 +147,16 @@ def main() -> None:
     elif args.path == "fire":
         asyncio.run(fire())
     elif args.path is not None:
+        global PROFILE
         c.pin_cpus(True)
-        with c.fake_server() as server:
-            asyncio.run(reserve(server, args.path))
+        if args.cprofile:
+            PROFILE = cProfile.Profile()
+        options = client_overhead.CASES[args.case].options(max(args.rotation, 1))
+        with c.fake_server(options=options) as server:
+            asyncio.run(reserve(server, args.path, args.rotation, args.requests))
+        if PROFILE is not None:
+            PROFILE.dump_stats(args.cprofile)
+            pstats.Stats(args.cprofile).sort_stats("tottime").print_stats(args.top)
     else:
         p.error("name a path or --summarize a file")
     print(f"ran {time.monotonic() - started:.1f} s")

@@ -1,6 +1,19 @@
 """What the shared RedisStore costs per renewal, with 1, 2 and 4 workers, next to MemoryStore.
 
-A renewal, seen from the store, is what the manager does around the reserve call:
+Two measurements.
+
+*Fleet at saturation* (``fleet``): the whole renewal path. ``--fleet-holds`` holds
+sit in Redis, all due at one moment; 1, 2 and 4 worker processes, each a
+ReservationManager on a RedisStore with the real client, renew them through the
+fake OpenTicket server, which runs in its own process (its CPU is not the
+workers'). Reported: renewals per second (all workers, and per worker), client
+CPU per renewal (the manager, the client and the store: everything the worker
+does), Redis round trips per renewal (every command or pipeline the store
+awaited, claims and heartbeats included), and the same burst with MemoryStore
+in one process for the CPU ratio.
+
+*Store side* (``redis``): a renewal, seen from the store, is what the manager does
+around the reserve call:
 a claim (one Lua call hands out up to ``--batch`` due holds), a save of the
 safety net while the renewal is on the wire (the hold RENEWING), and a save of
 the next plan once the renewal came back. This benchmark does exactly that,
@@ -14,6 +27,9 @@ without the HTTP call, for ``--holds`` holds that are all due at once:
 Reported: renewals per second (all workers together), the latency of one
 ``claim_due`` call (p50/p99/max), and Redis's CPU time per renewal.
 
+The store-side run repeats with each ``--batches`` claim limit: the claim batch
+size's effect.
+
     python benchmarks/redis_store.py            # full run, writes results/
     python benchmarks/redis_store.py --quick    # seconds; asserts nothing
 """
@@ -21,6 +37,7 @@ Reported: renewals per second (all workers together), the latency of one
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import json
 import os
 import shutil
@@ -35,12 +52,16 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+import _alternatives as alts
 import _common as c
 
 from openticket_async import HoldPolicy
 
 NAME = "redis_store"
 WORKER_COUNTS = (1, 2, 4)
+#: The fleet run's policy: the default lead, no jitter, so every renewal is due at once.
+FLEET_POLICY = {"renew_before": 60.0, "safety_margin": 2.0, "renew_jitter": 0.0,
+                "warn_before": 0.0, "max_hold": None, "min_server_ttl": 0.0}
 
 
 def make_hold(clock: Any, index: int) -> Any:
@@ -116,8 +137,8 @@ async def preload(url: str, prefix: str, holds: int) -> None:
     store = RedisStore(url, prefix=prefix, lease=30.0)
     store.bind(clock, HoldPolicy())
     due = clock.wall().timestamp() - 1.0
-    for start in range(0, holds, 200):
-        chunk = range(start, min(start + 200, holds))
+    for start in range(0, holds, 50):  # within the pool, on a busy machine too
+        chunk = range(start, min(start + 50, holds))
         await asyncio.gather(*(store.save(make_hold(clock, i), "renew", due) for i in chunk))
     await store.aclose()
 
@@ -213,47 +234,214 @@ def redis_server(url: str | None) -> Iterator[tuple[str, int | None]]:
             proc.wait()
 
 
+# -- the fleet at saturation: managers, the real client, the fake server apart ---------
+
+
+async def load(url: str, prefix: str, server: c.ServerProcess, holds: int) -> float:
+    """Put ``holds`` holds in Redis, every renewal due at the returned moment (monotonic)."""
+    from renewal_burst import BurstClient
+
+    from openticket_async import (
+        BearerToken,
+        HoldPolicy,
+        Hosts,
+        OpenTicketClient,
+        ReservationManager,
+    )
+    from openticket_async.stores.redis import RedisStore
+
+    policy = HoldPolicy(**FLEET_POLICY)
+    due = time.monotonic() + 2.0 + holds * 1e-3
+    deadline = due + policy.renew_before + policy.safety_margin
+    auth = BearerToken(server.token)
+    async with OpenTicketClient(auth=auth, hosts=Hosts(**server.hosts)) as client:
+        loader = BurstClient(client, alts.reservations([deadline] * holds, client.reservation_ttl))
+        store = RedisStore(url, prefix=prefix, policy=policy)
+        async with ReservationManager(loader, policy=policy, store=store) as manager:
+            cart = manager.cart(server.shop)
+            for _ in range(holds):
+                await cart.add(server.tickets[0])
+    return due  # leaving a manager on a shared store releases nothing
+
+
+async def fleet_worker(args: Any) -> None:
+    """One worker process: a manager on the shared store renews what comes due; reports."""
+    from openticket_async import (
+        BearerToken,
+        HoldPolicy,
+        Hosts,
+        OpenTicketClient,
+        Renewed,
+        ReservationManager,
+    )
+    from openticket_async.stores.redis import RedisStore
+
+    server = json.loads(args.server)
+    policy = HoldPolicy(**FLEET_POLICY)
+    store = RedisStore(args.redis, prefix=args.prefix, policy=policy)
+    renewed: list[float] = []
+    auth = BearerToken(server["token"])
+    profile = cProfile.Profile() if args.profile else None
+    async with (
+        OpenTicketClient(auth=auth, hosts=Hosts(**server["hosts"])) as client,
+        ReservationManager(client, policy=policy, store=store) as manager,
+    ):
+        manager.on(Renewed, lambda _event: renewed.append(time.monotonic()))
+        print(json.dumps({"ready": True}), flush=True)
+        read = asyncio.get_running_loop().run_in_executor
+        await read(None, sys.stdin.readline)  # go: just before the burst is due
+        cpu0, trips0 = time.process_time(), store.round_trips
+        if profile is not None:
+            profile.enable()
+        await read(None, sys.stdin.readline)  # stop: every hold renewed
+        cpu, trips = time.process_time() - cpu0, store.round_trips - trips0
+        if profile is not None:
+            profile.disable()
+            profile.dump_stats(f"{args.profile}.{os.getpid()}")
+    print(json.dumps({"renewed": len(renewed), "last": max(renewed, default=0.0), "cpu": cpu,
+                      "round_trips": trips}), flush=True)
+
+
+def fleet_side(args: Any, url: str, server: c.ServerProcess, workers: int) -> dict[str, Any]:
+    import redis
+
+    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+    holds = args.fleet_holds
+    due = c.run_on("asyncio", lambda: load(url, prefix, server, holds))
+    info = json.dumps({"token": server.token, "hosts": server.hosts})
+    command = [sys.executable, __file__, "--fleet-worker", "--redis", url, "--prefix", prefix,
+               "--server", info, *(["--profile", args.profile] if args.profile else [])]
+    procs = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for _ in range(workers)]
+    for proc in procs:
+        assert proc.stdout is not None
+        json.loads(proc.stdout.readline())  # ready
+    time.sleep(max(due - 0.05 - time.monotonic(), 0))  # the processes idle till then
+    tell(procs, "go")
+    watch = redis.Redis.from_url(url)
+    give_up = time.monotonic() + 300
+    # every hold renewed once: no entry left before its next renewal, 8 minutes on
+    while time.monotonic() < due or watch.zcount(f"{prefix}queue", "-inf", time.time() + 30):
+        if time.monotonic() > give_up:
+            raise RuntimeError("the fleet did not renew every hold within 300 s")
+        time.sleep(0.05)
+    watch.close()
+    tell(procs, "stop")
+    results = []
+    for proc in procs:
+        assert proc.stdout is not None
+        results.append(json.loads(proc.stdout.readline()))
+        proc.wait()
+    renewed = sum(r["renewed"] for r in results)
+    wall = max(r["last"] for r in results) - due
+    return {
+        "workers": workers,
+        "holds": holds,
+        "renewed": renewed,
+        "renewals_per_s": round(renewed / wall, 1),
+        "renewals_per_s_per_worker": round(renewed / wall / workers, 1),
+        "client_cpu_us_per_renewal": round(sum(r["cpu"] for r in results) / renewed * 1e6, 1),
+        "round_trips_per_renewal": round(sum(r["round_trips"] for r in results) / renewed, 3),
+        "per_worker_renewed": [r["renewed"] for r in results],
+    }
+
+
+def tell(procs: list[subprocess.Popen[str]], line: str) -> None:
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(line + "\n")
+        proc.stdin.flush()
+
+
+def fleet_memory(server: c.ServerProcess, holds: int) -> dict[str, Any]:
+    """The same burst with MemoryStore in one process (renewal_burst's manager round)."""
+    from renewal_burst import manager_round
+
+    from openticket_async import BearerToken, Hosts, OpenTicketClient
+
+    async def run() -> dict[str, Any]:
+        auth = BearerToken(server.token)
+        async with OpenTicketClient(auth=auth, hosts=Hosts(**server.hosts)) as client:
+            return await manager_round(client, server, holds, 32)
+
+    got = c.run_on("asyncio", run)
+    return {"workers": 1, "holds": holds, "renewed": got["renewed"],
+            "renewals_per_s": round(got["renewed"] / got["total_s"], 1),
+            "client_cpu_us_per_renewal": round(got["cpu_us_per_renewal"], 1)}
+
+
 def render(result: dict[str, Any]) -> str:
     run = result["runs"][0]
-    memory = run["memory"]
-    rows = [["MemoryStore", 1, memory["renewals_per_s"], memory["claim_latency"]["p50_ms"],
-             memory["claim_latency"]["p99_ms"], memory["client_cpu_us_per_renewal"], "-", "-"]]
-    for side in run["redis"]:
+    memory = run["fleet_memory"]
+    rows = [["MemoryStore", 1, memory["renewals_per_s"], memory["renewals_per_s"],
+             memory["client_cpu_us_per_renewal"], "-", "1.00"]]
+    for side in run["fleet"]:
         rows.append(["RedisStore", side["workers"], side["renewals_per_s"],
-                     side["claim_latency"]["p50_ms"], side["claim_latency"]["p99_ms"],
-                     side["client_cpu_us_per_renewal"], side["redis_cpu_us_per_renewal"],
-                     side["ratio_to_memory"]])
-    return c.table(["store", "workers", "renewals/s", "claim p50 ms", "claim p99 ms",
-                    "client cpu us/renewal", "redis cpu us/renewal", "x memory"], rows)
+                     side["renewals_per_s_per_worker"], side["client_cpu_us_per_renewal"],
+                     side["round_trips_per_renewal"], side["cpu_vs_memory"]])
+    fleet = c.table(["fleet at saturation", "workers", "renewals/s", "per worker",
+                     "client cpu us/renewal", "redis round trips/renewal", "cpu x memory"], rows)
+    rows = []
+    for batch, store in run["store"].items():
+        memory = store["memory"]
+        rows.append(["MemoryStore", batch, 1, memory["renewals_per_s"],
+                     memory["claim_latency"]["p50_ms"], memory["claim_latency"]["p99_ms"],
+                     memory["client_cpu_us_per_renewal"], "-"])
+        for side in store["redis"]:
+            rows.append(["RedisStore", batch, side["workers"], side["renewals_per_s"],
+                         side["claim_latency"]["p50_ms"], side["claim_latency"]["p99_ms"],
+                         side["client_cpu_us_per_renewal"], side["redis_cpu_us_per_renewal"]])
+    store_side = c.table(["store side", "batch", "workers", "renewals/s", "claim p50 ms",
+                          "claim p99 ms", "client cpu us/renewal", "redis cpu us/renewal"], rows)
+    return fleet + "\n\n" + store_side
 
 
 def main() -> None:
     p = c.parser(__doc__.split("\n")[0], default_loop="asyncio")
-    p.add_argument("--holds", type=int, default=20_000, help="holds renewed per measurement")
-    p.add_argument("--batch", type=int, default=512, help="claim_due limit (the manager's)")
+    p.add_argument("--holds", type=int, default=20_000, help="holds per store-side measurement")
+    p.add_argument("--batches", default="64,512", help="claim_due limits of the store side")
+    p.add_argument("--fleet-holds", type=int, default=4_000, help="holds in the fleet burst")
     p.add_argument("--redis", help="measure against this Redis URL instead of a fresh server")
-    p.add_argument("--worker", action="store_true", help=argparse_hidden())
-    p.add_argument("--prefix", help=argparse_hidden())
+    p.add_argument("--profile", help="fleet workers write cProfile stats to PROFILE.<pid>")
+    for hidden in ("--worker", "--fleet-worker"):
+        p.add_argument(hidden, action="store_true", help=argparse_hidden())
+    for hidden in ("--prefix", "--server"):
+        p.add_argument(hidden, help=argparse_hidden())
+    p.add_argument("--batch", type=int, default=512, help=argparse_hidden())
     args = p.parse_args()
     if args.worker:
         asyncio.run(worker_main(args))
         return
+    if args.fleet_worker:
+        asyncio.run(fleet_worker(args))
+        return
+    counts = WORKER_COUNTS
     if args.quick:
-        args.holds = min(args.holds, 1_000)
-    memory = c.run_on("asyncio", lambda: memory_side(args.holds, args.batch))
+        args.holds, args.fleet_holds = min(args.holds, 1_000), min(args.fleet_holds, 200)
+        args.batches, counts = "512", (1,)
+    store: dict[int, Any] = {}
     with redis_server(args.redis) as (url, pid):
-        sides = [redis_side(args, url, pid, n) for n in WORKER_COUNTS]
-    for side in sides:
-        side["ratio_to_memory"] = c.ratio(side["renewals_per_s"], memory["renewals_per_s"])
+        for batch in (int(b) for b in args.batches.split(",")):
+            args.batch = batch
+            memory = c.run_on("asyncio", lambda: memory_side(args.holds, args.batch))
+            sides = [redis_side(args, url, pid, n) for n in counts]
+            store[batch] = {"memory": memory, "redis": sides}
+        with c.fake_server() as server:
+            fleet_memory_side = fleet_memory(server, args.fleet_holds)
+            fleet = [fleet_side(args, url, server, n) for n in counts]
+    for side in fleet:
+        side["cpu_vs_memory"] = c.ratio(side["client_cpu_us_per_renewal"],
+                                        fleet_memory_side["client_cpu_us_per_renewal"])
     result: dict[str, Any] = {
         "benchmark": NAME,
-        "what": "the store's side of a renewal (claim, safety-net save, next-plan save), "
-                "no HTTP; MemoryStore in one process vs RedisStore with 1, 2, 4 worker "
-                "processes on one Redis; all holds due at once, each renewed exactly once",
+        "what": "fleet: the renewal path at saturation (managers, real client, fake server in "
+                "its own process), RedisStore with 1, 2, 4 worker processes vs MemoryStore; "
+                "store: the store's side of a renewal without HTTP, per claim batch size",
         "holds": args.holds,
-        "batch": args.batch,
+        "fleet_holds": args.fleet_holds,
         "cpus": os.cpu_count(),
-        "runs": [{"loop": "asyncio", "memory": memory, "redis": sides}],
+        "runs": [{"loop": "asyncio", "fleet_memory": fleet_memory_side, "fleet": fleet,
+                  "store": store}],
     }
     c.emit(NAME, result, render(result), args)
 

@@ -65,8 +65,9 @@ def targets_section(co: dict[str, Any] | None, ss: dict[str, Any] | None,
     if co:
         for run in co["runs"]:
             for key, t in run["targets"].items():
-                rows.append([f"{key}: {t['target']} ({run['loop']})", t["worst"], t["met"],
-                             co["command"]])
+                where = f"; worst: {t['worst_at']}" if "worst_at" in t else ""
+                rows.append([f"{key}: {t['target']} ({run['loop']}){where}", t["worst"],
+                             t["met"], co["command"]])
     if ss:
         for run in ss["runs"]:
             for key, t in run["targets"].items():
@@ -85,21 +86,52 @@ def targets_section(co: dict[str, Any] | None, ss: dict[str, Any] | None,
 def overhead_section(co: dict[str, Any]) -> str:
     parts = [f"### Client overhead (`{co['command']}`)", ""]
     for run in co["runs"]:
+        cases = run["cases"]
         rows = []
-        for r in run["by_concurrency"]:
-            for side in ("sdk", "raw"):
-                s = r[side]
-                rows.append([r["concurrency"], side, s["requests_per_s"],
-                             s["client_cpu_us_per_request"], s["latency"]["p50_ms"],
-                             s["latency"]["p99_ms"], s["server_cpu_us_per_request"]])
-            q = r["ratio_sdk_over_raw"]
-            rows.append([r["concurrency"], "**sdk/raw**", q["requests_per_s"],
-                         q["client_cpu_per_request"], q["p50_latency"], q["p99_latency"], ""])
-        parts.append(f"loop `{run['loop']}`, {run['by_concurrency'][0]['rounds']} alternating "
-                     "rounds per concurrency")
+        for case in cases:
+            for cell in case["cells"]:
+                q = cell["ratio_sdk_over_raw"]
+                cpu, rps = q["client_cpu_per_request_by_round"], q["requests_per_s_by_round"]
+                rows.append([case["case"], cell["rotation"], cell["concurrency"],
+                             cell["sdk"]["client_cpu_us_per_request"],
+                             cell["raw"]["client_cpu_us_per_request"],
+                             q["client_cpu_per_request_paired_median"],
+                             f"{min(cpu):.2f}-{max(cpu):.2f}",
+                             cell["sdk"]["requests_per_s"], cell["raw"]["requests_per_s"],
+                             q["requests_per_s_paired_median"],
+                             f"{min(rps):.2f}-{max(rps):.2f}"])
+        busy = [cell for case in cases for cell in case["cells"] if cell["concurrency"] > 1]
+        most = max(busy, key=lambda cell: cell["requests_per_side"], default=None)
+        size = f"{most['requests_per_side'] // most['rounds']:,}" if most else "-"
+        parts.append(f"loop `{run['loop']}`, {most['rounds'] if most else '-'} alternating "
+                     f"rounds of {size} requests per side and cell (a third at concurrency 1); "
+                     "ratios are SDK/raw, the median of the paired rounds with the lowest and "
+                     "highest round")
         parts.append("")
-        parts.append(md_table(["concurrency", "side", "req/s", "client CPU µs/req", "p50 ms",
-                               "p99 ms", "server CPU µs/req"], rows))
+        parts.append(md_table(["case", "tickets", "concurrency", "SDK CPU µs/req",
+                               "raw CPU µs/req", "CPU ratio", "rounds", "SDK req/s", "raw req/s",
+                               "req/s ratio", "rounds"], rows))
+        parts.append("")
+        shapes = [[case["case"], case["shape"]["product_shape"], case["shape"]["products"],
+                   case["shape"]["style"], "yes" if case["shape"]["expiry"] else "no",
+                   case["answer_bytes"]] for case in cases]
+        parts.append("The cases (answer shapes of the fake server):")
+        parts.append("")
+        parts.append(md_table(["case", "product lines", "products", "keys", "expiry",
+                               "answer bytes"], shapes))
+        parts.append("")
+        firsts = []
+        for case in cases:
+            sdk, raw = case["first_answer"]["sdk"], case["first_answer"]["raw"]
+            firsts.append([case["case"], sdk["first_cpu_us"], raw["first_cpu_us"],
+                           sdk["first_wall_us"], raw["first_wall_us"], sdk["second_cpu_us"],
+                           raw["second_cpu_us"]])
+        parts.append("First answers, apart (a fresh client or raw session reserving a ticket "
+                     "never reserved before, then its second call; medians):")
+        parts.append("")
+        parts.append(md_table(["case", "SDK first CPU µs", "raw first CPU µs",
+                               "SDK first wall µs", "raw first wall µs", "SDK second CPU µs",
+                               "raw second CPU µs"], firsts))
         parts.append("")
     return "\n".join(parts)
 

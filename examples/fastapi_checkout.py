@@ -9,6 +9,7 @@ in every later request, so the session only has to keep that id::
     GET    /shops/{shop}/carts/{cart_id}
     POST   /shops/{shop}/carts/{cart_id}/checkout       -> 201 {"order": ...}
     DELETE /shops/{shop}/carts/{cart_id}                -> 204 (holds released)
+    GET    /healthz                                     -> 200, or 503 if the store is down
 
 Errors map to what the caller can do: a malformed shop or ticket GUID is 422
 (refused before any request reaches OpenTicket), a sold-out ticket or a cart
@@ -45,6 +46,7 @@ from openticket_async import (
     OpenTicketClient,
     Receiver,
     ReservationManager,
+    StoreHealth,
     TicketUnavailable,
 )
 from openticket_async.stores import ReservationStore
@@ -140,6 +142,21 @@ def create_app(
         cart = await _cart(request, shop, cart_id)
         await cart.close()
         return Response(status_code=204)
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> JSONResponse:
+        # A hold at risk is the customer's problem, not this worker's: it is reported,
+        # and only a store this worker cannot reach takes it out of rotation.
+        stats = _manager(request).stats()
+        body = {
+            "holds": {state.value: count for state, count in stats.holds.items()},
+            "carts": stats.carts,
+            "renewals_in_flight": stats.renewals_in_flight,
+            "lateness_p99": stats.lateness_p99,
+            "store": stats.store.value,
+        }
+        down = stats.store is StoreHealth.UNAVAILABLE
+        return JSONResponse(body, status_code=503 if down else 200)
 
     return app
 

@@ -24,6 +24,7 @@ from ._events import (
 from ._exceptions import (
     APIError,
     AuthenticationError,
+    CheckoutInProgress,
     DecodeError,
     HoldsNotReady,
     InvalidArgument,
@@ -49,6 +50,8 @@ from ._models import (
     TokenSet,
     User,
 )
+from ._stats import ManagerStats, StoreHealth
+from ._telemetry import Telemetry
 from ._version import __version__
 
 __all__ = [
@@ -58,6 +61,7 @@ __all__ = [
     "BearerToken",
     "Cart",
     "CheckedOut",
+    "CheckoutInProgress",
     "Clock",
     "DecodeError",
     "EventStream",
@@ -72,6 +76,7 @@ __all__ = [
     "InvalidArgument",
     "Lingering",
     "Lost",
+    "ManagerStats",
     "MemoryTokenStore",
     "NotFound",
     "OAuth2",
@@ -90,8 +95,10 @@ __all__ = [
     "ReservationManager",
     "RetryPolicy",
     "ServerError",
+    "StoreHealth",
     "StreamOverflow",
     "SystemClock",
+    "Telemetry",
     "TicketUnavailable",
     "Timeouts",
     "TokenSet",

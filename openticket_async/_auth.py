@@ -16,6 +16,11 @@ Theory of operation for :class:`OAuth2`:
   token is used, so the application can persist the new refresh token first.
 - A refused refresh raises AuthenticationError and is remembered: that refresh
   token is spent, so nothing asks the server with it again (no refresh loops).
+- A refresh whose answer was lost (the connection dropped or timed out after
+  sending, a 5xx but 503, an unreadable answer) probably spent its refresh
+  token without handing over the new one. The next refresh with it is refused
+  (``invalid_grant``); that refusal says so, and that only signing in again
+  (``authorization_url``, then ``exchange_code``) gets a new token set.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from ._clock import Clock
 from ._config import seconds
 from ._exceptions import (
     AuthenticationError,
+    DecodeError,
     InvalidArgument,
+    OpenTicketError,
     ServerError,
     TransportError,
 )
@@ -50,6 +57,7 @@ __all__ = [
     "TokenEndpoint",
     "TokenStore",
     "authorization_url",
+    "known_secrets",
     "ready_authorization",
 ]
 
@@ -199,6 +207,8 @@ class OAuth2:
         self._store: TokenStore = MemoryTokenStore() if store is None else store
         # (spent refresh token, the refusal) once the server refused a refresh
         self._refused: tuple[str, AuthenticationError] | None = None
+        # (refresh token, what went wrong) of the last refresh whose answer was lost
+        self._unanswered: tuple[str, str] | None = None
         self._adopt(token)
 
     @property
@@ -277,7 +287,17 @@ class OAuth2:
         try:
             fresh = await endpoint.grant(self._token_path, form)
         except AuthenticationError as error:
-            self._refused = (refresh_token, error)
+            unanswered = self._unanswered
+            if unanswered is None or unanswered[0] != refresh_token:
+                self._refused = (refresh_token, error)
+                raise
+            explained = _explained(error, _spent_by_a_lost_answer(unanswered[1]))
+            self._refused = (refresh_token, explained)
+            raise explained from None
+        except (TransportError, DecodeError, ServerError) as error:
+            lost = _how_lost(error)
+            if lost is not None:
+                self._unanswered = (refresh_token, lost)
             raise
         if fresh.refresh_token is None:
             # the server did not rotate it: the old one stays valid
@@ -311,10 +331,52 @@ def ready_authorization(auth: Auth) -> Callable[[datetime], str | None] | None:
     return None
 
 
+def known_secrets(auth: Auth) -> tuple[str, ...]:
+    """The secrets ``auth`` holds now (tokens, client secret), to mask in errors and logs.
+
+    Only the built-in auths tell theirs; another Auth's header is still masked
+    from the request it authorized. Called only to build an error or a log line.
+    Raises nothing.
+    """
+    if isinstance(auth, BearerToken):
+        return (auth._header.partition(" ")[2],)
+    if isinstance(auth, OAuth2):
+        token = auth._token
+        return (auth._client_secret, token.access_token, token.refresh_token or "")
+    return ()
+
+
+def _how_lost(error: OpenTicketError) -> str | None:
+    """How a refresh that may have spent its refresh token lost the new one, or None.
+
+    None when the server surely did not act: the request never reached it, or it
+    refused with a 503.
+    """
+    if isinstance(error, TransportError):
+        if not error.may_have_reached_server:
+            return None
+        return "it timed out" if error.timed_out else "its connection broke"
+    if isinstance(error, ServerError):
+        return None if error.status == 503 else f"it got HTTP {error.status}"
+    return "its answer was unreadable"
+
+
+def _spent_by_a_lost_answer(lost: str) -> str:
+    return (
+        "the refresh token was probably spent by an earlier refresh whose answer was"
+        f" lost: {lost}; sign in again (authorization_url, then exchange_code) to get"
+        " a new token set"
+    )
+
+
 def _copy(error: AuthenticationError) -> AuthenticationError:
     # a fresh exception per caller: one shared instance would pile up tracebacks
+    return _explained(error, "the refresh token was refused before")
+
+
+def _explained(error: AuthenticationError, why: str) -> AuthenticationError:
     return AuthenticationError(
-        f"{error.args[0]} (the refresh token was refused before)",
+        f"{error.args[0]} ({why})",
         status=error.status,
         method=error.method,
         path=error.path,

@@ -5,20 +5,28 @@ A cart is made by ``ReservationManager.cart()``. Every cart call counts as use
 cart: its live holds are released, unless the manager's store is shared (then
 the cart lives on for the next request or worker; ``await cart.close()``
 releases explicitly).
+
+A checkout holds its cart's claim in the store from before it looks at the
+holds until their outcome is recorded: a second checkout of the cart, here or
+in another worker, raises :class:`~openticket_async.CheckoutInProgress` at once
+rather than waiting for the first one's order (a web request should not hang
+on another request's payment), and no other worker renews the holds meanwhile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any, Protocol
 
 import anyio
 
+from ._checkout import CheckoutClaims
 from ._clock import Clock
 from ._config import HoldPolicy
-from ._exceptions import HoldsNotReady, InvalidArgument, UsageError
+from ._exceptions import CheckoutInProgress, HoldsNotReady, InvalidArgument, UsageError
 from ._hold import Hold, HoldState
+from ._holdlog import log_checkout
 from ._lifecycle import Close, Remove
 from ._models import Order, Receiver, Reservation
 from ._pending import Pending, settle
@@ -41,12 +49,13 @@ class CartHost(Protocol):
     clock: Clock
     policy: HoldPolicy
     store: ReservationStore
+    _checkouts: CheckoutClaims
 
     def _check_open(self) -> None: ...
 
     def _new_hold_id(self) -> str: ...
 
-    async def _reserve(self, shop_guid: str, ticket_guid: str, sent: float) -> Reservation: ...
+    def _reserve(self, shop_guid: str, ticket_guid: str, sent: float) -> Awaitable[Reservation]: ...
 
     def _track(self, hold: Hold) -> Pending: ...
 
@@ -56,10 +65,13 @@ class CartHost(Protocol):
 
     def _checkout_ended(self, holds: Sequence[Hold], order: Order | None) -> Pending: ...
 
+
     def _forget_cart(self, cart: Cart) -> None: ...
 
 #: The most units one ``add`` call may reserve (each is one reserve call).
 MAX_QUANTITY = 100
+
+_REMOVE = Remove()  # inputs without fields are shared, not made per call
 
 
 class Cart:
@@ -201,7 +213,7 @@ class Cart:
         except BaseException:
             with anyio.CancelScope(shield=True):
                 for hold in made:
-                    await settle(manager._step(hold, Remove()))
+                    await settle(manager._step(hold, _REMOVE))
             raise
         return made
 
@@ -214,13 +226,13 @@ class Cart:
             raise InvalidArgument(f"hold {hold.id} is not in cart {self.id}")
         manager = self._manager
         self.touched_at = manager.clock.now()
-        step = manager._step(hold, Remove())
+        step = manager._step(hold, _REMOVE)
         if step is not None:
             await step
 
     async def close(self) -> None:
         """Release every live hold and close the cart. Safe to call twice."""
-        await self._shut(Remove())
+        await self._shut(_REMOVE)
 
     async def _shut(self, inp: Remove | Close) -> None:
         """End every live hold with ``inp`` (the manager's close uses ``Close``)."""
@@ -247,33 +259,48 @@ class Cart:
     ) -> Order:
         """Create the order from every live hold, once.
 
-        Renewals of this cart pause; holds with less than ``renew_before`` left
-        are renewed first; then the order is created (never retried blindly: the
-        client retries only what surely did not reach the server, or anything
-        with ``idempotency_key``). On success every hold ends ``CheckedOut``.
-        On failure renewals resume and the error is raised: InvalidArgument for
-        an empty cart, HoldsNotReady if a hold could not be renewed (it is then
-        at risk or lost), or the client's error.
+        The cart is claimed in the store first: no other checkout of it runs
+        and no other worker renews its holds until this one's outcome is
+        recorded. Renewals of this cart pause; holds with less than
+        ``renew_before`` left are renewed first; then the order is created
+        (never retried blindly: the client retries only what surely did not
+        reach the server, or anything with ``idempotency_key``). On success
+        every hold ends ``CheckedOut``. On failure renewals resume and the
+        error is raised: CheckoutInProgress if the cart is being checked out
+        already (here or in another worker; nothing was done),
+        InvalidArgument for an empty cart, HoldsNotReady if a hold could not
+        be renewed (it is then at risk or lost), or the client's error.
         """
         self._check_usable()
         if self.paused:
-            raise UsageError(f"cart {self.id} is already checking out")
+            raise CheckoutInProgress(f"cart {self.id} is already checking out", cart_id=self.id)
+        manager = self._manager
+        self.paused = True
+        try:
+            claim = await manager._checkouts.claim(self.id)
+            try:
+                await self.load()  # what other workers did to the holds before the claim
+                return await self._place_order(receiver, payment_method, currency, idempotency_key)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await manager._checkouts.release(claim)
+        finally:
+            self.paused = False
+
+    async def _place_order(
+        self, receiver: Receiver, payment_method: str, currency: str, idempotency_key: str | None
+    ) -> Order:
+        """The checkout once the cart is claimed: renew first, order, record the outcome."""
         holds = self.holds
         if not holds:
             raise InvalidArgument(f"cart {self.id} has no holds to order")
         manager = self._manager
-        self.paused = True
         order: Order | None = None
+        failure: BaseException | None = None
         try:
             await settle(manager._checkout_started(holds))
             await self._wait_for_renewals(holds)
-            not_ready = [hold for hold in holds if hold.state is not HoldState.ACTIVE]
-            if not_ready:
-                raise HoldsNotReady(
-                    f"{len(not_ready)} hold(s) of cart {self.id} could not be renewed for"
-                    " checkout; no order was created",
-                    holds=not_ready,
-                )
+            _check_ready(self.id, holds)
             order = await manager.client.create_order(
                 self.shop_guid,
                 [hold.reservation for hold in holds if hold.reservation is not None],
@@ -282,12 +309,17 @@ class Cart:
                 currency=currency,
                 idempotency_key=idempotency_key,
             )
+        except BaseException as error:
+            failure = error
+            raise
         finally:
             with anyio.CancelScope(shield=True):
-                self.paused = False
                 if order is not None:
                     self._order = order
+                # recorded before the claim ends: no other worker acts on a stale view
                 await settle(manager._checkout_ended(holds, order))
+            guid = None if order is None else order.guid
+            log_checkout(self.id, self.shop_guid, len(holds), guid, failure)
         return order
 
     async def _wait_for_renewals(self, holds: Sequence[Hold]) -> None:
@@ -300,3 +332,14 @@ class Cart:
         """Wake a checkout waiting for renewals to come back (manager use)."""
         if self._renewal_done is not None:
             self._renewal_done.set()
+
+
+def _check_ready(cart_id: str, holds: Sequence[Hold]) -> None:
+    """Raise HoldsNotReady unless every hold is ACTIVE (renewed for checkout if it had to be)."""
+    not_ready = [hold for hold in holds if hold.state is not HoldState.ACTIVE]
+    if not_ready:
+        raise HoldsNotReady(
+            f"{len(not_ready)} hold(s) of cart {cart_id} could not be renewed for"
+            " checkout; no order was created",
+            holds=not_ready,
+        )

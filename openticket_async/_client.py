@@ -6,7 +6,7 @@ Every call runs through :meth:`OpenTicketClient._call`, the one retry loop:
    read the clock, send.
 2. A 401 gets one refresh-and-replay, which does not count as a retry.
 3. Any other failure is tried again only while ``RetryPolicy.attempts`` allows
-   and :func:`~openticket_async._protocol.should_retry` says the server surely
+   and :func:`~openticket_async._answers.should_retry` says the server surely
    did not act on it (or acting twice is harmless). Waits are planned by the
    policy (full jitter, or the server's ``Retry-After``) and slept on the
    client's clock, never on the real one directly, so tests take no time.
@@ -16,10 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from ._auth import Auth, ready_authorization
+from ._answers import (
+    KnownSecrets,
+    Replay,
+    error_for,
+    no_secrets,
+    read_json,
+    should_retry,
+    with_context,
+)
+from ._auth import Auth, known_secrets, ready_authorization
 from ._clock import Clock, SystemClock
 from ._config import RetryPolicy, Timeouts, seconds
 from ._exceptions import DecodeError, InvalidArgument, OpenTicketError, TransportError, UsageError
@@ -33,54 +43,62 @@ from ._log import (
     log_retry,
 )
 from ._models import Hosts, Order, PaymentMethod, Receiver, Reservation, TokenSet, User
+from ._observe import OnRequest, OnResponse, RequestObserver, observer_for
 from ._protocol import (
-    Replay,
     Request,
     RequestFactory,
     Response,
     encode_order,
-    error_for,
     guid,
     idempotency_header,
-    read_json,
     route_path,
-    should_retry,
-    with_context,
 )
+from ._reserve_decoder import decode_reservation
+from ._telemetry import Telemetry
+from ._token_decoder import decode_token_set
 from ._transport import AiohttpTransport, Session, Transport
-from ._wire import CONVERTER, decode_reservation, decode_token_set
+from ._wire import CONVERTER
 
 __all__ = ["OpenTicketClient", "exchange_code"]
 
 _M = TypeVar("_M")
-#: a reserve's shop and ticket GUIDs, checked, and the builder of its request
-_Target = tuple[str, str, Callable[[str], Request]]
-_TARGETS_LIMIT = 1024
 
 
 async def _send_logged(
-    transport: Transport, clock: Clock, request: Request, attempt: int
+    transport: Transport, clock: Clock, request: Request, attempt: int, known: KnownSecrets
 ) -> Response:
-    log_request(request, attempt)
+    secrets = tuple(known())
+    log_request(request, attempt, secrets)
     started = clock.now()
     try:
         response = await transport.send(request)
     except TransportError as error:
         log_failure(request, error, clock.now() - started)
         raise
-    log_response(request, response, clock.now() - started)
+    log_response(request, response, clock.now() - started, secrets)
     return response
 
 
 class _TokenEndpoint:
-    """The token endpoint as an :class:`~openticket_async._auth.TokenEndpoint`."""
+    """The token endpoint as an :class:`~openticket_async._auth.TokenEndpoint`.
 
-    __slots__ = ("_clock", "_factory", "_transport")
+    ``known`` gives the secrets to mask in its errors and log lines beyond those
+    of the grant itself (the client's Auth's).
+    """
 
-    def __init__(self, transport: Transport, factory: RequestFactory, clock: Clock) -> None:
+    __slots__ = ("_clock", "_factory", "_known", "_transport")
+
+    def __init__(
+        self,
+        transport: Transport,
+        factory: RequestFactory,
+        clock: Clock,
+        known: KnownSecrets = no_secrets,
+    ) -> None:
         self._transport = transport
         self._factory = factory
         self._clock = clock
+        self._known = known
 
     @property
     def clock(self) -> Clock:
@@ -91,17 +109,18 @@ class _TokenEndpoint:
         # after an unclear failure could only be refused
         request = self._factory.token(token_path, form)
         transport = self._transport
+        known = self._known
         if debug_enabled():
-            response = await _send_logged(transport, self._clock, request, 1)
+            response = await _send_logged(transport, self._clock, request, 1, known)
         else:
             response = await transport.send(request)
         if response.status >= 300:
-            raise error_for(request, response, self._clock.wall())
-        data = read_json(request, response)
+            raise error_for(request, response, self._clock.wall(), known)
+        data = read_json(request, response, known)
         try:
             return decode_token_set(data, now=self._clock.wall())
         except DecodeError as error:
-            raise with_context(error, request, response) from None
+            raise with_context(error, request, response, known) from None
 
 
 def _company_header(company: object) -> str | None:
@@ -131,7 +150,10 @@ class OpenTicketClient:
     by the client); ``transport`` replaces aiohttp altogether (an object with an
     async ``send``, which the caller closes). ``clock`` is the time source for
     send times and retry waits (default: :class:`SystemClock`). ``user_path`` is
-    the current-user path (``/user/me`` on older deployments). The constructor
+    the current-user path (``/user/me`` on older deployments). ``telemetry``
+    says where OpenTelemetry spans and metrics go (default: the providers the
+    application configured; none, nothing); ``on_request`` and ``on_response``
+    are request hooks (see docs/observability.md). The constructor
     raises InvalidArgument for a malformed option, such as a company that is not
     a GUID.
 
@@ -155,6 +177,9 @@ class OpenTicketClient:
         clock: Clock | None = None,
         transport: Transport | None = None,
         user_path: str = "/users/me",
+        telemetry: Telemetry | None = None,
+        on_request: OnRequest | None = None,
+        on_response: OnResponse | None = None,
     ) -> None:
         if not callable(getattr(auth, "authorization", None)) or not callable(
             getattr(auth, "unauthorized", None)
@@ -184,9 +209,14 @@ class OpenTicketClient:
         self._transport: Transport = (
             AiohttpTransport(session, timeouts=timeouts) if transport is None else transport
         )
-        self._endpoint = _TokenEndpoint(self._transport, self._factory, self._clock)
-        self._targets: dict[tuple[str, str], _Target] = {}
+        # the auth's secrets, masked in every error and log line (asked for only then)
+        self._known: KnownSecrets = partial(known_secrets, auth)
+        self._endpoint = _TokenEndpoint(self._transport, self._factory, self._clock, self._known)
         self._closed = False
+        # None unless a hook or an OpenTelemetry provider watches: then _call's one check
+        self._observer: RequestObserver | None = observer_for(
+            self._send_try, self._clock, hosts, telemetry, on_request, on_response
+        )
 
     @property
     def clock(self) -> Clock:
@@ -267,8 +297,12 @@ class OpenTicketClient:
             request = build(authorization)
             error: OpenTicketError
             try:
-                if ENABLED.get(DEBUG) is not False and debug_enabled():
-                    response = await _send_logged(self._transport, clock, request, failures + 1)
+                if self._observer is not None:
+                    response = await self._observer.send(request, failures + replayed)
+                elif ENABLED.get(DEBUG) is not False and debug_enabled():
+                    response = await _send_logged(
+                        self._transport, clock, request, failures + 1, self._known
+                    )
                 else:
                     response = await self._transport.send(request)
             except TransportError as failure:
@@ -276,7 +310,7 @@ class OpenTicketClient:
             else:
                 if response.status < 300:
                     return request, response, sent_at, sent_wall
-                error = error_for(request, response, clock.wall())
+                error = error_for(request, response, clock.wall(), self._known)
                 if response.status == 401 and not replayed:
                     replayed = True
                     if await self._auth.unauthorized(authorization, self._endpoint) is not None:
@@ -290,6 +324,12 @@ class OpenTicketClient:
                 log_retry(request, error, wait, failures + 1)
             await clock.sleep_until(clock.now() + wait)
 
+    async def _send_try(self, request: Request, attempt: int) -> Response:
+        """Send one try (the observer's way out), logged when DEBUG is on."""
+        if debug_enabled():
+            return await _send_logged(self._transport, self._clock, request, attempt, self._known)
+        return await self._transport.send(request)
+
     async def reserve_ticket(
         self, shop_guid: str, ticket_guid: str, *, retry: RetryPolicy | None = None
     ) -> Reservation:
@@ -301,16 +341,17 @@ class OpenTicketClient:
         for this call. Raises TicketUnavailable when sold out, NotFound for an
         unknown shop or ticket, plus the errors listed on the class.
         """
-        target = None
-        if type(shop_guid) is str and type(ticket_guid) is str:
-            target = self._targets.get((shop_guid, ticket_guid))
-        if target is None:
-            target = self._reserve_target(shop_guid, ticket_guid)
-        shop, ticket, build = target
+        # Nothing is kept per ticket: a manager may renew thousands of tickets in
+        # rotation, and objects kept per ticket would outlive their call and wake
+        # the garbage collector; checked GUIDs are found in one lookup each.
+        shop = guid(shop_guid, "shop_guid")
+        ticket = guid(ticket_guid, "ticket_guid")
         request, response, sent_at, sent_wall = await self._call(
-            build, Replay.IF_REFUSED, retry if retry is None else _policy(retry)
+            partial(self._factory.reserve, shop, ticket),
+            Replay.IF_REFUSED,
+            retry if retry is None else _policy(retry),
         )
-        data = read_json(request, response)
+        data = read_json(request, response, self._known)
         try:
             return decode_reservation(
                 data,
@@ -321,19 +362,7 @@ class OpenTicketClient:
                 ttl=self._ttl_delta,
             )
         except DecodeError as error:
-            raise with_context(error, request, response) from None
-
-    def _reserve_target(self, shop_guid: object, ticket_guid: object) -> _Target:
-        # renewals reserve the same tickets over and over: the checked GUIDs and
-        # the request builder of a (shop, ticket) pair given as strings are kept
-        shop = guid(shop_guid, "shop_guid")
-        ticket = guid(ticket_guid, "ticket_guid")
-        target = (shop, ticket, self._factory.reserver(shop, ticket))
-        if type(shop_guid) is str and type(ticket_guid) is str:
-            if len(self._targets) >= _TARGETS_LIMIT:
-                self._targets.clear()
-            self._targets[shop_guid, ticket_guid] = target
-        return target
+            raise with_context(error, request, response, self._known) from None
 
     async def payment_methods(
         self, shop_guid: str, *, retry: RetryPolicy | None = None
@@ -349,7 +378,7 @@ class OpenTicketClient:
             return factory.payment_methods(shop, authorization)
 
         request, response, _, _ = await self._call(build, Replay.ALWAYS, _policy(retry))
-        data = read_json(request, response)
+        data = read_json(request, response, self._known)
         if isinstance(data, dict) and "data" in data:
             data = data["data"]
         return list(self._decode(data, tuple[PaymentMethod, ...], request, response))
@@ -386,7 +415,7 @@ class OpenTicketClient:
 
         replay = Replay.IF_NOT_SENT if key is None else Replay.ALWAYS
         request, response, _, _ = await self._call(build, replay, _policy(retry))
-        return self._decode(read_json(request, response), Order, request, response)
+        return self._decode(read_json(request, response, self._known), Order, request, response)
 
     async def get_order(self, order_guid: str, *, retry: RetryPolicy | None = None) -> Order:
         """One order with its tickets. Raises NotFound for an unknown order, plus the
@@ -398,20 +427,19 @@ class OpenTicketClient:
             return factory.get_order(order, authorization)
 
         request, response, _, _ = await self._call(build, Replay.ALWAYS, _policy(retry))
-        return self._decode(read_json(request, response), Order, request, response)
+        return self._decode(read_json(request, response, self._known), Order, request, response)
 
     async def me(self, *, retry: RetryPolicy | None = None) -> User:
         """The user the token belongs to. Raises the errors listed on the class."""
         factory = self._factory
         request, response, _, _ = await self._call(factory.me, Replay.ALWAYS, _policy(retry))
-        return self._decode(read_json(request, response), User, request, response)
+        return self._decode(read_json(request, response, self._known), User, request, response)
 
-    @staticmethod
-    def _decode(data: Any, model: type[_M], request: Request, response: Response) -> _M:
+    def _decode(self, data: Any, model: type[_M], request: Request, response: Response) -> _M:
         try:
             return CONVERTER.structure(data, model)
         except DecodeError as error:
-            raise with_context(error, request, response) from None
+            raise with_context(error, request, response, self._known) from None
 
 
 async def exchange_code(

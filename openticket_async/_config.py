@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -62,9 +62,22 @@ class RetryPolicy:
     ``attempts`` counts every try, the first included (1 means never retry).
     Backoff is exponential with full jitter: attempt *n* (1-based, counting
     failures) waits a uniform random time in ``[0, min(backoff_max,
-    backoff_base * 2**(n-1))]``. A server's ``Retry-After`` replaces that wait,
-    capped at ``retry_after_max``. Whether a request may be retried at all
-    depends on whether the server may have acted on it (see the client).
+    backoff_base * 2**(n-1))]``. A server's ``Retry-After`` replaces that wait.
+    Whether a request may be retried at all depends on whether the server may
+    have acted on it (see the client).
+
+    ``retry_after_over_max`` says what a call does when the server asks for a
+    wait longer than ``retry_after_max``:
+
+    - ``"raise"`` (the default): raise the error at once (``RateLimited``, or a
+      503's ``ServerError``), its ``retry_after`` the server's own value, so that
+      no call sits in a wait longer than ``retry_after_max`` (inside a web
+      request, say); the caller decides what to do with the hint.
+    - ``"cap"``: wait ``retry_after_max`` and try again.
+
+    The ReservationManager's renewals never wait inside a call: they plan their
+    next try with :meth:`backoff` (capped at ``retry_after_max`` either way) and
+    never past the reservation's drop.
     """
 
     attempts: int = attrs.field(default=3)
@@ -74,16 +87,26 @@ class RetryPolicy:
     retry_statuses: frozenset[int] = attrs.field(
         default=frozenset({429, 503}), converter=_statuses
     )
+    retry_after_over_max: Literal["raise", "cap"] = attrs.field(default="raise")
 
     @attempts.validator
     def _check_attempts(self, _attribute: attrs.Attribute[int], value: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidArgument(f"attempts must be an int >= 1, got {value!r}")
 
+    @retry_after_over_max.validator
+    def _check_over_max(self, _attribute: attrs.Attribute[str], value: str) -> None:
+        if value not in ("raise", "cap"):
+            raise InvalidArgument(f"retry_after_over_max must be 'raise' or 'cap', got {value!r}")
+
     def backoff(
         self, failures: int, retry_after: float | None = None, rng: random.Random | None = None
     ) -> float:
-        """Seconds to wait after ``failures`` failed tries (1 after the first failure)."""
+        """Seconds to wait after ``failures`` failed tries (1 after the first failure).
+
+        A ``retry_after`` (the server's hint) replaces the jittered wait, capped
+        at ``retry_after_max``.
+        """
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.retry_after_max)
         ceiling = min(self.backoff_max, self.backoff_base * (2 ** max(failures - 1, 0)))

@@ -6,6 +6,8 @@ Split by what the caller can do about it::
     ├── InvalidArgument             misuse: bad input, caught before any request is sent
     ├── UsageError                  misuse: wrong event loop, closed client or manager
     ├── HoldsNotReady               checkout found holds it could not renew; no order made
+    ├── CheckoutInProgress          the cart is being checked out already (here or by another
+    │                               worker); .retry_after hints when to look again
     ├── TransportError              no usable HTTP answer (connection, timeout)
     │                               .may_have_reached_server says if the server may have acted
     ├── StoreUnavailable            the shared store's Redis is unreachable or refused a command
@@ -24,17 +26,17 @@ truncated and passed through :func:`redact` before they are stored.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, cast
-
-if TYPE_CHECKING:
-    from ._hold import Hold
+from typing import Any
+from urllib.parse import quote, quote_plus
 
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "CheckoutInProgress",
     "DecodeError",
     "HoldsNotReady",
     "InvalidArgument",
@@ -46,6 +48,8 @@ __all__ = [
     "TicketUnavailable",
     "TransportError",
     "UsageError",
+    "excerpt",
+    "mask",
     "redact",
 ]
 
@@ -54,14 +58,50 @@ BODY_LIMIT = 512
 
 # Values of these keys are secrets wherever they appear (JSON or form bodies).
 _SECRET_KEYS = r"(?:access_token|refresh_token|client_secret|code|password|authorization)"  # noqa: S105 (key names, not a secret)
-_JSON_SECRET = re.compile(r'("' + _SECRET_KEYS + r'"\s*:\s*)"[^"]*"', re.IGNORECASE)
+# a value cut off by a truncation has no closing quote: it is masked all the same
+_JSON_SECRET = re.compile(r'("' + _SECRET_KEYS + r'"\s*:\s*)"[^"]*("|\Z)', re.IGNORECASE)
 _FORM_SECRET = re.compile(r"(\b" + _SECRET_KEYS + r"=)[^&\s]*", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 
 
-def redact(text: str, limit: int = BODY_LIMIT) -> str:
-    """Return ``text`` truncated to ``limit`` characters with secret values masked."""
-    text = _JSON_SECRET.sub(r'\1"***"', text)
+def _spellings(secret: str) -> set[str]:
+    # an echoed secret may come back escaped the way a JSON string (PHP's json_encode
+    # escapes "/" too) or a form writes it
+    quoted = json.dumps(secret)[1:-1]
+    return {secret, quoted, quoted.replace("/", "\\/"), quote_plus(secret), quote(secret, safe="")}
+
+
+def mask(text: str, secrets: Iterable[str]) -> str:
+    """Return ``text`` with every occurrence of each of ``secrets`` replaced by ``***``.
+
+    Each secret is also found as a JSON string or a form would escape it. Longer
+    secrets are masked first, so one that contains another leaves no part shown.
+    """
+    spellings = {spelling for secret in secrets if secret for spelling in _spellings(secret)}
+    for spelling in sorted(spellings, key=len, reverse=True):
+        text = text.replace(spelling, "***")
+    return text
+
+
+def excerpt(body: bytes, limit: int, secrets: Sequence[str] = ()) -> str:
+    """The first ``limit`` characters of ``body`` (UTF-8, errors replaced), ``secrets`` masked.
+
+    They are masked before the cut, so a secret straddling it shows no part of itself.
+    """
+    # an escaped spelling of a secret is at most 12 characters per character
+    reach = limit + 12 * max(map(len, secrets), default=0)
+    return mask(body[: reach * 4].decode("utf-8", "replace")[:reach], secrets)[:limit]
+
+
+def redact(text: str, limit: int = BODY_LIMIT, secrets: Iterable[str] = ()) -> str:
+    """Return ``text`` truncated to ``limit`` characters with secret values masked.
+
+    Masked are the values of known secret keys (JSON or form), bearer tokens, and
+    each of ``secrets`` (the tokens and client secret the caller knows) wherever
+    it appears.
+    """
+    text = mask(text, secrets)
+    text = _JSON_SECRET.sub(r'\1"***\2', text)
     text = _FORM_SECRET.sub(r"\1***", text)
     text = _BEARER.sub(r"\1***", text)
     if len(text) > limit:
@@ -106,36 +146,57 @@ class HoldsNotReady(OpenTicketError):
     def __getstate__(self) -> dict[str, object]:
         # A Hold is the manager's live handle: its bookkeeping means nothing in
         # another process, and its read-only metadata (a mappingproxy) does not
-        # pickle. Pickle each hold's public fields; __setstate__ makes detached
-        # Holds of them again.
+        # pickle. Pickle each hold's class (by reference) with its public fields;
+        # __setstate__ makes detached Holds of them again. Carrying the class keeps
+        # this module from importing _hold, which sits above it (_hold imports the
+        # models, which import us): the floor plan has no import cycle.
+        holds: list[Any] = self.holds
         state = dict(self.__dict__)
         state["holds"] = [
-            {
-                "id": hold.id,
-                "cart_id": hold.cart_id,
-                "shop_guid": hold.shop_guid,
-                "ticket_guid": hold.ticket_guid,
-                "reservation": hold.reservation,
-                "created_at": hold.created_at,
-                "metadata": None if hold.metadata is None else dict(hold.metadata),
-                "state": hold.state,
-                "renewals": hold.renewals,
-            }
-            for hold in cast("list[Hold]", self.holds)
+            (
+                type(hold),
+                {
+                    "id": hold.id,
+                    "cart_id": hold.cart_id,
+                    "shop_guid": hold.shop_guid,
+                    "ticket_guid": hold.ticket_guid,
+                    "reservation": hold.reservation,
+                    "created_at": hold.created_at,
+                    "metadata": None if hold.metadata is None else dict(hold.metadata),
+                    "state": hold.state,
+                    "renewals": hold.renewals,
+                },
+            )
+            for hold in holds
         ]
         return state
 
     def __setstate__(self, state: dict[str, Any] | None) -> None:
-        from ._hold import Hold  # here: _hold imports the models, which import us
-
         state = state or {}
         holds = []
-        for fields in state.get("holds", ()):
+        for hold_type, fields in state.get("holds", ()):
             metadata = fields["metadata"]
             if metadata is not None:
                 fields = {**fields, "metadata": MappingProxyType(metadata)}
-            holds.append(Hold(**fields))
+            holds.append(hold_type(**fields))
         super().__setstate__({**state, "holds": holds})
+
+
+class CheckoutInProgress(OpenTicketError):
+    """The cart is being checked out already; this checkout did nothing.
+
+    Another checkout of cart ``cart_id`` (in this process or in another worker
+    sharing the store) holds its claim and the order's outcome is not known
+    yet. A web backend answers it as a conflict (HTTP 409) and lets the client
+    look at the cart again later: the holds end ``ORDERED`` if that order
+    succeeds and stay kept if it fails. ``retry_after`` is the most seconds the
+    claim lasts unless its holder extends it (None when not known).
+    """
+
+    def __init__(self, message: str, *, cart_id: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.cart_id = cart_id
+        self.retry_after = retry_after
 
 
 class TransportError(OpenTicketError):

@@ -25,7 +25,8 @@ Actions: :class:`Reserve` (send one reserve for this hold now), :class:`Plan`
 until its drop), :class:`Uncertain` (a unit the server may hold that we never
 saw), :class:`End` (forget the hold: it reached a terminal state).
 
-A live hold always has one *pending action*, chosen by :func:`plan` as the
+A live hold always has one *pending action*, chosen by :func:`plan` (in
+``_hold_plan``, the planning half of this machine, with its ``Rules``) as the
 earliest of: ``warn`` (``Expiring``, if not fired for this reservation),
 ``renew`` (when renewal is allowed and nothing is on the wire), ``drop`` (the
 local deadline). Past the local deadline only the *risk try* remains: one last
@@ -52,6 +53,7 @@ answer's unit lingers and an uncertain one is counted)::
     AT_RISK    Due(renew)          AT_RISK      Reserve (the risk try)
                Answered            ACTIVE       Linger(old), Emit(Renewed), Plan
                Refused (risk try)  LOST         Linger, Emit(Lost), End
+                 .. before drop    AT_RISK      Emit(RenewalFailed), Plan(risk try)
     any live   CheckoutStarted     same         Reserve if it needs renewing first, Plan
                CheckoutSucceeded   ORDERED      Emit(CheckedOut), End
                CheckoutFailed      same         Plan (a passed deadline then fires at once)
@@ -86,13 +88,9 @@ Each is checked after every step of the tests (``tests/test_lifecycle*.py``).
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
 
-import attrs
-
-from ._config import HoldPolicy, RetryPolicy
 from ._events import (
     AtRisk,
     CheckedOut,
@@ -104,7 +102,8 @@ from ._events import (
     Renewed,
 )
 from ._hold import TERMINAL_STATES, Hold, HoldState
-from ._planning import DROP, RENEW, WARN, renew_at, retry_fits
+from ._hold_plan import Rules, not_before, not_renewable, plan
+from ._planning import RENEW, WARN, local_deadline, retry_fits
 from ._steps import (
     INPUTS,
     Action,
@@ -168,97 +167,18 @@ _TERMINAL_STATES = TERMINAL_STATES
 #: converts them to wall time and back, which may change the last digits).
 _SAME_DUE = 1e-3
 
+# Actions without a per-hold value are shared: a release or an end allocates only
+# what differs (its list, its Linger).
 _RESERVE = Reserve()
 _RESERVE_FIRST = Reserve(first=True)
-
-
-# -- the rules -------------------------------------------------------------------------
-
-
-@attrs.define
-class Rules:
-    """What the lifecycle needs to decide: the policies, and two readings it is given.
-
-    ``latency_p99`` is the observed reserve latency the renewal lead grows with
-    (the manager keeps it current). ``touched_at`` tells when a cart was last used
-    (None for a cart this process does not know). ``rng`` draws jitter and backoff.
-    ``resolution`` is how early a claim may come and still count as due.
-    """
-
-    policy: HoldPolicy
-    retry: RetryPolicy
-    touched_at: Callable[[str], float | None] = lambda _cart_id: None
-    latency_p99: float = 0.0
-    rng: random.Random | None = None
-    resolution: float = 0.0
+_END_FROM = {state: End(state) for state in (_ACTIVE, _RENEWING, _AT_RISK)}
+_RELEASED = Emit(Released)
 
 
 def _reason(failure: Failure) -> str:
     if failure.kind == "sold_out":
         return "sold_out"
     return f"renewal failed: {type(failure.error).__name__}"
-
-
-# -- planning --------------------------------------------------------------------------
-
-
-def _not_renewable(hold: Hold, now: float, rules: Rules) -> str | None:
-    """None if ``hold`` may be renewed at ``now``, else why not (its Expired reason)."""
-    policy = rules.policy
-    if not policy.auto_renew:
-        return "not_renewed"
-    if policy.max_hold is not None and now - hold.created_at >= policy.max_hold:
-        return "max_hold"
-    if policy.idle_timeout is not None:
-        touched = rules.touched_at(hold.cart_id)
-        if touched is not None and now - touched >= policy.idle_timeout:
-            return "idle"
-    return None
-
-
-def plan(hold: Hold, now: float, rules: Rules) -> list[Action]:
-    """The hold's one next pending action, as a list of one :class:`Plan`.
-
-    The list is empty while a reserve is on the wire past the deadline: that
-    reserve is then the pending work (I1). Records the plan in ``hold._action``
-    and ``hold._due``, which is how a stale claim is told from a live one.
-    """
-    reservation = hold.reservation
-    assert reservation is not None  # a live hold always has one
-    policy = rules.policy
-    margin = policy.safety_margin
-    deadline = reservation.deadline - margin
-    floor = hold._last_sent + policy.min_renew_interval
-    if hold._wire and (hold._risk or (hold.state is _AT_RISK and now >= deadline)):
-        hold._action = None
-        return []
-    if hold._risk:
-        # the deadline is passed or will be: only the try after the drop is left
-        action, at = RENEW, reservation.deadline + margin
-        if floor > at:
-            at = floor
-    else:
-        action, at = DROP, deadline
-        if not hold._wire and not hold._paused and _not_renewable(hold, now, rules) is None:
-            renew = hold._retry_at or renew_at(reservation, policy, rules.latency_p99, rules.rng)
-            if renew < floor:
-                renew = floor
-            if renew < at:
-                action, at = RENEW, renew
-    warn = deadline - policy.warn_before
-    if not hold._warned and warn < at:
-        action, at = WARN, warn
-    hold._action, hold._due = action, at
-    return [Plan(action, at)]
-
-
-def not_before(hold: Hold, rules: Rules) -> float:
-    """The earliest time ``hold``'s queued reserve may go out (I4's floor).
-
-    The renewal worker waits until then: a reserve queued by a checkout just
-    after a failed try, or before the clock jumped back, keeps the floor too.
-    """
-    return hold._last_sent + rules.policy.min_renew_interval
 
 
 def sending(hold: Hold, now: float) -> float | None:
@@ -302,13 +222,13 @@ def _at_risk(hold: Hold, reason: str, actions: list[Action], *, risk_try: bool =
 
 def _end(hold: Hold, state: HoldState, event: Emit, linger: bool = True) -> list[Action]:
     # End comes first: a shared store may refuse it, and then nothing else happens
-    actions: list[Action] = [End(hold.state)]
+    end = _END_FROM[hold.state]  # a live state: terminal holds never reach _end
     hold.state = state
     hold._action = None
-    if linger and hold.reservation is not None:
-        actions.append(Linger(hold.reservation))
-    actions.append(event)
-    return actions
+    reservation = hold.reservation
+    if linger and reservation is not None:
+        return [end, Linger(reservation), event]
+    return [end, event]
 
 
 def orphaned(hold: Hold) -> None:
@@ -351,17 +271,20 @@ def _due(hold: Hold, inp: Due, now: float, rules: Rules) -> list[Action]:
     if inp.action == RENEW:
         reservation = hold.reservation
         assert reservation is not None
-        past = now >= reservation.deadline - rules.policy.safety_margin
+        past = now >= local_deadline(reservation, rules.policy)
         if hold._wire or (hold._paused and not past):
             return plan(hold, now, rules)
         if not hold._risk and (
-            _not_renewable(hold, now, rules) is not None
-            or now < hold._last_sent + rules.policy.min_renew_interval
+            not_renewable(hold, now, rules) is not None
+            # a renew claimed within the resolution of the floor is due: planning it
+            # for the floor again would put back the same claim at this instant forever
+            # (the renewal worker still waits for the floor, see not_before)
+            or now + rules.resolution < not_before(hold, rules)
         ):
             return plan(hold, now, rules)
         return [_reserve(hold, inp.at), *plan(hold, now, rules)]
     # DROP: the local deadline came without a renewal
-    reason = _not_renewable(hold, now, rules)
+    reason = not_renewable(hold, now, rules)
     if hold.state is _ACTIVE and not hold._wire and reason is not None:
         return _end(hold, HoldState.EXPIRED, Emit(Expired, lateness, {"reason": reason}))
     actions: list[Action] = []
@@ -394,14 +317,21 @@ def _refused(hold: Hold, inp: Refused, now: float, rules: Rules) -> list[Action]
     hold._wire = _IDLE
     failure = inp.failure
     actions: list[Action] = [Uncertain(inp.sent)] if failure.uncertain else []
-    if hold._risk:  # the risk try failed: the ticket is gone
-        return actions + _end(hold, HoldState.LOST, Emit(Lost, 0.0, {"reason": _reason(failure)}))
     reservation = hold.reservation
     assert reservation is not None
-    policy = rules.policy
-    deadline = reservation.deadline - policy.safety_margin
-    hold._attempt += 1
     failed = Emit(RenewalFailed, 0.0, {"error": failure.error, "will_retry": True})
+    if hold._risk:
+        if inp.sent >= reservation.deadline:  # the risk try failed: the ticket is gone
+            reason = _reason(failure)
+            return actions + _end(hold, HoldState.LOST, Emit(Lost, 0.0, {"reason": reason}))
+        # a try before the drop (a checkout's) failed: the old unit is not back in
+        # stock yet, so this says nothing; the risk try after the drop stays planned
+        actions.append(failed)
+        actions += plan(hold, now, rules)
+        return actions
+    policy = rules.policy
+    deadline = local_deadline(reservation, policy)
+    hold._attempt += 1
     actions.append(failed)
     if failure.kind != "sold_out":
         wait = rules.retry.backoff(hold._attempt, failure.retry_after, rules.rng)
@@ -429,7 +359,7 @@ def _checkout_started(hold: Hold, inp: CheckoutStarted, now: float, rules: Rules
     reservation = hold.reservation
     assert reservation is not None
     policy = rules.policy
-    left = reservation.deadline - policy.safety_margin - now
+    left = local_deadline(reservation, policy) - now
     actions: list[Action] = []
     needs = hold.state is not _ACTIVE or left < policy.renew_before
     if needs and not hold._wire:
@@ -455,7 +385,7 @@ def _checkout_failed(hold: Hold, inp: CheckoutFailed, now: float, rules: Rules) 
 
 def _released(hold: Hold, inp: Remove | Close, now: float, rules: Rules) -> list[Action]:
     del inp, now, rules
-    return _end(hold, HoldState.RELEASED, Emit(Released))
+    return _end(hold, HoldState.RELEASED, _RELEASED)
 
 
 def _replan(hold: Hold, inp: ClockJumped, now: float, rules: Rules) -> list[Action]:

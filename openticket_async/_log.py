@@ -3,8 +3,10 @@
 Requests and responses are logged at DEBUG. Callers check :func:`debug_enabled`
 first, so nothing is formatted on the hot path unless someone listens.
 ``Authorization`` (and cookie) header values are masked; bodies pass through
-:func:`~openticket_async._exceptions.redact`, and token requests and answers
-never have their bodies logged at all.
+:func:`~openticket_async._exceptions.redact` with every secret the request
+carries and the ones the caller passes (an Auth's tokens and client secret), so
+an echoed token shows nowhere; token requests and answers never have their
+bodies logged at all.
 
 Setting ``OPENTICKET_LOG=debug`` (or ``info``, ``warning``, ...) in the
 environment attaches a stderr handler to the logger at import time, so a user
@@ -17,10 +19,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-from ._exceptions import OpenTicketError, redact
-from ._protocol import Request, Response
+from ._exceptions import OpenTicketError, excerpt, redact
+from ._protocol import Request, Response, request_secrets
 
 __all__ = [
     "DEBUG",
@@ -85,28 +87,31 @@ def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return shown
 
 
-def _body(request: Request, body: bytes | None) -> str:
+def _body(request: Request, body: bytes | None, secrets: Iterable[str]) -> str:
     if not body:
         return ""
     if request.route == "token":
         return f" body=<{len(body)} bytes, not logged>"
-    return " body=" + repr(redact(body[: _BODY_LIMIT * 4].decode("utf-8", "replace"), _BODY_LIMIT))
+    text = excerpt(body, _BODY_LIMIT * 4, [*request_secrets(request), *secrets])
+    return " body=" + repr(redact(text, _BODY_LIMIT))
 
 
-def log_request(request: Request, attempt: int) -> None:
-    """Log a request about to be sent (DEBUG)."""
+def log_request(request: Request, attempt: int, secrets: Iterable[str] = ()) -> None:
+    """Log a request about to be sent (DEBUG); ``secrets`` are masked beyond the request's."""
     logger.debug(
         "-> %s %s attempt=%d headers=%s%s",
         request.method,
         request.path,
         attempt,
         safe_headers(request.headers),
-        _body(request, request.body),
+        _body(request, request.body, secrets),
     )
 
 
-def log_response(request: Request, response: Response, elapsed: float) -> None:
-    """Log the answer to a request (DEBUG)."""
+def log_response(
+    request: Request, response: Response, elapsed: float, secrets: Iterable[str] = ()
+) -> None:
+    """Log the answer to a request (DEBUG); ``secrets`` are masked beyond the request's."""
     logger.debug(
         "<- %s %s status=%d request_id=%s elapsed=%.3fs%s",
         request.method,
@@ -114,7 +119,7 @@ def log_response(request: Request, response: Response, elapsed: float) -> None:
         response.status,
         response.request_id,
         elapsed,
-        _body(request, response.body),
+        _body(request, response.body, secrets),
     )
 
 

@@ -7,19 +7,25 @@ extend one, so keeping a hold alive means reserving the same ticket again
 before the drop and swapping the hold to the new reservation.
 
 What happens to a hold is decided in one place, the pure lifecycle machine
-(``_lifecycle``): every input (an action came due, a reserve answered or
-failed, a checkout started or ended, a removal, the close) goes through
-:func:`~openticket_async._lifecycle.step`, and this module only *executes* the
-actions it returns: save a plan in the store, queue a reserve (``_renewal``),
-emit an event, count a lingering unit, forget an ended hold. The invariants
-I1-I6 are the lifecycle's, stated at the top of that module.
+(``_lifecycle``); the invariants I1-I6 are its own, stated at the top of that
+module. The manager is the façade over the rooms that carry the decisions out:
 
-One scheduler task claims due actions from the store, in due order, and feeds
-them to the lifecycle; renewals run in at most ``renewal_concurrency`` worker
-tasks that exist only while there is renewal work. Waiting goes through the
-injected ``Clock`` only. A failure while handling one hold (a store error, a
-bug) is logged with its traceback and never stops the scheduler, the other
-holds or the application's code.
+- ``_executor`` feeds every input to :func:`~openticket_async._lifecycle.step`
+  and executes the actions it returns: save a plan in the store, queue a
+  reserve, emit an event, count a lingering unit, forget an ended hold;
+- ``_renewal`` sends the reserves, in at most ``renewal_concurrency`` worker
+  tasks that exist only while there is renewal work;
+- ``_scheduler`` is the one scheduler task: it claims due actions from the
+  store, in due order, feeds them to the lifecycle, and sleeps in between;
+- ``_checkout``: a checkout claims its cart in the store first; the scheduler
+  extends the claims this manager holds until their checkouts release them.
+
+This module owns what the application sees: construction (which wires those
+rooms together), the one task group, the carts by id, the subscriptions, the
+snapshot and the close. Waiting goes through the injected ``Clock`` only. A
+failure while handling one hold (a store error, a bug) is logged with its
+traceback and never stops the scheduler, the other holds or the application's
+code.
 """
 
 from __future__ import annotations
@@ -34,49 +40,27 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ._cart import Cart
+from ._checkout import CheckoutClaims
 from ._clock import Clock
 from ._config import HoldPolicy
 from ._events import EventDispatcher, EventStream, HoldEvent
 from ._exceptions import UsageError
+from ._executor import Executor
 from ._hold import Hold
-from ._lifecycle import (
-    Action,
-    CheckoutFailed,
-    CheckoutStarted,
-    CheckoutSucceeded,
-    Close,
-    Due,
-    Emit,
-    End,
-    Input,
-    Linger,
-    Plan,
-    Remove,
-    Reserve,
-    Rules,
-    Uncertain,
-    disowned,
-    plan,
-    step,
-)
+from ._lifecycle import CheckoutFailed, CheckoutStarted, CheckoutSucceeded, Close, Input, Rules
 from ._lingering import Lingering, LingeringUnits
 from ._models import Order, Reservation
-from ._pending import Pending, settle
-from ._planning import LatencyTracker, drop_time, local_deadline
+from ._pending import Pending
+from ._planning import LatencyTracker
 from ._ports import ReservingClient
-from ._renewal import Renewals
+from ._scheduler import Scheduler, Wakeup
+from ._stats import ManagerStats, StoreWatch, snapshot
+from ._telemetry import HoldMetrics, Telemetry, resolve
 from .stores import MemoryStore, ReservationStore
 
 __all__ = ["ReservationManager", "ReservingClient"]
 
-logger = logging.getLogger("openticket_async.manager")
-
 E = TypeVar("E", bound=HoldEvent)
-
-#: How many due actions one scheduler pass takes before it yields to other tasks.
-BATCH = 512
-#: How often a manager on a shared store looks for work other processes made due.
-SHARED_POLL = 0.5
 
 
 class ReservationManager:
@@ -88,6 +72,10 @@ class ReservationManager:
     hold (each ends ``Released``, and the callbacks of those events run, within
     ``HoldPolicy.close_timeout``); with a shared store, holds stay in the store
     for another worker to continue.
+
+    ``telemetry`` says where OpenTelemetry spans and metrics go (default: the
+    providers the application configured; none, nothing: see
+    docs/observability.md).
 
     An exception raised inside ``async with`` reaches the caller as itself. When
     the manager's own tasks failed too (which the manager prevents for every
@@ -101,28 +89,41 @@ class ReservationManager:
         policy: HoldPolicy | None = None,
         store: ReservationStore | None = None,
         clock: Clock | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.client = client
         self.policy = policy or HoldPolicy()
         self.store: ReservationStore = store if store is not None else MemoryStore()
-        # the default store is driven without awaits (see _apply and _scheduler)
+        # the default store is driven without awaits (by the executor and the scheduler)
         self._memory = self.store if type(self.store) is MemoryStore else None
         self.clock: Clock = clock or client.clock
         self._events = EventDispatcher(logging.getLogger("openticket_async.events"))
-        sink = self.store.event_sink
-        self._publish: Callable[[HoldEvent], None] | None = None if sink is None else sink.publish
         self._carts: dict[str, Cart] = {}
         self._lingering = LingeringUnits()
+        providers = resolve(telemetry)  # None: no spans, no metrics, and no cost
+        self._metrics = None if providers is None else HoldMetrics(providers, self)
+        self._store_watch = StoreWatch(self.store, self._metrics)
         self.rules = Rules(
             self.policy, client.retry, self._touched_at, resolution=self.clock.resolution
         )
-        self._renewals = Renewals(
-            client, self.clock, self.policy, self._lingering, self._finish, self.rules
+        # plans a store of this process refused to save: written again by the
+        # scheduler, or nothing would ever hand their holds out again
+        self._unsaved: dict[Hold, tuple[str, float]] = {}
+        self._wakeup = Wakeup(self.clock)
+        self._executor = Executor(
+            client, self.store, self.clock, self.policy, self.rules,
+            memory=self._memory, events=self._events, carts=self._carts,
+            lingering=self._lingering, unsaved=self._unsaved, wake=self._wakeup.wake_for,
+            metrics=self._metrics,
+        )
+        self._renewals = self._executor.renewals
+        self._checkouts = CheckoutClaims(self.store, self.clock, self.policy, self._wakeup.wake_for)
+        self._scheduling = Scheduler(
+            self.store, self.clock, memory=self._memory, step=self._executor.step,
+            unsaved=self._unsaved, checkouts=self._checkouts, wakeup=self._wakeup,
+            store_watch=self._store_watch, metrics=self._metrics,
         )
         self._tg: TaskGroup | None = None
-        self._sleep_scope: anyio.CancelScope | None = None
-        self._sleeping_until: float | None = None
-        self._replan = False
         self._closed = False
         self._id_prefix = os.urandom(6).hex()
         self._next_id = 0
@@ -224,6 +225,24 @@ class ReservationManager:
         """
         return self._lingering.live(self.clock.now(), ticket_guid)
 
+    def stats(self) -> ManagerStats:
+        """A cheap snapshot for health checks: holds by state, carts, what is due.
+
+        Counts the holds of the carts open in this manager (with a shared store,
+        the carts this process made or loaded). Raises nothing.
+        """
+        now = self.clock.now()
+        due = self._memory.peek_due() if self._memory is not None else self._wakeup.sleeping_until
+        return snapshot(
+            (hold for cart in self._carts.values() for hold in cart._holds.values()),
+            len(self._carts),
+            None if due is None else max(due - now, 0.0),
+            self._renewals.in_flight,
+            len(self._lingering.live(now)),
+            self._renewals.lateness,
+            self._store_watch.health,
+        )
+
     # -- used by Cart (its CartHost protocol) --------------------------------------
 
     def _check_open(self) -> None:
@@ -236,193 +255,38 @@ class ReservationManager:
         self._next_id += 1
         return f"{self._id_prefix}-{self._next_id}"
 
-    async def _reserve(self, shop_guid: str, ticket_guid: str, sent: float) -> Reservation:
-        return await self._renewals.reserve(shop_guid, ticket_guid, None, sent)
+    def _reserve(self, shop_guid: str, ticket_guid: str, sent: float) -> Awaitable[Reservation]:
+        # the renewals' coroutine itself, not one more coroutine around it (cart.add's path)
+        return self._renewals.reserve(shop_guid, ticket_guid, None, sent)
 
     def _track(self, hold: Hold) -> Pending:
         """Start keeping a freshly reserved hold."""
-        now = self.clock.now()
-        return self._apply(hold, plan(hold, now, self.rules), now)
+        return self._executor.track(hold)
 
-    def _release(self, hold: Hold) -> Pending:
-        return self._step(hold, Remove())
+    def _step(self, hold: Hold, inp: Input) -> Pending:
+        """Feed ``inp`` to the lifecycle and carry out what it returns."""
+        return self._executor.step(hold, inp)
 
     def _checkout_started(self, holds: Sequence[Hold]) -> Pending:
-        return self._each(holds, CheckoutStarted())
+        return self._executor.each(holds, CheckoutStarted())
 
     def _checkout_ended(self, holds: Sequence[Hold], order: Order | None) -> Pending:
-        return self._each(holds, CheckoutFailed() if order is None else CheckoutSucceeded(order))
+        return self._executor.each(
+            holds, CheckoutFailed() if order is None else CheckoutSucceeded(order)
+        )
 
     def _forget_cart(self, cart: Cart) -> None:
         self._carts.pop(cart.id, None)
         if self._memory is not None:
             self._memory.drop_cart(cart.id)
 
-    def _time_left(self, hold: Hold, now: float) -> float:
-        if hold.reservation is None:
-            return 0.0
-        return local_deadline(hold.reservation, self.policy) - now
-
     def _touched_at(self, cart_id: str) -> float | None:
         cart = self._carts.get(cart_id)
         return None if cart is None else cart.touched_at
 
-    # -- executing the lifecycle's actions --------------------------------------------
-
-    def _step(self, hold: Hold, inp: Input) -> Pending:
-        """Feed ``inp`` to the lifecycle and carry out what it returns."""
-        now = self.clock.now()
-        self.rules.latency_p99 = self._renewals.latency.p99
-        return self._apply(hold, step(hold, inp, now, self.rules), now)
-
-    def _each(self, holds: Sequence[Hold], inp: Input) -> Pending:
-        steps = [s for s in (self._step(hold, inp) for hold in holds) if s is not None]
-        return _all(steps) if steps else None
-
-    async def _finish(self, hold: Hold, outcome: Input) -> None:
-        """Apply a renewal's outcome, then wake a checkout waiting for it."""
-        try:
-            await settle(self._step(hold, outcome))
-        finally:
-            cart = self._carts.get(hold.cart_id)
-            if cart is not None:
-                cart.renewal_finished()
-
-    def _apply(self, hold: Hold, actions: list[Action], now: float) -> Pending:
-        memory = self._memory
-        if memory is None:
-            return self._apply_shared(hold, actions, now)
-        for action in actions:
-            if isinstance(action, Plan):
-                memory.put(hold, action.action, action.at)
-                self._wake_for(action.at)
-            elif isinstance(action, Emit):
-                self._announce(hold, action, now)
-            elif isinstance(action, Reserve):
-                self._renewals.enqueue(hold, action.first)
-            elif isinstance(action, Linger):
-                self._linger(hold, action.reservation, now)
-            elif isinstance(action, Uncertain):
-                self._renewals.uncertain(hold.ticket_guid, action.sent)
-            else:  # End
-                memory.remove(hold)  # also takes it out of its cart (they share the dict)
-        return None
-
-    async def _apply_shared(self, hold: Hold, actions: list[Action], now: float) -> None:
-        store = self.store
-        for action in actions:
-            if isinstance(action, Plan):
-                due = action.at
-                if store.shared:
-                    due += self.clock.wall().timestamp() - self.clock.now()
-                if not await store.save(hold, action.action, due, hold._fence):
-                    logger.info("hold %s belongs to another worker now", hold.id)
-                    return
-                self._wake_for(action.at)
-            elif isinstance(action, End):
-                if not await store.forget(hold, hold._fence):
-                    # another worker claimed it since: that one ends it
-                    disowned(hold, action.previous)
-                    return
-                cart = self._carts.get(hold.cart_id)
-                if cart is not None:
-                    cart._ended(hold)
-            elif isinstance(action, Emit):
-                self._announce(hold, action, now)
-            elif isinstance(action, Reserve):
-                self._renewals.enqueue(hold, action.first)
-            elif isinstance(action, Linger):
-                self._linger(hold, action.reservation, now)
-            elif isinstance(action, Uncertain):
-                self._renewals.uncertain(hold.ticket_guid, action.sent)
-
-    def _announce(self, hold: Hold, emit: Emit, now: float) -> None:
-        kind = emit.kind
-        if self._publish is None and not self._events.wants(kind):
-            return  # nobody listens: the event is not even built
-        event = kind(hold, self._time_left(hold, now), emit.lateness, **emit.fields)
-        self._events.emit(event)
-        if self._publish is not None:
-            self._publish(event)  # a shared store forwards events to other processes
-
-    def _linger(self, hold: Hold, reservation: Reservation, now: float) -> None:
-        until = drop_time(reservation, self.policy)
-        self._lingering.add(hold.ticket_guid, reservation.guid, until, now)
-
-    def _wake_for(self, due: float) -> None:
-        """Make the scheduler look again if ``due`` comes before it planned to wake."""
-        scope = self._sleep_scope
-        if scope is None:
-            self._replan = True  # the scheduler is awake: make it look again before sleeping
-        elif self._sleeping_until is None or due < self._sleeping_until:
-            scope.cancel()  # wake the scheduler: this is due before it planned to wake
-
-    # -- the scheduler ---------------------------------------------------------------
+    # -- the scheduler task ------------------------------------------------------------
 
     async def _scheduler(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        task_status.started()
-        clock, store, memory = self.clock, self.store, self._memory
-        while True:
-            self._replan = False
-            now = clock.now()
-            if memory is not None:  # the default store: no Due values, no awaits
-                for due_at, hold, action in memory.pop_due(now + clock.resolution, BATCH):
-                    self._fire(hold, action, due_at, 0)
-                target = memory.peek_due()
-            else:
-                target = await self._claim_and_fire(now)
-            if store.shared:
-                target = now + SHARED_POLL if target is None else min(target, now + SHARED_POLL)
-            if self._replan or (target is not None and target <= clock.now() + clock.resolution):
-                await anyio.lowlevel.checkpoint()  # more is due already: go round again
-                continue
-            with anyio.CancelScope() as scope:
-                self._sleep_scope, self._sleeping_until = scope, target
-                if target is None:
-                    await anyio.Event().wait()  # until _wake_for cancels the scope
-                else:
-                    await clock.sleep_until(target)
-            self._sleep_scope = self._sleeping_until = None
-
-    async def _claim_and_fire(self, now: float) -> float | None:
-        """One pass over a store reached by awaits; returns its next due time.
-
-        The returned time is on the manager's clock, whatever the store's scale.
-        """
-        store, clock = self.store, self.clock
-        offset = clock.wall().timestamp() - now if store.shared else 0.0
-        try:
-            batch = await store.claim_due(now + offset + clock.resolution, BATCH)
-        except Exception:  # a store outage must not kill the scheduler
-            logger.exception("claiming due work from the store failed; retrying")
-            batch = []
-        for due in batch:
-            await settle(self._fire(due.hold, due.action, due.due - offset, due.fence))
-        try:
-            nxt = await store.next_due()
-        except Exception:
-            logger.exception("reading the store's next due time failed; retrying")
-            return None
-        return None if nxt is None else nxt - offset
-
-    def _fire(self, hold: Hold, action: str, due: float, fence: int) -> Pending:
-        """Feed one due action of ``hold`` to the lifecycle; contain what goes wrong."""
-        hold._fence = fence
-        try:
-            step_ = self._step(hold, Due(action, due))
-        except Exception:
-            logger.exception("handling %s of hold %s failed", action, hold.id)
-            return None
-        return None if step_ is None else _contained(step_, hold, action)
-
-
-async def _all(steps: list[Awaitable[None]]) -> None:
-    for step_ in steps:
-        await step_
-
-
-async def _contained(step_: Awaitable[None], hold: Hold, action: str) -> None:
-    try:
-        await step_
-    except Exception:
-        logger.exception("handling %s of hold %s failed", action, hold.id)
+        # the scheduler's task runs this method so that it carries the manager's
+        # name (``ReservationManager._scheduler``) wherever tasks are listed
+        await self._scheduling.run(task_status=task_status)

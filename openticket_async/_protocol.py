@@ -1,70 +1,46 @@
-"""Sans-I/O: OpenTicket requests as values, answers mapped to models or errors.
+"""Sans-I/O: OpenTicket requests as values, built and checked before anything is sent.
 
 Nothing here waits or touches the network; everything is a plain function of its
 inputs, so the whole protocol is tested without an event loop. The client feeds
 :class:`Request` values to a transport and hands the :class:`Response` values
-back here.
+to :mod:`~openticket_async._answers`, which reads them.
 
 Invariants the rest of the SDK relies on:
 
 1. A GUID reaches a URL only after :func:`guid` parsed it as a UUID and wrote it
    canonically, so no input can change the path, add a query or escape a route.
 2. Header values never contain CR or LF (:func:`header_value`).
-3. An exception built here carries the path only (never a query or a token) and
-   a body that went through :func:`~openticket_async._exceptions.redact`.
-4. The shape of the order body lives in :func:`encode_order` alone.
+3. The shape of the order body lives in :func:`encode_order` alone.
+4. Every secret a request carries (the bearer token; a grant's refresh token,
+   code and client secret) is found by :func:`request_secrets`, so an error or a
+   log line about the request can mask it wherever the answer echoes it.
 """
 
 from __future__ import annotations
 
-import enum
 import json
-import json.scanner
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
-from email.utils import parsedate_to_datetime
-from functools import partial
-from http import HTTPStatus
-from typing import Any, cast
-from urllib.parse import quote, urlencode, urlsplit
+from collections.abc import Mapping, Sequence
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import attrs
 
-from ._config import RetryPolicy
-from ._exceptions import (
-    APIError,
-    AuthenticationError,
-    DecodeError,
-    InvalidArgument,
-    NotFound,
-    OpenTicketError,
-    RateLimited,
-    ServerError,
-    TicketUnavailable,
-    TransportError,
-    redact,
-)
+from ._exceptions import InvalidArgument
 from ._models import Hosts, Receiver, Reservation
 from ._version import __version__
 
 __all__ = [
     "USER_AGENT",
-    "Replay",
     "Request",
     "RequestFactory",
     "Response",
     "encode_order",
-    "error_for",
     "guid",
     "header_value",
     "idempotency_header",
-    "parse_retry_after",
-    "read_json",
+    "request_secrets",
     "route_path",
-    "should_retry",
-    "with_context",
 ]
 
 USER_AGENT = f"openticket-async/{__version__}"
@@ -244,10 +220,6 @@ def _encoded_base(base: str) -> str:
     return f"{parts.scheme}://{netloc}{path}"
 
 
-# renewals reserve the same tickets again and again: their requests are reused
-_REQUEST_CACHE_SIZE = 1024
-
-
 class RequestFactory:
     """Builds the :class:`Request` of each endpoint for one set of hosts and companies.
 
@@ -255,7 +227,7 @@ class RequestFactory:
     built once per role and access token and reused: requests never mutate them.
     """
 
-    __slots__ = ("_bases", "_cache", "_common", "_reserves", "_user_path")
+    __slots__ = ("_bases", "_cache", "_common", "_user_path")
 
     def __init__(
         self, hosts: Hosts, *, company: str | None = None, user_path: str = "/users/me"
@@ -274,7 +246,6 @@ class RequestFactory:
             scoped["Company"] = header_value(company, "company")
         self._common = {"auth": common, "api": scoped, "shop": scoped}
         self._cache: dict[str, dict[str, Mapping[str, str]]] = {"auth": {}, "api": {}, "shop": {}}
-        self._reserves: dict[tuple[str, str, str], Request] = {}
         self._user_path = route_path(user_path, "user_path")
 
     def _headers(self, role: str, authorization: str) -> Mapping[str, str]:
@@ -295,28 +266,17 @@ class RequestFactory:
 
     def reserve(self, shop_guid: str, ticket_guid: str, authorization: str) -> Request:
         """``GET {shop}/{shopGUID}/reserve/ticket/{ticketGUID}``: not idempotent."""
-        key = (shop_guid, ticket_guid, authorization)
-        request = self._reserves.get(key)
-        if request is None:
-            base, base_path = self._bases["shop"]
-            path = f"/{shop_guid}/reserve/ticket/{ticket_guid}"
-            request = Request(
-                "GET",
-                base + path,
-                base_path + path,
-                "reserve",
-                self._headers("shop", authorization),
-                None,
-                False,
-            )
-            if len(self._reserves) >= _REQUEST_CACHE_SIZE:
-                self._reserves.clear()
-            self._reserves[key] = request
-        return request
-
-    def reserver(self, shop_guid: str, ticket_guid: str) -> Callable[[str], Request]:
-        """:meth:`reserve` for one shop and ticket, as a function of the authorization."""
-        return _ReserveRequests(partial(self.reserve, shop_guid, ticket_guid)).__getitem__
+        base, base_path = self._bases["shop"]
+        path = f"/{shop_guid}/reserve/ticket/{ticket_guid}"
+        return Request(
+            "GET",
+            base + path,
+            base_path + path,
+            "reserve",
+            self._headers("shop", authorization),
+            None,
+            False,
+        )
 
     def payment_methods(self, shop_guid: str, authorization: str) -> Request:
         """``GET {api}/shop/{shopGUID}/payment_methods``."""
@@ -355,26 +315,6 @@ class RequestFactory:
         )
 
 
-class _ReserveRequests(dict[str, Request]):
-    """The reserve requests of one shop and ticket by authorization, made on first use.
-
-    Its ``__getitem__`` is what :meth:`RequestFactory.reserver` hands out: a
-    renewal finds its request by a dict lookup, without a Python call.
-    """
-
-    __slots__ = ("_make",)
-
-    def __init__(self, make: Callable[[str], Request]) -> None:
-        super().__init__()
-        self._make = make
-
-    def __missing__(self, authorization: str) -> Request:
-        if len(self) >= 4:  # old tokens are never used again
-            self.clear()
-        request = self[authorization] = self._make(authorization)
-        return request
-
-
 _ROUTE_PATH = re.compile(r"(?:/[A-Za-z0-9._~-]+)+\Z")
 
 
@@ -389,161 +329,20 @@ def route_path(path: object, name: str) -> str:
     return path
 
 
-# -- reading answers ----------------------------------------------------------------
-
-_UNAVAILABLE = frozenset({"sold_out", "reservation_expired", "unavailable"})
-_JSON_ERROR_LIMIT = 65536
+# the form fields of a token grant whose values are secrets (client_id is not)
+_GRANT_SECRETS = frozenset({"refresh_token", "code", "client_secret"})
 
 
-def _snippet(body: bytes, limit: int = 200) -> str:
-    return body[: limit * 4].decode("utf-8", "replace")[:limit]
+def request_secrets(request: Request) -> list[str]:
+    """The secrets ``request`` carries: its bearer token, and a grant's secret fields.
 
-
-# json's scanner, as a JSONDecoder makes it: raw_decode minus its Python frame
-_SCAN = json.scanner.make_scanner(cast(Any, json.JSONDecoder()))
-
-
-def read_json(request: Request, response: Response) -> Any:
-    """Parse a JSON body; raises DecodeError (status, content type, snippet) if it is not."""
-    try:
-        # JSON on the wire is UTF-8, so decode first and skip json's encoding
-        # detection; the scanner skips its two whitespace scans. An answer with
-        # whitespace around the value, or none at all (StopIteration), takes the
-        # slower, complete json.loads, which raises the error to report.
-        text = response.body.decode()
-        try:
-            value, end = _SCAN(text, 0)
-        except (StopIteration, ValueError):
-            return json.loads(text)
-        return value if end == len(text) else json.loads(text)
-    except (ValueError, RecursionError):
-        raise DecodeError(
-            "the answer is not valid JSON",
-            status=response.status,
-            content_type=response.headers.get("Content-Type"),
-            snippet="" if request.route == "token" else _snippet(response.body),
-            method=request.method,
-            path=request.path,
-        ) from None
-
-
-def with_context(error: DecodeError, request: Request, response: Response) -> DecodeError:
-    """Return ``error`` (from a decoder) with the request and response it came from."""
-    return DecodeError(
-        str(error.args[0]),
-        field=error.field,
-        status=response.status,
-        content_type=response.headers.get("Content-Type"),
-        # token answers hold secrets in shapes redact() may not recognise
-        snippet="" if request.route == "token" else _snippet(response.body),
-        method=request.method,
-        path=request.path,
-    )
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (seconds or an HTTP date); None if unusable."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        delay = float(text)
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if moment.tzinfo is None:
-            return None
-        delay = (moment - now).total_seconds()
-    if delay != delay or delay == float("inf"):  # NaN or infinity
-        return None
-    return max(delay, 0.0)
-
-
-def _error_fields(body: bytes) -> tuple[str | None, str | None]:
-    if not body or len(body) > _JSON_ERROR_LIMIT:
-        return None, None
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        return None, None
-    if type(payload) is not dict:
-        return None, None
-    code = payload.get("error")
-    message = payload.get("message") or payload.get("error_description")
-    return (
-        code if type(code) is str else None,
-        message if type(message) is str else None,
-    )
-
-
-def error_for(request: Request, response: Response, now: datetime) -> APIError:
-    """Map an error answer (status >= 300) to the exception for it (see docs/wire.md).
-
-    ``now`` is the wall time, used to read a ``Retry-After`` given as a date.
-    On the token route every refused grant (4xx but 429) is an AuthenticationError.
+    Called only to build an error or a log line, never on the success path.
     """
-    status = response.status
-    code, message = _error_fields(response.body)
-    token_route = request.route == "token"
-    summary = f"{code}: {message}" if code and message else code or message or _phrase(status)
-    fields: dict[str, Any] = {
-        "status": status,
-        "method": request.method,
-        "path": request.path,
-        "request_id": response.request_id,
-        "body": "" if token_route else _snippet(response.body, 2048),
-    }
-    summary = redact(summary, 200)
-    if status == 429 or status >= 500:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
-        if status == 429:
-            return RateLimited(summary, retry_after=retry_after, **fields)
-        return ServerError(summary, retry_after=retry_after if status == 503 else None, **fields)
-    if status == 401 or (token_route and 400 <= status < 500):
-        return AuthenticationError(summary, **fields)
-    if status == 404:
-        return NotFound(summary, **fields)
-    if status in (409, 410) or code in _UNAVAILABLE:
-        return TicketUnavailable(summary, **fields)
-    return APIError(summary, **fields)
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "unexpected status"
-
-
-# -- when to try again --------------------------------------------------------------
-
-
-class Replay(enum.Enum):
-    """How safely a request may be sent again after a failure."""
-
-    #: an idempotent read: retry timeouts, resets and the policy's statuses
-    ALWAYS = "always"
-    #: reserve: retry only if the server surely did not act, that is the request
-    #: never reached it (connection refused, DNS) or it refused with 429/503
-    IF_REFUSED = "if_refused"
-    #: an order without idempotency key: retry only if it surely never left
-    IF_NOT_SENT = "if_not_sent"
-
-
-_REFUSALS = frozenset({429, 503})
-
-
-def should_retry(replay: Replay, error: OpenTicketError, policy: RetryPolicy) -> bool:
-    """Whether ``error`` allows another try of a request sent with ``replay`` rules.
-
-    Does not count attempts: the caller stops at ``policy.attempts``.
-    """
-    if isinstance(error, TransportError):
-        return replay is Replay.ALWAYS or not error.may_have_reached_server
-    if not isinstance(error, APIError) or replay is Replay.IF_NOT_SENT:
-        return False
-    if error.status not in policy.retry_statuses:
-        return False
-    return replay is Replay.ALWAYS or error.status in _REFUSALS
+    secrets = []
+    authorization = request.headers.get("Authorization")
+    if authorization:
+        secrets.append(authorization.partition(" ")[2] or authorization)
+    if request.route == "token" and request.body:
+        form = parse_qsl(request.body.decode("utf-8", "replace"))
+        secrets += [value for name, value in form if name in _GRANT_SECRETS]
+    return secrets

@@ -32,8 +32,10 @@ from ._hold import Hold
 from ._lifecycle import Answered, Input, Refused, Rules, classify, not_before, sending
 from ._lingering import LingeringUnits
 from ._models import Reservation
-from ._planning import LatencyTracker, plausible
+from ._planning import LatencyTracker, local_deadline, plausible
 from ._ports import ReservingClient
+from ._stats import LatenessWindow
+from ._telemetry import HoldMetrics
 
 __all__ = ["ONE_TRY", "Renewals"]
 
@@ -41,6 +43,13 @@ logger = logging.getLogger("openticket_async.manager")
 
 #: Renewals plan their own retries against the hold's deadline: one try per call.
 ONE_TRY = RetryPolicy(attempts=1)
+#: A failed renewal's kind (``_steps.classify``) as the ``openticket.renewals`` outcome.
+_OUTCOMES = {
+    "sold_out": "sold_out",
+    "rate_limited": "rate_limited",
+    "timed_out": "timed_out",
+    "unexpected": "error",
+}
 
 
 class Renewals:
@@ -54,8 +63,10 @@ class Renewals:
         lingering: LingeringUnits,
         finish: Callable[[Hold, Input], Awaitable[None]],
         rules: Rules,
+        metrics: HoldMetrics | None = None,
     ) -> None:
-        """``finish`` applies a reserve's outcome to its hold (the manager's step)."""
+        """``finish`` applies a reserve's outcome to its hold (the manager's step);
+        ``metrics`` spans and counts each renewal when OpenTelemetry is on."""
         self._rules = rules
         self._client = client
         self._clock = clock
@@ -63,6 +74,8 @@ class Renewals:
         self._lingering = lingering
         self._finish = finish
         self.latency = LatencyTracker()
+        self.lateness = LatenessWindow()
+        self._metrics = metrics
         self._queue: deque[Hold] = deque()
         self._workers = 0
         self._spawn: Spawn | None = None
@@ -141,13 +154,28 @@ class Renewals:
                 if floor > self._clock.now():
                     await self._clock.sleep_until(floor)
                 lateness = sending(hold, self._clock.now())
-                if lateness is not None:
+                if lateness is None:
+                    continue
+                self.lateness.record(lateness)
+                if self._metrics is None:
                     await self._renew(hold, lateness)
+                else:
+                    await self._renew_observed(hold, lateness, self._metrics)
         finally:
             self._workers -= 1
 
-    async def _renew(self, hold: Hold, lateness: float) -> None:
-        """Send ``hold``'s reserve and feed the outcome back; raises only cancellation."""
+    async def _renew_observed(self, hold: Hold, lateness: float, metrics: HoldMetrics) -> None:
+        """:meth:`_renew` inside its ``openticket.renewal`` span, counted."""
+        old = hold.reservation
+        left = 0.0 if old is None else local_deadline(old, self._policy) - hold._last_sent
+        with metrics.renewal(hold.id, hold.cart_id, lateness, left) as outcome:
+            outcome(await self._renew(hold, lateness))
+
+    async def _renew(self, hold: Hold, lateness: float) -> str:
+        """Send ``hold``'s reserve and feed the outcome back; raises only cancellation.
+
+        Returns the outcome as the ``openticket.renewals`` metric names it.
+        """
         sent = hold._last_sent
         outcome: Input
         try:
@@ -159,9 +187,12 @@ class Renewals:
             if failure.kind == "unexpected":
                 logger.exception("renewal of hold %s failed unexpectedly", hold.id)
             outcome = Refused(failure, sent)
+            result = _OUTCOMES.get(failure.kind, "failed")
         else:
             outcome = Answered(reservation, sent, lateness)
+            result = "renewed"
         try:
             await self._finish(hold, outcome)
         except Exception:
             logger.exception("recording the renewal of hold %s failed", hold.id)
+        return result

@@ -7,6 +7,7 @@ each one means for a hold is in the table at the head of ``_lifecycle``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, TypeAlias
 
 import attrs
@@ -38,6 +39,7 @@ __all__ = [
     "Failure",
     "Input",
     "Linger",
+    "NO_FIELDS",
     "Plan",
     "Refused",
     "Remove",
@@ -45,6 +47,10 @@ __all__ = [
     "Uncertain",
     "classify",
 ]
+
+#: The fields of an event that has none of its own: one read-only mapping for all,
+#: so an ``Emit`` without fields allocates nothing more (one per released hold).
+NO_FIELDS: Mapping[str, object] = MappingProxyType({})
 
 
 # -- inputs --------------------------------------------------------------------------
@@ -194,7 +200,7 @@ class Emit:
 
     kind: type[HoldEvent]
     lateness: float = 0.0
-    fields: Mapping[str, object] = attrs.field(factory=dict)
+    fields: Mapping[str, object] = NO_FIELDS
 
 
 @attrs.frozen

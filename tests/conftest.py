@@ -1,4 +1,4 @@
-"""Shared fixtures: a real ``redis-server`` for the RedisStore tests.
+"""Shared fixtures: a real ``redis-server`` for the RedisStore tests, and a Sentinel group.
 
 The session starts one ``redis-server`` on a free 127.0.0.1 port, with its own
 temporary directory and no persistence (``--save '' --appendonly no``), and stops
@@ -6,23 +6,44 @@ it at the end. Each test gets its own key prefix, so tests never see each
 other's data. :func:`restart_redis` restarts the server on the same port (its
 data is lost, as after a crash of a Redis without persistence).
 
+``sentinel_group`` starts, for one test, a primary, a replica and three
+``redis-sentinel`` processes watching it (quorum 2, a node is down after 1 s),
+all on loopback, and stops every one of them by PID afterwards.
+
 Without the binary the Redis tests are skipped, except under CI (the ``CI``
 environment variable set), where a missing Redis is a failure.
+
+Markers (declared in pyproject.toml): ``redis`` needs the redis-server;
+``slow`` is a multi-process or long-running scenario; ``realtime`` runs in real
+time (a subprocess of ours, a Redis restart). ``make test-fast`` leaves out the
+last two and walks the lifecycle machine with the ``fast`` profile below.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# The inner loop's profile for tests/test_lifecycle.py (LIFECYCLE_PROFILE=fast):
+# a few hundred random histories instead of CI's ten thousand.
+settings.register_profile(
+    "fast",
+    max_examples=300,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 #: Real seconds redis-server gets to say it is ready after it was started.
 START_TIMEOUT = 10.0
@@ -45,12 +66,24 @@ def _answers_ping(port: int) -> bool:
 
 
 class RedisServer:
-    """A ``redis-server`` child process on 127.0.0.1, restartable on the same port."""
+    """A ``redis-server`` child process on 127.0.0.1, restartable on the same port.
 
-    def __init__(self, binary: str, directory: Path) -> None:
+    ``extra`` are more command-line options (``--replicaof``, say). With
+    ``sentinel_conf`` (the lines of a config file) it runs as ``redis-sentinel``.
+    """
+
+    def __init__(
+        self,
+        binary: str,
+        directory: Path,
+        extra: Sequence[str] = (),
+        sentinel_conf: Sequence[str] | None = None,
+    ) -> None:
         self.binary = binary
         self.directory = directory
         self.port = _free_port()
+        self.extra = list(extra)
+        self.sentinel_conf = sentinel_conf
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -76,13 +109,17 @@ class RedisServer:
                 shutil.rmtree(notify_dir, ignore_errors=True)
 
     def _spawn(self, notify_path: str) -> None:
-        command = [
-            self.binary,
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.sentinel_conf is None:
+            command = [self.binary, "--save", "", "--appendonly", "no", *self.extra]
+        else:  # sentinel rewrites its config file: each gets its own
+            conf = self.directory / "sentinel.conf"
+            conf.write_text("\n".join(self.sentinel_conf) + "\n")
+            command = [self.binary, str(conf), *self.extra]
+        command += [
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.directory),
-            "--save", "",
-            "--appendonly", "no",
             "--daemonize", "no",
             "--supervised", "systemd",
             "--loglevel", "warning",
@@ -123,6 +160,14 @@ class RedisServer:
         self.stop()
         self.start()
 
+    def signal(self, number: signal.Signals) -> None:
+        """Send ``number`` to the server's process (SIGSTOP, SIGCONT, SIGKILL...)."""
+        assert self._process is not None
+        self._process.send_signal(number)
+        if number == signal.SIGKILL:
+            self._process.wait()
+            self._process = None
+
 
 def restart_redis(server: RedisServer) -> None:
     """Restart ``server`` on the same port, losing its data (a crash without persistence)."""
@@ -155,3 +200,52 @@ def redis_url(redis_server: RedisServer) -> str:
 def redis_prefix() -> str:
     """A key prefix of this test's own."""
     return f"test:{uuid.uuid4().hex[:12]}:"
+
+
+class SentinelGroup:
+    """A primary, a replica and three sentinels watching them (service ``SERVICE``)."""
+
+    SERVICE = "fleet"
+
+    def __init__(self, directory: Path) -> None:
+        server, sentinel = shutil.which("redis-server"), shutil.which("redis-sentinel")
+        if server is None or sentinel is None:
+            if os.environ.get("CI"):
+                pytest.fail("redis-sentinel not installed: CI must install it (see .ci/run)")
+            pytest.skip("redis-server or redis-sentinel not installed")
+        self.primary = RedisServer(server, directory / "primary")
+        self.replica = RedisServer(
+            server, directory / "replica", ["--replicaof", "127.0.0.1", str(self.primary.port)]
+        )
+        conf = [
+            f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary.port} 2",
+            f"sentinel down-after-milliseconds {self.SERVICE} 1000",
+            f"sentinel failover-timeout {self.SERVICE} 10000",
+        ]
+        self.sentinels = [
+            RedisServer(sentinel, directory / f"sentinel{n}", sentinel_conf=conf)
+            for n in range(3)
+        ]
+
+    @property
+    def url(self) -> str:
+        """The store's URL for the group: every sentinel, the service, database 0."""
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.SERVICE}/0"
+
+    def start(self) -> None:
+        for server in (self.primary, self.replica, *self.sentinels):
+            server.start()
+
+    def stop(self) -> None:
+        for server in (*self.sentinels, self.replica, self.primary):
+            server.stop()
+
+
+@pytest.fixture
+def sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
+    """A Sentinel group of this test's own, stopped by PID afterwards."""
+    group = SentinelGroup(tmp_path)
+    group.start()
+    yield group
+    group.stop()

@@ -5,9 +5,17 @@ stdout. The first line on stdin is the configuration.
 
 ``holds`` mode: a ReservationManager on a RedisStore, against the fake server.
 Commands: ``add`` (make a cart's holds), ``close`` (load a cart and release its
-holds), ``quit``. Every hold event is written as ``{"ev": "event", ...}``. With
-``"stall": true`` the worker hangs right after each renewal's reserve call came
-back, before the manager sees it: killed then, it dies mid-renewal.
+holds), ``checkout`` (load a cart and check it out: ``ordered``, or
+``in-progress`` for CheckoutInProgress, or ``failed``), ``holds`` (load a cart
+and report the states of every hold this worker has seen in it), ``quit``.
+Every hold event is written as ``{"ev": "event", ...}``. With ``"stall": true``
+the worker hangs right after each renewal's reserve call came back, before the
+manager sees it: killed then, it dies mid-renewal. With ``"stall_order": true``
+it hangs in each checkout instead, just before the order is sent (its claim on
+the cart held and kept alive): killed then, it dies mid-checkout.
+
+With ``"skew": seconds`` the worker's wall clock is that far off real time. With
+``"pace": {...}`` its client is paced through the store (``RedisStore.paced``).
 
 ``token`` mode: an OpenTicketClient with OAuth2 and a RedisTokenStore; on ``go``
 it makes one request (which meets a 401 and refreshes) and reports a digest of
@@ -22,11 +30,14 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from openticket_async import (
     BearerToken,
+    Cart,
+    CheckoutInProgress,
+    Hold,
     HoldEvent,
     HoldPolicy,
     Hosts,
@@ -38,6 +49,7 @@ from openticket_async import (
     Reservation,
     ReservationManager,
     RetryPolicy,
+    SystemClock,
     TokenSet,
 )
 from openticket_async._clock import Clock
@@ -57,11 +69,17 @@ async def read_line() -> dict[str, Any]:
     return message
 
 
-class StallingClient:
-    """Reserves through the real client, but never hands a renewal's answer back."""
+RECEIVER = Receiver(email="buyer@example.com", firstname="Ada", lastname="Lovelace")
 
-    def __init__(self, client: OpenTicketClient) -> None:
+
+class StallingClient:
+    """The real client, but it never hands a renewal's answer back (``renewals``),
+    or never sends an order (``orders``)."""
+
+    def __init__(self, client: OpenTicketClient, *, renewals: bool, orders: bool) -> None:
         self._client = client
+        self._renewals = renewals
+        self._orders = orders
 
     @property
     def clock(self) -> Clock:
@@ -79,7 +97,7 @@ class StallingClient:
         self, shop_guid: str, ticket_guid: str, *, retry: RetryPolicy | None = None
     ) -> Reservation:
         reservation = await self._client.reserve_ticket(shop_guid, ticket_guid, retry=retry)
-        if retry is not None:  # the manager's renewals pass their one-try policy
+        if self._renewals and retry is not None:  # renewals pass their one-try policy
             say(ev="stalled", ticket=ticket_guid, reservation=reservation.guid)
             await asyncio.Event().wait()
         return reservation
@@ -94,6 +112,9 @@ class StallingClient:
         currency: str,
         idempotency_key: str | None = None,
     ) -> Order:
+        if self._orders:
+            say(ev="order-stalled")
+            await asyncio.Event().wait()
         return await self._client.create_order(
             shop_guid,
             reservations,
@@ -102,6 +123,16 @@ class StallingClient:
             currency=currency,
             idempotency_key=idempotency_key,
         )
+
+
+class SkewedClock(SystemClock):
+    """Real time whose wall clock is ``skew`` seconds off (a host with a wrong clock)."""
+
+    def __init__(self, skew: float) -> None:
+        self.skew = timedelta(seconds=skew)
+
+    def wall(self) -> datetime:
+        return super().wall() + self.skew
 
 
 def report(event: HoldEvent) -> None:
@@ -124,8 +155,17 @@ async def holds(config: dict[str, Any]) -> None:
         auth=BearerToken(config["token"]),
         hosts=Hosts(**config["hosts"]),
         reservation_ttl=config["ttl"],
+        clock=SkewedClock(config.get("skew", 0.0)),
     ) as client:
-        reserving: Any = StallingClient(client) if config.get("stall") else client
+        stall, stall_order = bool(config.get("stall")), bool(config.get("stall_order"))
+        reserving: Any = (
+            StallingClient(client, renewals=stall, orders=stall_order)
+            if stall or stall_order
+            else client
+        )
+        if "pace" in config:  # the fleet-wide rate limit: {"calls_per_second": ...}
+            reserving = store.paced(reserving, **config["pace"])
+        seen: dict[str, list[Hold]] = {}
         async with ReservationManager(reserving, policy=policy, store=store) as manager:
             manager.on(HoldEvent, report)
             say(ev="ready")
@@ -134,16 +174,35 @@ async def holds(config: dict[str, Any]) -> None:
                 if command["cmd"] == "quit":
                     break
                 async with manager.cart(command["shop"], cart_id=command["cart"]) as cart:
+                    known = seen.setdefault(cart.id, [])
+                    known += [hold for hold in cart.holds if hold not in known]
                     if command["cmd"] == "add":
                         made = [(await cart.add(ticket))[0] for ticket in command["tickets"]]
                         say(ev="added", cart=cart.id, holds=[
                             {"id": h.id, "ticket": h.ticket_guid, "reservation": h.reservation.guid}
                             for h in made if h.reservation is not None
                         ])
+                    elif command["cmd"] == "checkout":
+                        await checkout(cart, command["method"])
+                    elif command["cmd"] == "holds":
+                        say(ev="holds", cart=cart.id, live=len(cart.holds),
+                            states={h.id: h.state.value for h in seen[cart.id]})
                     else:
                         count = len(cart.holds)
                         await cart.close()
                         say(ev="closed", cart=cart.id, holds=count)
+
+
+async def checkout(cart: Cart, method: str) -> None:
+    say(ev="checkout", cart=cart.id)
+    try:
+        order = await cart.checkout(receiver=RECEIVER, payment_method=method, currency="EUR")
+    except CheckoutInProgress:
+        say(ev="in-progress", cart=cart.id)
+    except Exception as error:
+        say(ev="failed", cart=cart.id, error=type(error).__name__)
+    else:
+        say(ev="ordered", cart=cart.id, order=order.guid)
 
 
 async def token(config: dict[str, Any]) -> None:

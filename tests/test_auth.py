@@ -22,6 +22,8 @@ from openticket_async import (
     OAuth2,
     OpenTicketClient,
     RetryPolicy,
+    ServerError,
+    Timeouts,
     TokenSet,
     TransportError,
     authorization_url,
@@ -271,6 +273,70 @@ async def test_a_refused_refresh_raises_and_is_never_retried(
     assert all(isinstance(result, AuthenticationError) for result in results)
     assert fake.refresh_count == 1
     assert [r.route for r in fake.requests] == ["token"]
+
+
+LOST_ANSWER = "the refresh token was probably spent by an earlier refresh whose answer was lost"
+
+
+@pytest.mark.asyncio
+async def test_a_refresh_refused_after_one_whose_answer_was_reset_says_to_sign_in_again(
+    fake: FakeOpenTicket[FakeClock], shop: FakeShop, ticket: FakeTicket
+) -> None:
+    async with client_for(fake, oauth(fake.issue_token()), retry=RetryPolicy(attempts=1)) as c:
+        fake.expire_access_tokens()  # the next call's 401 makes the client refresh
+        fake.faults.reset("token")  # the server rotates the refresh token; its answer is cut
+        with pytest.raises(TransportError):
+            await c.reserve_ticket(shop.guid, ticket.guid)
+        with pytest.raises(AuthenticationError) as caught:
+            await c.reserve_ticket(shop.guid, ticket.guid)
+    assert str(caught.value).startswith(
+        f"invalid_grant: refresh token was already used ({LOST_ANSWER}: its connection broke;"
+        " sign in again (authorization_url, then exchange_code) to get a new token set)"
+    )
+    assert [grant.accepted for grant in fake.token_grants] == [True, False]
+
+
+@pytest.mark.asyncio
+async def test_a_refresh_refused_after_one_that_timed_out_says_to_sign_in_again(
+    fake: FakeOpenTicket[FakeClock], shop: FakeShop, ticket: FakeTicket
+) -> None:
+    timeouts = Timeouts(read=0.2, total=5)
+    auth = oauth(fake.issue_token())
+    async with client_for(fake, auth, retry=RetryPolicy(attempts=1), timeouts=timeouts) as c:
+        fake.expire_access_tokens()
+        fake.faults.act_then_fail("token", stall=True)  # rotated, then silence
+        with pytest.raises(TransportError):
+            await asyncio.wait_for(c.reserve_ticket(shop.guid, ticket.guid), 10)
+        with pytest.raises(AuthenticationError) as caught:
+            await c.reserve_ticket(shop.guid, ticket.guid)
+    assert f"{LOST_ANSWER}: it timed out;" in str(caught.value)
+
+
+@pytest.mark.asyncio
+async def test_a_refresh_refused_after_one_answered_502_says_to_sign_in_again(
+    fake: FakeOpenTicket[FakeClock], shop: FakeShop, ticket: FakeTicket
+) -> None:
+    async with client_for(fake, oauth(fake.issue_token()), retry=RetryPolicy(attempts=1)) as c:
+        fake.expire_access_tokens()
+        fake.faults.act_then_fail("token", status=502)
+        with pytest.raises(ServerError):
+            await c.reserve_ticket(shop.guid, ticket.guid)
+        with pytest.raises(AuthenticationError) as caught:
+            await c.reserve_ticket(shop.guid, ticket.guid)
+    assert f"{LOST_ANSWER}: it got HTTP 502;" in str(caught.value)
+
+
+@pytest.mark.asyncio
+async def test_a_refused_refresh_with_no_lost_answer_before_blames_none(
+    fake: FakeOpenTicket[FakeClock], shop: FakeShop, ticket: FakeTicket
+) -> None:
+    token = fake.issue_token()
+    fake.revoke(token)
+    async with client_for(fake, oauth(token), retry=RetryPolicy(attempts=1)) as client:
+        fake.expire_access_tokens()
+        with pytest.raises(AuthenticationError) as caught:
+            await client.reserve_ticket(shop.guid, ticket.guid)
+    assert str(caught.value).startswith("invalid_grant: unknown refresh token (HTTP 400")
 
 
 @pytest.mark.asyncio

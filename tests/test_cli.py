@@ -64,6 +64,7 @@ def demo_run() -> tuple[subprocess.CompletedProcess[str], list[Record]]:
 # -- the demo, end to end -----------------------------------------------------------
 
 
+@pytest.mark.realtime
 def test_demo_exits_zero_with_nothing_on_stderr(
     demo_run: tuple[subprocess.CompletedProcess[str], list[Record]],
 ) -> None:
@@ -74,6 +75,7 @@ def test_demo_exits_zero_with_nothing_on_stderr(
     assert records[-1]["type"] == "summary"
 
 
+@pytest.mark.realtime
 def test_demo_renews_every_hold_once_per_cycle_before_its_drop(
     demo_run: tuple[subprocess.CompletedProcess[str], list[Record]],
 ) -> None:
@@ -98,6 +100,7 @@ def test_demo_renews_every_hold_once_per_cycle_before_its_drop(
     assert summary["lost"] == 0
 
 
+@pytest.mark.realtime
 def test_demo_shows_a_hold_at_risk_and_its_retry_after_the_drop(
     demo_run: tuple[subprocess.CompletedProcess[str], list[Record]],
 ) -> None:
@@ -119,6 +122,7 @@ def test_demo_shows_a_hold_at_risk_and_its_retry_after_the_drop(
     assert records[-1]["recovered"] == 1
 
 
+@pytest.mark.realtime
 def test_demo_checks_out_every_hold_into_one_order(
     demo_run: tuple[subprocess.CompletedProcess[str], list[Record]],
 ) -> None:
@@ -134,6 +138,7 @@ def test_demo_checks_out_every_hold_into_one_order(
     assert records[-1]["interrupted"] is False
 
 
+@pytest.mark.realtime
 def test_demo_prints_plain_lines_when_stdout_is_not_a_terminal() -> None:
     done = run_cli("demo", "--speed", "600", "--cycles", "1", "--tickets", "2")
     assert done.returncode == 0, done.stderr
@@ -156,6 +161,7 @@ def _read_until(process: subprocess.Popen[str], kind: str, count: int) -> list[R
     return seen
 
 
+@pytest.mark.realtime
 def test_demo_shuts_down_cleanly_on_sigint() -> None:
     process = subprocess.Popen(  # noqa: S603 (our own command)
         [*CLI, "demo", "--json"],  # default speed: it would run for ~25 s

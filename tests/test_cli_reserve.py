@@ -25,6 +25,9 @@ import pytest_asyncio
 from openticket_async import SystemClock
 from openticket_async.testing import FakeOpenTicket, FakeTicket
 
+# every test runs the command in a subprocess against a fake on the real clock
+pytestmark = pytest.mark.realtime
+
 CLI = [sys.executable, "-m", "openticket_async.cli"]
 STOCK = 4
 

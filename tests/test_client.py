@@ -128,6 +128,47 @@ async def test_reserve_in_camel_case_without_expiry_uses_send_time_plus_ttl() ->
 
 
 @pytest.mark.asyncio
+async def test_reserve_keeps_flat_price_fields_of_each_product_in_its_raw() -> None:
+    async with FakeOpenTicket(FakeClock(), style="camel", product_shape="flat") as fake:
+        shop = fake.add_shop()
+        ticket = fake.add_ticket(shop, products=3)
+        async with client_for(fake) as client:
+            reservation = await client.reserve_ticket(shop.guid, ticket.guid)
+    assert [p.guid for p in reservation.products] == list(ticket.product_guids)
+    assert [dict(p.raw) for p in reservation.products] == [
+        {"unitPrice": price, "currency": "EUR"} for price in (1500, 2000, 2500)
+    ]
+
+
+@pytest.mark.asyncio
+async def test_reserve_keeps_nested_price_lines_of_each_product_in_its_raw() -> None:
+    async with FakeOpenTicket(FakeClock(), product_shape="nested", send_expiry=False) as fake:
+        shop = fake.add_shop()
+        ticket = fake.add_ticket(shop, products=3)
+        async with client_for(fake) as client:
+            reservation = await client.reserve_ticket(shop.guid, ticket.guid)
+    assert [p.name for p in reservation.products] == ["Product 1", "Product 2", "Product 3"]
+    lines = [p.raw["price_lines"] for p in reservation.products]
+    assert [[line["amount"] for line in product] for product in lines] == [
+        [1500, 150],
+        [2000, 150],
+        [2500, 150],
+    ]
+    assert reservation.expires_at == fake.clock.wall() + timedelta(seconds=480)
+
+
+@pytest.mark.asyncio
+async def test_reserve_of_many_tickets_in_turn_reserves_each_one(
+    fake: FakeOpenTicket[FakeClock], shop: FakeShop, client: OpenTicketClient
+) -> None:
+    tickets = [fake.add_ticket(shop, stock=2) for _ in range(5)]
+    for ticket in tickets + tickets:
+        reservation = await client.reserve_ticket(shop.guid, ticket.guid)
+        assert reservation.ticket_guid == ticket.guid
+    assert [fake.stock_left(ticket.guid) for ticket in tickets] == [0] * 5
+
+
+@pytest.mark.asyncio
 async def test_reserve_accepts_any_guid_spelling_and_sends_it_canonically(
     fake: FakeOpenTicket[FakeClock], shop: FakeShop, ticket: FakeTicket, client: OpenTicketClient
 ) -> None:

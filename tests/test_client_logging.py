@@ -154,9 +154,11 @@ PROBE = (
 )
 
 
+@pytest.mark.realtime
 def test_openticket_log_debug_turns_logging_on_at_import() -> None:
     assert run_python(PROBE, OPENTICKET_LOG="debug") == "1 DEBUG"
 
 
+@pytest.mark.realtime
 def test_without_openticket_log_the_library_adds_no_handler() -> None:
     assert run_python(PROBE) == "0 NOTSET"

@@ -120,14 +120,40 @@ async def test_reserve_rate_limited_is_retried_after_the_servers_hint(
 
 
 @pytest.mark.asyncio
-async def test_retry_after_is_capped_by_the_policy(
+async def test_retry_after_is_capped_by_the_policy_set_to_cap(
     fake: FakeOpenTicket[FakeClock], shop: FakeShop, ticket: FakeTicket
 ) -> None:
     fake.faults.status("reserve", 429, retry_after=3600)
-    async with client_for(fake, retry=RetryPolicy(retry_after_max=5)) as client:
+    policy = RetryPolicy(retry_after_max=5, retry_after_over_max="cap")
+    async with client_for(fake, retry=policy) as client:
         start = fake.clock.now()
         await finish(fake.clock, client.reserve_ticket(shop.guid, ticket.guid), step=5)
     assert [r.time - start for r in fake.requests] == [0.0, 5.0]
+
+
+@pytest.mark.asyncio
+async def test_retry_after_beyond_the_max_raises_rate_limited_at_once_by_default(
+    fake: FakeOpenTicket[FakeClock], shop: FakeShop, ticket: FakeTicket
+) -> None:
+    fake.faults.status("reserve", 429, retry_after=3600)
+    async with client_for(fake) as client:
+        start = fake.clock.now()
+        with pytest.raises(RateLimited) as caught:
+            await finish(fake.clock, client.reserve_ticket(shop.guid, ticket.guid), step=30)
+    assert caught.value.retry_after == 3600
+    assert fake.clock.now() == start
+    assert routes(fake, "reserve") == 1
+
+
+@pytest.mark.asyncio
+async def test_a_503_retry_after_beyond_the_max_raises_server_error_at_once_by_default(
+    fake: FakeOpenTicket[FakeClock], client: OpenTicketClient
+) -> None:
+    fake.faults.status("me", 503, retry_after=120)
+    with pytest.raises(ServerError) as caught:
+        await finish(fake.clock, client.me(), step=30)
+    assert caught.value.retry_after == 120
+    assert routes(fake, "me") == 1
 
 
 @pytest.mark.asyncio

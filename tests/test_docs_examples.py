@@ -8,7 +8,8 @@ fragment carries an HTML comment right above it::
     <!-- fragment: completed in examples/x.py, tested by tests/test_x.py -->
 
 and every file (or ``file::test``) it names must exist: that is where the
-fragment is completed and run.
+fragment is completed and run. A whole block followed by "It prints:" and a
+``text`` fence must print exactly that.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ BLOCK_TIMEOUT = 25
 _FENCE = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 _FRAGMENT = re.compile(r"<!--\s*fragment:\s*completed in (.+?)\s*-->\n\Z")
 _NAMED = re.compile(r"[\w./-]+\.py(?:::\w+)?")
+_PRINTS = re.compile(r"\s*It prints:\n\n```text\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 
 
 @attrs.frozen
@@ -48,6 +50,7 @@ class Block:
     where: str  # "README.md:42", the line of the opening fence
     code: str
     completed_in: str | None  # the fragment comment's text, None for a whole block
+    prints: str | None = None  # what the document says it prints, exactly
 
     @property
     def is_pytest_module(self) -> bool:
@@ -61,11 +64,13 @@ def blocks() -> list[Block]:
         for match in _FENCE.finditer(text):
             line = text.count("\n", 0, match.start()) + 1
             fragment = _FRAGMENT.search(text, 0, match.start())
+            prints = _PRINTS.match(text, match.end())
             found.append(
                 Block(
                     where=f"{document.relative_to(ROOT)}:{line}",
                     code=match.group(1),
                     completed_in=fragment.group(1) if fragment else None,
+                    prints=prints.group(1) if prints else None,
                 )
             )
     return found
@@ -92,12 +97,20 @@ def test_every_python_fence_is_found() -> None:
     assert len(WHOLE) >= 6  # the README's quickstart and manager, testing.md's four
 
 
+@pytest.mark.realtime
 @pytest.mark.parametrize("block", [b for b in WHOLE if not b.is_pytest_module], ids=_ids)
 def test_block_runs_as_written(block: Block, tmp_path: Path) -> None:
     result = run([sys.executable, "-c", block.code], tmp_path)
     assert result.returncode == 0, result.stderr
+    if block.prints is not None:
+        assert result.stdout == block.prints
 
 
+def test_a_block_that_says_what_it_prints_is_checked() -> None:
+    assert any(block.prints for block in WHOLE)  # docs/errors.md's tour of the errors
+
+
+@pytest.mark.realtime
 @pytest.mark.parametrize("block", [b for b in WHOLE if b.is_pytest_module], ids=_ids)
 def test_test_module_block_passes_under_pytest(block: Block, tmp_path: Path) -> None:
     module = tmp_path / "test_from_the_docs.py"
@@ -129,6 +142,7 @@ def test_fragment_names_where_it_is_completed(block: Block) -> None:
             assert re.search(rf"def {test}\(", source), f"{block.where}: no {test} in {path}"
 
 
+@pytest.mark.realtime
 def test_the_quickstart_reads_back_the_order_it_made(tmp_path: Path) -> None:
     [quickstart] = [b for b in WHOLE if "again = await client.get_order" in b.code]
 

@@ -156,3 +156,21 @@ async def test_with_redis_a_second_worker_checks_out_the_cart_the_first_filled(
     assert hold["renewals"] >= 1
     assert checkout.status_code == 201
     assert [order.guid for order in openticket_fake.orders] == [checkout.json()["order"]]
+
+
+async def test_healthz_reports_the_managers_holds_and_store(
+    service: Service, shop: FakeShop, openticket_fake: FakeOpenTicket[FakeClock]
+) -> None:
+    ticket = openticket_fake.add_ticket(shop, stock=5)
+    async with service() as http:
+        cart = await new_cart(http, shop)
+        await http.post(f"/shops/{shop.guid}/carts/{cart}/tickets/{ticket.guid}?quantity=2")
+        health = await http.get("/healthz")
+    assert health.status_code == 200
+    assert health.json() == {
+        "holds": {"active": 2, "renewing": 0, "at_risk": 0},
+        "carts": 1,
+        "renewals_in_flight": 0,
+        "lateness_p99": None,
+        "store": "memory",
+    }

@@ -20,6 +20,7 @@ from openticket_async import (
     APIError,
     AuthenticationError,
     BearerToken,
+    CheckoutInProgress,
     DecodeError,
     Hold,
     HoldPolicy,
@@ -54,6 +55,9 @@ SAMPLES: dict[type[BaseException], Callable[[], BaseException]] = {
     OpenTicketError: lambda: OpenTicketError("something failed"),
     InvalidArgument: lambda: InvalidArgument("shop_guid is not a GUID"),
     UsageError: lambda: UsageError("the client is closed"),
+    CheckoutInProgress: lambda: CheckoutInProgress(
+        "cart c1 is being checked out", cart_id="c1", retry_after=4.5
+    ),
     HoldsNotReady: lambda: HoldsNotReady(
         "1 hold(s) of cart c1 could not be renewed",
         holds=[

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -92,6 +94,33 @@ async def test_status_fault_sends_a_given_body(front: Shopfront) -> None:
 
 
 @pytest.mark.asyncio
+async def test_retry_after_is_sent_as_seconds_an_http_date_or_a_raw_value(
+    front: Shopfront,
+) -> None:
+    faults = front.fake.faults
+    faults.status("reserve", 429, retry_after=86400)
+    past = datetime(2025, 12, 31, 23, 59, tzinfo=UTC)
+    faults.status("reserve", 503, retry_after=past)
+    faults.status("reserve", 429, retry_after="soon")
+    faults.status("reserve", 429, retry_after=0.5)
+    values = []
+    for _ in range(4):
+        async with front.http.get(front.reserve_url, headers=front.headers) as response:
+            values.append(response.headers["Retry-After"])
+    assert values[0] == "86400"
+    assert email.utils.parsedate_to_datetime(values[1]) == past
+    assert values[1].endswith("GMT")
+    assert values[2:] == ["soon", "0.5"]
+
+
+def test_retry_after_refuses_negative_seconds_and_naive_dates(front: Shopfront) -> None:
+    with pytest.raises(InvalidArgument):
+        front.fake.faults.status("reserve", 429, retry_after=-1)
+    with pytest.raises(InvalidArgument):
+        front.fake.faults.status("reserve", 429, retry_after=datetime(2026, 1, 1))
+
+
+@pytest.mark.asyncio
 async def test_a_forever_fault_lasts_until_cleared(front: Shopfront) -> None:
     front.fake.faults.status("reserve", 503, times=None)
     statuses = [(await front.reserve())[0] for _ in range(4)]
@@ -157,6 +186,34 @@ async def test_malformed_json_fault_answers_a_body_that_does_not_parse(front: Sh
 
 
 @pytest.mark.asyncio
+async def test_act_then_garbage_answers_garbage_after_the_server_reserved(
+    front: Shopfront,
+) -> None:
+    front.fake.faults.act_then_garbage("reserve")
+    front.fake.faults.act_then_garbage("reserve", b"<html>ok</html>", content_type="text/html")
+    assert await front.reserve() == (200, "application/json", b"\x00\xff<garbage>")
+    assert await front.reserve() == (200, "text/html", b"<html>ok</html>")
+    assert len(front.fake.live_reservations()) == 2
+
+
+@pytest.mark.asyncio
+async def test_act_then_garbage_on_order_creates_the_order(front: Shopfront) -> None:
+    _, _, body = await front.reserve()
+    front.fake.faults.act_then_garbage("order")
+    url = f"{front.fake.hosts.shop}/{front.shop.guid}/order"
+    body_json = {
+        "receiver": {"email": "a@example.com", "firstname": "A", "lastname": "B"},
+        "paymentProvider": front.method,
+        "currency": "EUR",
+        "tickets": [{"guid": front.ticket.guid, "reservation": json.loads(body)["guid"]}],
+    }
+    async with front.http.post(url, json=body_json, headers=front.headers) as response:
+        assert response.status == 201
+        assert await response.read() == b"\x00\xff<garbage>"
+    assert len(front.fake.orders) == 1
+
+
+@pytest.mark.asyncio
 async def test_drip_fault_writes_the_body_in_small_pieces(front: Shopfront) -> None:
     front.fake.faults.drip("reserve", 0.01, chunk_size=100)
     pieces = []
@@ -210,6 +267,34 @@ async def test_a_stalled_request_does_not_hold_up_the_clock_and_ends_on_close(
 
 
 @pytest.mark.asyncio
+async def test_a_hung_request_never_acts_does_not_hold_up_the_clock_and_ends_on_close(
+    front: Shopfront,
+) -> None:
+    front.fake.faults.hang("reserve")
+    call = asyncio.create_task(front.reserve())
+    await front.fake.clock.advance(3600)
+    assert not call.done()
+    assert front.fake.live_reservations() == []
+    await front.fake.close()
+    with pytest.raises(aiohttp.ClientError):
+        await call
+    assert front.fake.live_reservations() == []
+
+
+@pytest.mark.asyncio
+async def test_a_client_timeout_ends_a_hung_request_and_the_next_one_is_served(
+    front: Shopfront,
+) -> None:
+    front.fake.faults.hang("reserve")
+    timeout = aiohttp.ClientTimeout(total=0.05)
+    with pytest.raises(asyncio.TimeoutError):
+        async with front.http.get(front.reserve_url, headers=front.headers, timeout=timeout):
+            pass
+    assert (await front.reserve())[0] == 200
+    assert len(front.fake.live_reservations()) == 1
+
+
+@pytest.mark.asyncio
 async def test_a_client_timeout_ends_a_stalled_request(front: Shopfront) -> None:
     front.fake.faults.act_then_fail("reserve", stall=True)
     timeout = aiohttp.ClientTimeout(total=0.05)
@@ -247,6 +332,31 @@ async def test_a_real_delay_answers_after_real_time(front: Shopfront) -> None:
     front.fake.faults.delay("reserve", 0.01, real=True)
     assert (await front.reserve())[0] == 200
     assert front.fake.clock.now() == 1000.0
+
+
+# -- expiry offsets ------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_expiry_offset_states_a_skewed_expiry_but_the_reservation_keeps_its_ttl(
+    front: Shopfront,
+) -> None:
+    front.fake.faults.expiry_offset(-60)
+    _, _, body = await front.reserve()
+    answer = json.loads(body)
+    stated = datetime.fromisoformat(answer["expires_at"].replace("Z", "+00:00"))
+    assert (stated - front.fake.clock.wall()).total_seconds() == 480 - 60
+    [record] = front.fake.live_reservations()
+    assert record.expires_at - front.fake.clock.now() == 480
+
+
+@pytest.mark.asyncio
+async def test_expiry_offset_past_the_ttl_states_an_expiry_in_the_past(front: Shopfront) -> None:
+    front.fake.faults.expiry_offset(-480 - 600)
+    _, _, body = await front.reserve()
+    stated = datetime.fromisoformat(json.loads(body)["expires_at"].replace("Z", "+00:00"))
+    assert (stated - front.fake.clock.wall()).total_seconds() == -600
+    assert len(front.fake.live_reservations()) == 1
 
 
 # -- scripting errors ------------------------------------------------------------

@@ -112,6 +112,26 @@ async def test_camel_style_and_no_expiry_change_the_reservation_shape(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("product_shape", "keys"),
+    [
+        ("lean", {"guid", "name"}),
+        ("flat", {"guid", "name", "unit_price", "currency"}),
+        ("nested", {"guid", "name", "price_lines"}),
+    ],
+)
+async def test_product_shape_sets_what_each_product_line_carries(
+    http: aiohttp.ClientSession, product_shape: Any, keys: set[str]
+) -> None:
+    async with FakeOpenTicket(FakeClock(), product_shape=product_shape) as fake:
+        shop = fake.add_shop()
+        ticket = fake.add_ticket(shop, products=3)
+        _, body, _ = await call(http, "GET", reserve_url(fake, shop, ticket), bearer(fake))
+    assert [set(product) for product in body["products"]] == [keys] * 3
+    assert [product["guid"] for product in body["products"]] == list(ticket.product_guids)
+
+
+@pytest.mark.asyncio
 async def test_camel_style_expiry_keys_are_camel_case(http: aiohttp.ClientSession) -> None:
     async with FakeOpenTicket(FakeClock(), style="camel", reservation_ttl=60.5) as fake:
         shop = fake.add_shop()
@@ -569,6 +589,8 @@ def test_settings_must_make_sense() -> None:
         FakeOpenTicket(FakeClock(), access_token_ttl=-1)
     with pytest.raises(InvalidArgument):
         FakeOpenTicket(FakeClock(), style="kebab")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument):
+        FakeOpenTicket(FakeClock(), product_shape="deep")  # type: ignore[arg-type]
 
 
 @pytest.mark.asyncio

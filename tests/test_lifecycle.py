@@ -317,6 +317,24 @@ def test_sold_out_makes_the_hold_at_risk_then_lost_after_one_try_past_the_drop()
     assert [e.fields["reason"] for e in world.emitted(Lost)] == ["sold_out"]
 
 
+def test_a_checkout_refused_before_the_drop_keeps_an_at_risk_hold_for_its_try_after() -> None:
+    world = World()
+    at_risk(world)  # sold out while the old reservation holds the last unit
+    world.now += 1.0  # past the reserve floor
+    world.feed(CheckoutStarted())  # checkout renews it first: refused again, before the drop
+    world.send()
+    world.refuse(sold_out())
+    world.feed(CheckoutFailed())
+    world.check()
+    assert world.hold.state is HoldState.AT_RISK
+    assert world.emitted(Lost) == []
+    drop = world.hold.reservation.deadline  # type: ignore[union-attr]
+    run_until(world, drop - 1)  # Expiring may come first
+    assert world.pending is not None
+    assert world.pending.action == "renew"
+    assert world.pending.at >= drop  # its one more try still comes just after the drop
+
+
 def test_a_stale_claim_of_a_replaced_action_is_not_fired() -> None:
     world = World()
     renewing(world)

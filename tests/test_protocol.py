@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 import pytest
@@ -26,22 +26,24 @@ from openticket_async import (
     TicketUnavailable,
     TransportError,
 )
+from openticket_async._answers import (
+    Replay,
+    error_for,
+    parse_retry_after,
+    read_json,
+    should_retry,
+    with_context,
+)
 from openticket_async._protocol import (
     USER_AGENT,
-    Replay,
     Request,
     RequestFactory,
     Response,
     encode_order,
-    error_for,
     guid,
     header_value,
     idempotency_header,
-    parse_retry_after,
-    read_json,
     route_path,
-    should_retry,
-    with_context,
 )
 
 SHOP = "11111111-1111-4111-8111-111111111111"
@@ -49,6 +51,7 @@ TICKET = "22222222-2222-4222-8222-222222222222"
 METHOD = "33333333-3333-4333-8333-333333333333"
 COMPANY = "44444444-4444-4444-8444-444444444444"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+TOKEN = "at_protocol-test-token"
 HOSTS = Hosts(
     auth="https://auth.example/base", api="https://api.example", shop="https://shop.example/s"
 )
@@ -96,9 +99,10 @@ def answer(status: int, body: Any = b"", **headers: str) -> Response:
 
 
 def a_request(route: str = "reserve") -> Request:
-    return RequestFactory(HOSTS).reserve(SHOP, TICKET, "Bearer t") if route == "reserve" else (
-        RequestFactory(HOSTS).token("/tokens", {"grant_type": "refresh_token"})
-    )
+    factory = RequestFactory(HOSTS)
+    if route == "reserve":
+        return factory.reserve(SHOP, TICKET, f"Bearer {TOKEN}")
+    return factory.token("/tokens", {"grant_type": "refresh_token"})
 
 
 # -- GUIDs and header values ----------------------------------------------------------
@@ -226,14 +230,12 @@ def test_header_maps_are_reused_per_token_and_refreshed_for_a_new_one() -> None:
     assert factory.payment_methods(SHOP, "Bearer b").headers["Authorization"] == "Bearer b"
 
 
-def test_reserver_builds_the_reserve_request_for_each_authorization() -> None:
+def test_reserve_request_carries_the_authorization_it_is_built_with() -> None:
     factory = RequestFactory(HOSTS, company=COMPANY)
-    reserve = factory.reserver(SHOP, TICKET)
-    tokens = [f"Bearer t{n}" for n in range(6)]  # more than it keeps
-    for token in tokens + tokens:
-        assert reserve(token) == factory.reserve(SHOP, TICKET, token)
-    assert reserve("Bearer t5").headers["Authorization"] == "Bearer t5"
-    assert reserve("Bearer t5").replayable is False
+    tokens = [f"Bearer t{n}" for n in range(6)]  # more than the header maps kept
+    requests = [factory.reserve(SHOP, TICKET, token) for token in tokens + tokens]
+    assert [r.headers["Authorization"] for r in requests] == tokens + tokens
+    assert {r.replayable for r in requests} == {False}
 
 
 def test_base_urls_are_encoded_once() -> None:
@@ -484,3 +486,27 @@ def test_reserve_is_never_retried_on_a_status_the_policy_adds_beyond_429_and_503
     assert should_retry(Replay.IF_REFUSED, status_error(500), policy) is False
     assert should_retry(Replay.ALWAYS, status_error(500), policy) is True
     assert should_retry(Replay.IF_REFUSED, status_error(429), policy) is False
+
+
+def rate_limited(retry_after: str) -> APIError:
+    return error_for(a_request(), answer(429, b"", **{"Retry-After": retry_after}), NOW)
+
+
+def test_a_retry_after_beyond_the_max_allows_no_retry_by_default() -> None:
+    policy = RetryPolicy(retry_after_max=30)
+    assert should_retry(Replay.ALWAYS, rate_limited("31"), policy) is False
+
+
+def test_a_retry_after_at_the_max_is_still_retried() -> None:
+    policy = RetryPolicy(retry_after_max=30)
+    assert should_retry(Replay.ALWAYS, rate_limited("30"), policy) is True
+
+
+def test_a_retry_after_beyond_the_max_is_retried_when_the_policy_caps_it() -> None:
+    policy = RetryPolicy(retry_after_max=30, retry_after_over_max="cap")
+    assert should_retry(Replay.ALWAYS, rate_limited("3600"), policy) is True
+
+
+def test_retry_after_over_max_accepts_only_raise_or_cap() -> None:
+    with pytest.raises(InvalidArgument, match="retry_after_over_max must be 'raise' or 'cap'"):
+        RetryPolicy(retry_after_over_max=cast(Any, "sleep"))

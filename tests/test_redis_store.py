@@ -74,7 +74,10 @@ def closed_port() -> int:
 
 
 def test_the_redis_door_exports_exactly_its_public_names() -> None:
-    names = ["CartEvent", "RedisStore", "RedisTokenStore", "StoreUnavailable", "lease_for"]
+    names = [
+        "CartEvent", "PacedClient", "RedisStore", "RedisTokenStore", "StoreUnavailable",
+        "lease_for",
+    ]
     assert openticket_async.stores.redis.__all__ == names
     for name in names:
         assert hasattr(openticket_async.stores.redis, name), name
@@ -368,7 +371,7 @@ async def test_a_carts_events_can_be_watched_from_another_process(kit: StoreKit)
     released = await asyncio.wait_for(anext(watch), 5)
     await watch.aclose()
     assert (renewed.kind, renewed.hold_id, renewed.time_left) == ("Renewed", hold.id, 12.5)
-    assert renewed.detail["new"] == hold.reservation.guid
+    assert renewed.detail["new_reservation"] == hold.reservation.guid
     assert renewed.origin == emitter.owner
     assert not renewed.terminal
     assert (released.kind, released.state, released.terminal) == (
@@ -504,6 +507,7 @@ async def test_a_cart_made_by_one_manager_is_reached_and_renewed_by_another(
     assert recorder.terminal_counts() == {hold.id: 1 for hold in holds}
 
 
+@pytest.mark.realtime
 @pytest.mark.asyncio
 async def test_redis_restart_during_a_run_loses_no_hold(
     shop_world: tuple[FakeOpenTicket[FakeClock], Callable[[], Awaitable[Any]]],

@@ -1,10 +1,11 @@
-"""The ``openticket`` command: ``openticket demo`` and ``openticket reserve``.
+"""The ``openticket`` command: ``openticket demo``, ``openticket reserve``, ``openticket holds``.
 
 ``demo`` runs the whole product on an embedded fake shop with time sped up
 (nothing to configure, no network); ``reserve`` keeps real tickets reserved on
 real hosts until Ctrl-C or ``--hold-for``. Both show a live table in a
 terminal, plain lines in a pipe, and one JSON object per line with ``--json``
-(see ``_output`` for the records).
+(see ``_output`` for the records). ``holds`` shows a Redis fleet's holds,
+read-only (see ``_holds``).
 
 Exit codes: 0 success; 1 a runtime failure (unreachable host, refused token,
 sold out, a hold lost); 2 a usage error (bad option, bad GUID, no credentials);
@@ -185,6 +186,23 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{role} base URL (default: ${variable} or the OpenTicket host)",
         )
     reserve.add_argument("--json", action="store_true", help="one JSON object per event")
+
+    holds = commands.add_parser(
+        "holds",
+        help="show a Redis fleet's carts and holds, at-risk first (read-only)",
+        description=(
+            "Show every live hold that the workers sharing a RedisStore keep: its cart, "
+            "ticket, reservation, state, time left, renewals, owning worker and lease, "
+            "at-risk first, then by time left. Reads only; never shows a token."
+        ),
+    )
+    holds.add_argument("--redis", required=True, metavar="URL",
+                       help="the fleet's Redis (redis://, rediss:// or redis+sentinel://)")
+    holds.add_argument("--prefix", default="openticket:",
+                       help="the fleet's key prefix (default: openticket:)")
+    holds.add_argument("--json", action="store_true", help="one JSON object per hold per line")
+    holds.add_argument("--watch", action="store_true",
+                       help="refresh every second until Ctrl-C")
     return parser
 
 
@@ -232,6 +250,8 @@ def _configure_logging(verbose: bool) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     else:
         handler.setFormatter(_OneLine())
+        # the command shows every hold event itself: the lifecycle lines would say it twice
+        handler.addFilter(lambda record: not hasattr(record, "openticket_event"))
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
 
@@ -242,6 +262,11 @@ def _command(name: str) -> Command:
         from ._demo import run_demo
 
         return run_demo
+    if name == "holds":
+        # the fleet view pulls in redis: loaded only when asked for
+        from ._holds import run_holds
+
+        return run_holds
     from ._reserve import run_reserve
 
     return run_reserve

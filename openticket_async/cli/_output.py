@@ -1,9 +1,11 @@
 """What the ``openticket`` command reports, and its two plain presentations.
 
 Every happening of a run becomes one *record*: a flat JSON-ready dict with a
-``type``. Hold events keep their class name as type (``Renewed``,
-``RenewalFailed``, ...); the command's own records are lower case (``start``,
-``rival``, ``order``, ``summary``). ``--json`` prints the records as they are,
+``type``. A hold event's record is the library's own
+(:func:`~openticket_async._records.event_record`, type ``Renewed``,
+``RenewalFailed``, ...), with the run's time and the hold's label added; the
+command's own records are lower case (``start``, ``reserved``, ``rival``,
+``order``, ``summary``). ``--json`` prints the records as they are,
 one per line; plain output prints :func:`describe` of each; the live view
 (``_live``) shows the same lines under a table of the holds.
 
@@ -21,18 +23,11 @@ from typing import Any, Protocol, TextIO
 
 from .._clock import Clock
 from .._config import HoldPolicy
-from .._events import (
-    CheckedOut,
-    Expired,
-    HoldEvent,
-    Lost,
-    Released,
-    RenewalFailed,
-    Renewed,
-)
+from .._events import CheckedOut, Expired, HoldEvent, Lost, Released, RenewalFailed, Renewed
 from .._hold import Hold, HoldState
 from .._models import Order
 from .._planning import local_deadline
+from .._records import event_record, hold_fields
 
 __all__ = [
     "JsonOutput",
@@ -104,7 +99,9 @@ class RunView:
         for number, hold in enumerate(batch, start=1):
             self._labels[hold.id] = label if len(batch) == 1 else f"{label} #{number}"
             self.holds.append(hold)
-            records.append(self._hold_note("reserved", hold, self.time_left(hold) or 0.0, 0.0))
+            time_left = _round(self.time_left(hold) or 0.0)
+            fields = {**hold_fields(hold), "time_left": time_left, "lateness": 0.0}
+            records.append(self.note("reserved", ticket=self.label(hold), **fields))
         return records
 
     def label(self, hold: Hold) -> str:
@@ -126,43 +123,21 @@ class RunView:
         self._counts[kind] = self._counts.get(kind, 0) + 1
         return {"type": kind, "virtual_time": _round(self.virtual_time()), **fields}
 
-    def _hold_note(self, kind: str, hold: Hold, time_left: float, lateness: float) -> Record:
-        reservation = hold.reservation
-        return self.note(
-            kind,
-            hold=hold.id,
-            ticket=self.label(hold),
-            ticket_guid=hold.ticket_guid,
-            reservation=None if reservation is None else reservation.guid,
-            time_left=_round(time_left),
-            lateness=_round(lateness),
-            state=hold.state.name,
-            renewals=hold.renewals,
-        )
-
     def hold_record(self, event: HoldEvent) -> Record:
-        """The record of one hold event; also updates the tallies."""
+        """The record of one hold event, with the hold's label; also updates the tallies."""
         hold = event.hold
-        record = self._hold_note(type(event).__name__, hold, event.time_left, event.lateness)
+        fields = event_record(event)
+        fields["time_left"] = _round(event.time_left)
+        fields["lateness"] = _round(event.lateness)
+        record = self.note(fields.pop("type"), ticket=self.label(hold), **fields)
+        if hold.state is HoldState.AT_RISK:
+            self._at_risk.add(hold.id)
         if isinstance(event, Renewed):
-            old_deadline = local_deadline(event.old, self.policy)
-            record["old_reservation"] = event.old.guid
-            record["new_reservation"] = event.new.guid
             # positive: renewed before the old reservation dropped
+            old_deadline = local_deadline(event.old, self.policy)
             record["old_time_left"] = _round(old_deadline - self.clock.now())
             if hold.id in self._at_risk:
                 self._recovered.add(hold.id)
-        elif isinstance(event, RenewalFailed):
-            record["error"] = type(event.error).__name__
-            record["status"] = getattr(event.error, "status", None)
-            record["message"] = str(event.error)
-            record["will_retry"] = event.will_retry
-            if hold.state is HoldState.AT_RISK:
-                self._at_risk.add(hold.id)
-        elif isinstance(event, Lost | Expired):
-            record["reason"] = event.reason
-        elif isinstance(event, CheckedOut):
-            record["order"] = event.order.guid
         return record
 
     def order_record(self, order: Order) -> Record:
@@ -214,6 +189,7 @@ class RunView:
 
 
 def _describe_hold(record: Record) -> str:
+    # The wording per kind of record; the fields it reads are event_record's.
     kind = record["type"]
     who = record["ticket"]
     left = f"{clock_text(record['time_left'])} left"
@@ -236,6 +212,8 @@ def _describe_hold(record: Record) -> str:
         return f"reserved {who}: reservation {short(record['reservation'])}, {left}"
     if kind == "Expiring":
         return f"expiring soon: {who}, reservation {short(record['reservation'])}, {left}"
+    if kind == "AtRisk":
+        return f"at risk {who}: {record['reason']}; {left}"
     if kind == "Lost":
         return f"LOST {who}: {record['reason']}"
     if kind == "Expired":

@@ -15,6 +15,16 @@ Two implementations satisfy :class:`ReservationStore`:
   same in every process, and a claim carries a lease and a fencing token so a
   crashed worker's holds come due again for another.
 
+A checkout claims its cart first (:meth:`ReservationStore.claim_cart`): a
+claim with a lease and a fencing token. While it is held no other worker
+checks the cart out, and a shared store hands out no due action of the cart's
+holds, to any worker: those are put back until the claim ends (the claimer's
+checkout pauses them anyway, and so a worker that dies mid-checkout leaves
+its holds' plans as they were). The claim ends when
+the checkout releases it (once the order's outcome is recorded) or, when the
+worker died, by itself once its lease runs out; the checking-out manager
+extends it meanwhile.
+
 A shared store also carries the manager's hold events to the other processes:
 its ``event_sink`` is where the manager sends each event it emits. It is part
 of the protocol, None for a store that keeps events in the process (such as
@@ -31,10 +41,33 @@ import attrs
 from .._clock import Clock
 from .._config import HoldPolicy
 from .._events import HoldEvent
+from .._exceptions import UsageError
 from .._hold import Hold
 from .._schedule import DeadlineQueue
 
-__all__ = ["Due", "EventSink", "MemoryStore", "ReservationStore"]
+__all__ = [
+    "CartClaim",
+    "CartTaken",
+    "Due",
+    "EventSink",
+    "MemoryStore",
+    "ReservationStore",
+    "claim_lease",
+]
+
+#: A claim's lease is this share of ``renew_before``, leaving the rest for a takeover.
+LEASE_FRACTION = 1 / 3
+#: The shortest lease: twice a shared store's poll interval, so the holder's
+#: heartbeat always comes before its lease lapses.
+MIN_LEASE = 1.0
+
+
+def claim_lease(policy: HoldPolicy) -> float:
+    """The default lease of a claim under ``policy``: ``max(renew_before / 3, 1 s)``.
+
+    Holds (a shared store's claims of due work) and carts (checkouts) use it alike.
+    """
+    return max(policy.renew_before * LEASE_FRACTION, MIN_LEASE)
 
 
 @attrs.frozen
@@ -49,6 +82,36 @@ class Due:
     action: str
     due: float
     fence: int = 0
+
+
+@attrs.frozen
+class CartClaim:
+    """A cart claimed for checkout: nobody else checks it out or renews its holds.
+
+    ``fence`` is the claim's fencing token: it grows with every claim of the
+    cart, and extending or releasing needs the current one, so a worker whose
+    claim lapsed and was taken over cannot touch the new holder's. ``lease`` is
+    how long (seconds) the claim lasts unless it is extended.
+    """
+
+    cart_id: str
+    fence: int
+    lease: float
+
+
+@attrs.frozen
+class CartTaken:
+    """Why a cart could not be claimed now.
+
+    ``checkout`` is True when another checkout holds the cart (its outcome is
+    not known yet), False when another worker has one of the cart's holds in
+    hand (a renewal on the wire: it is back within one reserve call).
+    ``free_in`` is the most seconds that lasts unless its holder extends it.
+    """
+
+    cart_id: str
+    checkout: bool
+    free_in: float
 
 
 class EventSink(Protocol):
@@ -120,6 +183,27 @@ class ReservationStore(Protocol):
         """The live holds of a cart, oldest first."""
         ...
 
+    async def claim_cart(self, cart_id: str, lease: float) -> CartClaim | CartTaken:
+        """Claim cart ``cart_id`` for a checkout, for ``lease`` seconds.
+
+        Returns a :class:`CartClaim`, or :class:`CartTaken` while another claim
+        of the cart is held (this store's own included: claims do not nest) or,
+        in a shared store, while another worker has one of its holds in hand.
+        """
+        ...
+
+    async def extend_cart_claim(self, claim: CartClaim) -> bool:
+        """Make ``claim`` last its lease from now (the holder's heartbeat).
+
+        Returns False if it is no longer held: released, or lapsed.
+        """
+        ...
+
+    async def release_cart(self, claim: CartClaim) -> bool:
+        """End ``claim``. Returns False if it was no longer this claim to end
+        (it lapsed and the cart was claimed again since)."""
+        ...
+
     async def aclose(self) -> None:
         """Release the store's resources (connections)."""
         ...
@@ -143,9 +227,15 @@ class MemoryStore:
     def __init__(self) -> None:
         self._queue: DeadlineQueue[Hold, str] = DeadlineQueue()
         self._carts: dict[str, dict[str, Hold]] = {}
+        # cart id -> (fence, lease end on the clock) of its claim; fences come from
+        # one counter, so a fence is never reused even after its entry is gone
+        self._claims: dict[str, tuple[int, float]] = {}
+        self._fences = 0
+        self._clock: Clock | None = None
 
     def bind(self, clock: Clock, policy: HoldPolicy) -> None:
-        del clock, policy  # due times are the manager's own clock readings; no lease
+        del policy  # due times are the manager's own clock readings; no lease for holds
+        self._clock = clock
 
     async def save(self, hold: Hold, action: str, due: float, fence: int = 0) -> bool:
         del fence
@@ -221,6 +311,38 @@ class MemoryStore:
     def __len__(self) -> int:
         return sum(len(cart) for cart in self._carts.values())
 
+    # -- cart claims: one process, so only other checkouts of this store contend ---------
+
+    def _now(self) -> float:
+        if self._clock is None:
+            raise UsageError("bind the MemoryStore to a clock first (the manager does)")
+        return self._clock.now()
+
+    async def claim_cart(self, cart_id: str, lease: float) -> CartClaim | CartTaken:
+        now = self._now()
+        _fence, until = self._claims.get(cart_id, (0, 0.0))
+        if until > now:
+            return CartTaken(cart_id, checkout=True, free_in=until - now)
+        self._fences += 1
+        self._claims[cart_id] = (self._fences, now + lease)
+        return CartClaim(cart_id, self._fences, lease)
+
+    async def extend_cart_claim(self, claim: CartClaim) -> bool:
+        now = self._now()
+        fence, until = self._claims.get(claim.cart_id, (0, 0.0))
+        if fence != claim.fence or until <= now:
+            return False
+        self._claims[claim.cart_id] = (fence, now + claim.lease)
+        return True
+
+    async def release_cart(self, claim: CartClaim) -> bool:
+        fence, _until = self._claims.get(claim.cart_id, (0, 0.0))
+        if fence != claim.fence:
+            return False
+        del self._claims[claim.cart_id]
+        return True
+
     async def aclose(self) -> None:
         self._queue.clear()
         self._carts.clear()
+        self._claims.clear()

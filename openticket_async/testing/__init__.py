@@ -17,7 +17,8 @@ The pytest plugin (``openticket_fake``, ``openticket_client``,
 """
 
 from ._clock import BusyProbe, FakeClock, ScaledClock
-from ._faults import ROUTES, Faults
+from ._faults import Faults
+from ._routes import ROUTES
 from ._server import FakeOpenTicket
 from ._values import (
     FakePaymentMethod,

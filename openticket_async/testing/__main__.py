@@ -29,17 +29,34 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     serve.add_argument("--tickets", type=int, default=1, help="tickets in the one shop")
     serve.add_argument("--stock", type=int, default=100, help="units per ticket")
     serve.add_argument("--ttl", type=float, default=480.0, help="reservation TTL (seconds)")
+    serve.add_argument("--products", type=int, default=1, help="products per ticket")
     serve.add_argument("--style", choices=("snake", "camel"), default="snake")
+    serve.add_argument(
+        "--product-shape",
+        choices=("lean", "flat", "nested"),
+        default="lean",
+        help="what each product line of a reserve answer carries besides guid and name",
+    )
+    serve.add_argument(
+        "--no-expiry", action="store_true", help="answers leave out reserved_at/expires_at"
+    )
     serve.add_argument("--uvloop", action="store_true", help="run on uvloop (if installed)")
     return parser.parse_args(argv)
 
 
 async def _serve(args: argparse.Namespace) -> None:
     fake = FakeOpenTicket(
-        SystemClock(), reservation_ttl=args.ttl, style=args.style, record_requests=False
+        SystemClock(),
+        reservation_ttl=args.ttl,
+        style=args.style,
+        send_expiry=not args.no_expiry,
+        product_shape=args.product_shape,
+        record_requests=False,
     )
     shop = fake.add_shop()
-    tickets = [fake.add_ticket(shop, stock=args.stock) for _ in range(args.tickets)]
+    tickets = [
+        fake.add_ticket(shop, stock=args.stock, products=args.products) for _ in range(args.tickets)
+    ]
     method = fake.add_payment_method(shop)
     token = fake.issue_token()
     stop = asyncio.Event()

@@ -6,34 +6,32 @@ matching request takes the head of its route's queue, which counts down its
 most one fault.
 
 Some faults act for the server and only spoil the answer (``reset``,
-``malformed_json``, ``drip``, ``act_then_fail``, ``expiry_offset``): the reservation or order
-really exists afterwards, which is exactly the case a client must not retry
-blindly. The others (``status``, ``html``) stand in front of the server, which
-never sees the request; ``delay`` waits and then serves normally.
+``malformed_json``, ``act_then_garbage``, ``drip``, ``act_then_fail``,
+``expiry_offset``): the reservation or order really exists afterwards, which is
+exactly the case a client must not retry blindly. The others (``status``,
+``html``, ``hang``) stand in front of the server, which never sees the request;
+``delay`` waits and then serves normally.
 """
 
 from __future__ import annotations
 
+import email.utils
 import http
 import json
 from collections import deque
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import attrs
 from aiohttp import web
 
 from .._exceptions import InvalidArgument
+from ._routes import ROUTES, Handler
 
-__all__ = ["ROUTES", "Fault", "FaultHost", "Faults"]
+__all__ = ["Fault", "FaultHost", "Faults"]
 
-#: The route names faults (and request records) use.
-ROUTES = frozenset({"token", "authorize", "me", "reserve", "order", "payment_methods", "get_order"})
 #: Real seconds a stalled request waits for the server to close before giving up.
 STALL_CAP = 30.0
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The `error` word of a default fault body, per docs/wire.md.
 _ERROR_WORDS = {
@@ -83,14 +81,14 @@ def _copy_head(response: web.StreamResponse, length: int) -> web.StreamResponse:
 @attrs.frozen
 class _Status:
     status: int
-    retry_after: float | None
+    retry_after: str | None
     body: bytes
     content_type: str
 
     async def run(
         self, host: FaultHost, request: web.Request, handler: Handler
     ) -> web.StreamResponse:
-        headers = {} if self.retry_after is None else {"Retry-After": _seconds(self.retry_after)}
+        headers = {} if self.retry_after is None else {"Retry-After": self.retry_after}
         return web.Response(
             status=self.status, body=self.body, content_type=self.content_type, headers=headers
         )
@@ -137,6 +135,30 @@ class _MalformedJson:
             body=body[: len(body) // 2] or b"{",
             content_type="application/json",
         )
+
+
+@attrs.frozen
+class _Garbage:
+    body: bytes
+    content_type: str
+
+    async def run(
+        self, host: FaultHost, request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        response = await handler(request)
+        return web.Response(status=response.status, body=self.body, content_type=self.content_type)
+
+
+@attrs.frozen
+class _Hang:
+    async def run(
+        self, host: FaultHost, request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        # Not busy, like a stall: the clock must move on while the client waits.
+        await host.wait(STALL_CAP, on_clock=False, busy=False)
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=504, content_type="application/json")
 
 
 @attrs.frozen
@@ -246,13 +268,16 @@ class Faults:
         route: str,
         status: int,
         *,
-        retry_after: float | None = None,
+        retry_after: float | datetime | str | None = None,
         body: Any = None,
         content_type: str | None = None,
         times: int | None = 1,
     ) -> None:
         """Answer ``status`` without acting; optional ``Retry-After`` and body.
 
+        ``retry_after``: seconds (``86400``: a day), an aware ``datetime`` sent as
+        an HTTP date (a past one included), or a ``str`` sent as is (``"soon"``:
+        a value a client cannot read).
         ``body``: ``None`` for the error body docs/wire.md gives that status;
         ``str`` or ``bytes`` sent as is (``text/plain`` unless ``content_type``);
         anything else is sent as JSON.
@@ -265,7 +290,8 @@ class Faults:
             kind = "text/plain"
         else:
             raw, kind = json.dumps(body).encode(), "application/json"
-        self._add(route, _Status(status, retry_after, raw, content_type or kind), times)
+        header = None if retry_after is None else _retry_after(retry_after)
+        self._add(route, _Status(status, header, raw, content_type or kind), times)
 
     def delay(
         self, route: str, seconds: float, *, real: bool = False, times: int | None = 1
@@ -282,6 +308,26 @@ class Faults:
     def malformed_json(self, route: str, times: int | None = 1) -> None:
         """Serve, but answer with the body cut in half (not valid JSON)."""
         self._add(route, _MalformedJson(), times)
+
+    def hang(self, route: str, times: int | None = 1) -> None:
+        """Never answer and never act: the server does not see the request, the
+        connection stays silent until the client gives up, the server closes, or
+        30 real seconds pass. The clock moves on meanwhile."""
+        self._add(route, _Hang(), times)
+
+    def act_then_garbage(
+        self,
+        route: str,
+        body: bytes = b"\x00\xff<garbage>",
+        *,
+        content_type: str = "application/json",
+        times: int | None = 1,
+    ) -> None:
+        """Serve (the reservation or order really happens), then answer the server's
+        status with ``body`` instead of its JSON: garbage after the server acted."""
+        if not isinstance(body, bytes):
+            raise InvalidArgument("body must be bytes")
+        self._add(route, _Garbage(body, content_type), times)
 
     def html(self, route: str, times: int | None = 1, *, status: int = 502) -> None:
         """Answer a proxy's text/html page (``status`` 502, or 200) without acting."""
@@ -365,5 +411,13 @@ def _default_body(status: int, message: str) -> bytes:
     return json.dumps({"error": error, "message": f"{message} (HTTP {status})"}).encode()
 
 
-def _seconds(value: float) -> str:
+def _retry_after(value: float | datetime | str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InvalidArgument("retry_after must be an aware datetime")
+        return email.utils.format_datetime(value.astimezone(UTC), usegmt=True)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise InvalidArgument(f"retry_after must be seconds >= 0, got {value!r}")
     return str(int(value)) if value == int(value) else str(value)

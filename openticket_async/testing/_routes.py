@@ -1,14 +1,17 @@
 """The fake API's HTTP face: the route table and one handler per route.
 
-Handlers are thin: read the request, ask the state (:mod:`._inventory`,
+:data:`ROUTE_TABLE` is the one list of what the fake serves: each row's name is
+how faults (:mod:`._faults`), request records and docs/testing.md call the
+route. Handlers are thin: read the request, ask the state (:mod:`._inventory`,
 :mod:`._tokens`), render with :mod:`._shapes`. A :class:`Refusal` raised anywhere
 below becomes the JSON error answer of docs/wire.md.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 from yarl import URL
@@ -18,7 +21,7 @@ from ._shapes import Shapes, json_response
 from ._tokens import TokenBook
 from ._values import Refusal
 
-__all__ = ["Handler", "Routes"]
+__all__ = ["ROUTES", "ROUTE_TABLE", "Handler", "Route", "Routes"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _Endpoint = Callable[[web.Request], Awaitable[web.Response]]
@@ -46,22 +49,16 @@ class Routes:
         self._company_guid = company_guid
 
     def mount(self, router: web.UrlDispatcher) -> dict[object, str]:
-        """Add every route to ``router``; return each aiohttp route's name (for faults)."""
-        table: list[tuple[str, str, _Endpoint, str]] = [
-            ("POST", "/auth/tokens", self._token, "token"),
-            ("POST", "/auth/token", self._token, "token"),
-            ("GET", "/auth/tokens/authorize", self._authorize, "authorize"),
-            ("GET", "/auth/token/authorize", self._authorize, "authorize"),
-            ("GET", "/auth/users/me", self._me, "me"),
-            ("GET", "/auth/user/me", self._me, "me"),
-            ("GET", "/shop/{shop}/reserve/ticket/{ticket}", self._reserve, "reserve"),
-            ("POST", "/shop/{shop}/order", self._order, "order"),
-            ("GET", "/api/shop/{shop}/payment_methods", self._payment_methods, "payment_methods"),
-            ("GET", "/api/order/{order}", self._get_order, "get_order"),
-        ]
+        """Add every route of :data:`ROUTE_TABLE` to ``router``.
+
+        Returns each aiohttp route's name, which the server's middleware looks up
+        to record a request and to find its faults.
+        """
         return {
-            router.add_route(method, path, _answer_refusals(endpoint)): name
-            for method, path, endpoint, name in table
+            router.add_route(
+                route.method, route.path, _answer_refusals(functools.partial(route.serve, self))
+            ): route.name
+            for route in ROUTE_TABLE
         }
 
     def _check_bearer(self, request: web.Request) -> tuple[str, ...]:
@@ -121,6 +118,33 @@ class Routes:
         self._check_bearer(request)
         order = self._inventory.order(request.match_info["order"])
         return json_response(200, self._shapes.order(order))
+
+
+class Route(NamedTuple):
+    """One route: ``method`` and ``path``, the ``name`` it goes by, the handler that serves it."""
+
+    method: str
+    path: str
+    name: str
+    serve: Callable[[Routes, web.Request], Awaitable[web.Response]]
+
+
+#: Every route of the fake API. OpenTicket spells some paths two ways; both serve.
+ROUTE_TABLE: tuple[Route, ...] = (
+    Route("POST", "/auth/tokens", "token", Routes._token),
+    Route("POST", "/auth/token", "token", Routes._token),
+    Route("GET", "/auth/tokens/authorize", "authorize", Routes._authorize),
+    Route("GET", "/auth/token/authorize", "authorize", Routes._authorize),
+    Route("GET", "/auth/users/me", "me", Routes._me),
+    Route("GET", "/auth/user/me", "me", Routes._me),
+    Route("GET", "/shop/{shop}/reserve/ticket/{ticket}", "reserve", Routes._reserve),
+    Route("POST", "/shop/{shop}/order", "order", Routes._order),
+    Route("GET", "/api/shop/{shop}/payment_methods", "payment_methods", Routes._payment_methods),
+    Route("GET", "/api/order/{order}", "get_order", Routes._get_order),
+)
+
+#: The route names faults (and request records) use.
+ROUTES = frozenset(route.name for route in ROUTE_TABLE)
 
 
 def _answer_refusals(endpoint: _Endpoint) -> Handler:

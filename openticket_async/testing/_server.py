@@ -28,7 +28,7 @@ from ._clock import FakeClock
 from ._faults import Faults
 from ._inventory import Inventory, new_guid
 from ._routes import Handler, Routes
-from ._shapes import Shapes, Style, json_response
+from ._shapes import ProductShape, Shapes, Style, json_response
 from ._tokens import TokenBook
 from ._values import (
     FakePaymentMethod,
@@ -86,7 +86,10 @@ class FakeOpenTicket(Generic[C]):
     ``access_token_ttl`` (both seconds or timedelta;
     :class:`~openticket_async.InvalidArgument` unless positive). Answers use
     ``style`` keys (``"snake"`` or ``"camel"``); ``send_expiry=False`` leaves
-    ``reserved_at``/``expires_at`` out. ``record_requests=False`` keeps no
+    ``reserved_at``/``expires_at`` out. ``product_shape`` (``"lean"``, ``"flat"``
+    or ``"nested"``) sets what each product line carries beside its ``guid`` and
+    ``name``: nothing, flat price fields, or nested price lines (see
+    ``testing._shapes``). ``record_requests=False`` keeps no
     request log (for long benchmarks).
 
     Without a ``clock`` the fake runs on real time (:class:`SystemClock`), as a
@@ -104,6 +107,7 @@ class FakeOpenTicket(Generic[C]):
         reservation_ttl: float | timedelta = 480.0,
         style: Style = "snake",
         send_expiry: bool = True,
+        product_shape: ProductShape = "lean",
         access_token_ttl: float | timedelta = 259200.0,
         client_id: str = "test-client",
         client_secret: str = "test-secret",  # noqa: S107 (a fixed test credential)
@@ -118,6 +122,7 @@ class FakeOpenTicket(Generic[C]):
         reservation_ttl: float | timedelta = 480.0,
         style: Style = "snake",
         send_expiry: bool = True,
+        product_shape: ProductShape = "lean",
         access_token_ttl: float | timedelta = 259200.0,
         client_id: str = "test-client",
         client_secret: str = "test-secret",  # noqa: S107 (a fixed test credential)
@@ -131,6 +136,7 @@ class FakeOpenTicket(Generic[C]):
         reservation_ttl: float | timedelta = 480.0,
         style: Style = "snake",
         send_expiry: bool = True,
+        product_shape: ProductShape = "lean",
         access_token_ttl: float | timedelta = 259200.0,
         client_id: str = "test-client",
         client_secret: str = "test-secret",  # noqa: S107 (a fixed test credential)
@@ -154,7 +160,7 @@ class FakeOpenTicket(Generic[C]):
         self._routes = Routes(
             self._inventory,
             self._tokens,
-            Shapes(self._clock, style, send_expiry),
+            Shapes(self._clock, style, send_expiry, product_shape),
             user_guid=self._user_guid,
             company_guid=self._company_guid,
         )

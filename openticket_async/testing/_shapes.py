@@ -2,6 +2,16 @@
 
 ``style="snake"`` (the default) writes ``shop_guid``; ``style="camel"`` writes
 ``shopGuid``. Error bodies and the token answer keep their one documented form.
+
+``product_shape`` sets what each product line of a reserve answer carries, so a
+client meets the answers a real shop sends, not only the leanest:
+
+- ``"lean"`` (the default): ``{"guid", "name"}``, the documented form;
+- ``"flat"``: flat price fields besides, ``unit_price`` (cents) and ``currency``;
+- ``"nested"``: ``price_lines``, an array of ``{"label", "amount", "currency"}``
+  objects (a base price and a service fee).
+
+The keys a model has no field for end in ``Product.raw``.
 """
 
 from __future__ import annotations
@@ -18,9 +28,10 @@ from .._exceptions import InvalidArgument
 from ._inventory import LiveReservation
 from ._values import FakePaymentMethod, OrderRecord
 
-__all__ = ["Shapes", "Style", "iso", "json_response"]
+__all__ = ["ProductShape", "Shapes", "Style", "iso", "json_response"]
 
 Style = Literal["snake", "camel"]
+ProductShape = Literal["lean", "flat", "nested"]
 
 _CAMEL = {
     "shop_guid": "shopGuid",
@@ -32,7 +43,10 @@ _CAMEL = {
     "ticket_number": "ticketNumber",
     "created_at": "createdAt",
     "default_company_id": "defaultCompanyId",
+    "unit_price": "unitPrice",
+    "price_lines": "priceLines",
 }
+_PRODUCT_SHAPES = ("lean", "flat", "nested")
 
 
 def iso(moment: datetime) -> str:
@@ -56,11 +70,18 @@ def json_response(
 class Shapes:
     """Renders reservations, orders, payment methods and the user in one style."""
 
-    def __init__(self, clock: Clock, style: Style, send_expiry: bool) -> None:
+    def __init__(
+        self, clock: Clock, style: Style, send_expiry: bool, product_shape: ProductShape = "lean"
+    ) -> None:
         if style not in ("snake", "camel"):
             raise InvalidArgument(f"style must be 'snake' or 'camel', got {style!r}")
+        if product_shape not in _PRODUCT_SHAPES:
+            raise InvalidArgument(
+                f"product_shape must be 'lean', 'flat' or 'nested', got {product_shape!r}"
+            )
         self._clock = clock
         self._send_expiry = send_expiry
+        self._product_shape = product_shape
         self._key: Mapping[str, str] = _CAMEL if style == "camel" else {key: key for key in _CAMEL}
 
     def _wall_at(self, clock_time: float) -> datetime:
@@ -79,8 +100,10 @@ class Shapes:
             key["ticket_guid"]: ticket.guid,
             key["event_date_guid"]: ticket.event_date_guid,
             "products": [
-                {"guid": guid, "name": name}
-                for guid, name in zip(ticket.product_guids, product_names, strict=True)
+                self._product(index, guid, name)
+                for index, (guid, name) in enumerate(
+                    zip(ticket.product_guids, product_names, strict=True)
+                )
             ],
         }
         if self._send_expiry:
@@ -90,6 +113,19 @@ class Shapes:
             body[key["expires_at"]] = iso(reserved + ttl)
         body["status"] = "reserved"
         return body
+
+    def _product(self, index: int, guid: str, name: str) -> dict[str, Any]:
+        line: dict[str, Any] = {"guid": guid, "name": name}
+        price = 1500 + 500 * index  # cents: a fixed price per product, by position
+        if self._product_shape == "flat":
+            line[self._key["unit_price"]] = price
+            line["currency"] = "EUR"
+        elif self._product_shape == "nested":
+            line[self._key["price_lines"]] = [
+                {"label": "Base price", "amount": price, "currency": "EUR"},
+                {"label": "Service fee", "amount": 150, "currency": "EUR"},
+            ]
+        return line
 
     def order(self, order: OrderRecord) -> dict[str, Any]:
         """An order, as created (201) or fetched (200)."""

@@ -2,10 +2,13 @@
 
 :class:`StoreConformance` holds the tests every store must pass: save and claim
 order, ties, the claim limit, the claim's fence, forget, ``cart_holds`` and
-``next_due``. :class:`SharedStoreConformance` adds what only makes sense when
-several processes share the store (``shared`` True): a peer sees the same holds,
-each claim gets a larger fence, stale write-backs are refused, and the
-application's ends win whatever the fence.
+``next_due``, and the checkout claims of carts (granted once, fenced, extended,
+released, lapsing when their lease runs out on the kit's clock).
+:class:`SharedStoreConformance` adds what only makes sense when several
+processes share the store (``shared`` True): a peer sees the same holds, each
+claim gets a larger fence, stale write-backs are refused, the application's
+ends win whatever the fence, and a cart claimed for checkout by one store is
+neither claimed nor worked on by another until the claim ends.
 
 Use it by subclassing one of them in a test module and providing a
 ``store_factory`` fixture: a callable (sync or async) that returns a new,
@@ -29,85 +32,25 @@ and closes them after each test. It needs pytest-asyncio.
 
 from __future__ import annotations
 
-import inspect
-import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
-from .._config import HoldPolicy
 from .._hold import Hold, HoldState
-from .._models import Product, Reservation
 from ..stores import ReservationStore
+from ._claim_rules import LONG_AFTER, CartClaimRules, SharedCartClaimRules
 from ._clock import FakeClock
+from ._store_kit import StoreKit
 
 __all__ = ["SharedStoreConformance", "StoreConformance", "StoreKit"]
-
-#: Far beyond any sane claim lease: a claim this late finds every lease lapsed.
-LONG_AFTER = 100_000.0
-SHOP = "3f1c2a9e-0000-4000-8000-000000000001"
-TICKET = "3f1c2a9e-0000-4000-8000-000000000002"
-
-
-class StoreKit:
-    """Stores made by the test's factory, one clock, and helpers to make holds."""
-
-    def __init__(self, factory: Callable[[], Any], clock: FakeClock) -> None:
-        self.clock = clock
-        self._factory = factory
-        self._stores: list[ReservationStore] = []
-
-    async def store(self) -> ReservationStore:
-        """A new store from the factory, bound to the kit's clock."""
-        made = self._factory()
-        store: ReservationStore = await made if inspect.isawaitable(made) else made
-        store.bind(self.clock, HoldPolicy())
-        self._stores.append(store)
-        return store
-
-    def at(self, store: ReservationStore, seconds: float) -> float:
-        """The due time ``seconds`` from now, on the store's time scale."""
-        base = self.clock.wall().timestamp() if store.shared else self.clock.now()
-        return base + seconds
-
-    def hold(self, cart_id: str = "cart-1", **metadata: str) -> Hold:
-        """A fresh ACTIVE hold with a reservation that drops in 480 s."""
-        now = self.clock.now()
-        wall = self.clock.wall()
-        reservation = Reservation(
-            guid=str(uuid.uuid4()),
-            shop_guid=SHOP,
-            ticket_guid=TICKET,
-            event_date_guid=None,
-            products=(Product(guid=str(uuid.uuid4()), name="Entrance"),),
-            reserved_at=wall,
-            expires_at=wall + timedelta(seconds=480),
-            deadline=now + 480.0,
-        )
-        return Hold(
-            id=uuid.uuid4().hex,
-            cart_id=cart_id,
-            shop_guid=SHOP,
-            ticket_guid=TICKET,
-            reservation=reservation,
-            created_at=now,
-            metadata=metadata or None,
-        )
-
-    async def close(self) -> None:
-        """Close every store made."""
-        for store in self._stores:
-            await store.aclose()
-
 
 def _claimed(dues: list[Any]) -> list[tuple[Hold, str]]:
     return [(due.hold, due.action) for due in dues]
 
 
-class StoreConformance:
+class StoreConformance(CartClaimRules):
     """The suite; subclass it as ``Test...`` and provide a ``store_factory`` fixture."""
 
     @pytest_asyncio.fixture
@@ -253,8 +196,7 @@ class StoreConformance:
         assert all(x is y for x, y in zip(holds, [a, c], strict=True))
 
 
-
-class SharedStoreConformance(StoreConformance):
+class SharedStoreConformance(SharedCartClaimRules, StoreConformance):
     """The suite for stores shared by processes (``shared`` True).
 
     All of :class:`StoreConformance`, and what several processes on one backend

@@ -4,9 +4,10 @@ Theory of operation
 -------------------
 Each live hold is one Redis hash (its JSON record, fencing token, claim owner and
 lease, pending action) and one member of a sorted set, the due queue, scored by
-the action's due time in wall-clock epoch seconds, so the time means the same in
-every process. A cart is a sorted set of its hold ids. Layout and scripts:
-:mod:`._scripts`.
+the action's due time in epoch seconds on the *fleet clock*, Redis's own
+``TIME`` (:mod:`._time`), so the time means the same in every process whatever
+its host's clock says. A cart is a sorted set of its hold ids. Layout and
+scripts: :mod:`._scripts`.
 
 Every manager's scheduler polls :meth:`RedisStore.claim_due`. One Lua script
 takes up to ``limit`` due entries and, for each, counts its fencing token up,
@@ -23,7 +24,8 @@ by a heartbeat on every ``claim_due`` of the renewing store. A live worker keeps
 its lease (and gets its own safety net back when that comes due); a dead one's
 lapses after at most ``lease``, and the next claimer gets the ``renew`` again,
 long before the reservation drops. One write per renewal reaches Redis: the
-next plan, once the renewal came back.
+next plan, once the renewal came back; the write-backs made in one turn of the
+event loop (a burst of renewals coming back) share one pipeline, one round trip.
 
 Rules (the ones deployments must know)
 --------------------------------------
@@ -50,12 +52,36 @@ Rules (the ones deployments must know)
 5. *Restarts*: the ``epoch`` key disappears with Redis's data. When a claim finds
    a new epoch, every store writes back the holds it knows (the ones it wrote
    last, and every hold object still alive in it) with restore semantics: only
-   where the record is missing or has a smaller fence. With persistence, the
-   data and the epoch survive and nothing needs restoring.
+   where the record is missing or has a smaller fence. The first claim to find
+   the data gone opens a *restore window* (``RESTORE_WINDOW``, 1 s: two polls)
+   in which no due work is handed out, so the freshest copy (the highest
+   fence) is in place before anyone acts; a renewal on the wire is restored
+   leased to its worker. So a restart costs at most one extra reserve per
+   hold (a worker whose fresh copy arrives after the window), and none when
+   every worker polls in time. With persistence, the data and the epoch
+   survive and nothing needs restoring.
 6. *TTLs*: every key expires: a hold's hash ``retention`` after its due time or
    deadline, whichever is later (renewed at each save); tombstones and event
    streams ``retention`` after their last write; the queue, cart and counter
    keys with the longest-lived hold they serve.
+
+7. *Clocks*: leases are set and checked with Redis's ``TIME`` inside the
+   scripts, and each store shifts its due times by its measured skew to Redis
+   (off by at most half a claim's round trip). Workers' wall clocks may differ
+   by any amount; a step of a worker's clock is followed within one poll.
+
+8. *Checkout claims*: a checkout claims its cart (:mod:`._checkouts`) with a
+   lease of ``lease_for(policy)`` on Redis's own clock, extended by the
+   checking-out manager's scheduler. While it runs, no worker (the claimer
+   included) is handed the cart's holds' due work: it is put back to the
+   claim's end; a second checkout raises ``CheckoutInProgress``; and the claim
+   is refused while another worker has one of the cart's holds in hand (the
+   checkout waits for that renewal). A dead claimer's claim lapses within one
+   lease. Like the fencing rule, a claimer stalled longer than its lease may
+   overlap the next one, and a claimer that dies after sending its order
+   leaves its outcome unknown: give a cart's checkouts one ``idempotency_key``
+   so a server that honours it can tell a repeated order (whether OpenTicket
+   does is not verified).
 
 Needs a single Redis (or a primary with replicas), not Redis Cluster: the
 scripts touch keys of many holds under one prefix.
@@ -65,7 +91,15 @@ from __future__ import annotations
 
 from ..._exceptions import StoreUnavailable
 from ..shared import CartEvent
+from ._pacing import PacedClient
 from ._store import RedisStore, lease_for
 from ._tokens import RedisTokenStore
 
-__all__ = ["CartEvent", "RedisStore", "RedisTokenStore", "StoreUnavailable", "lease_for"]
+__all__ = [
+    "CartEvent",
+    "PacedClient",
+    "RedisStore",
+    "RedisTokenStore",
+    "StoreUnavailable",
+    "lease_for",
+]

@@ -1,8 +1,10 @@
 """The one module that imports redis (redis-py): the client, its retries, our errors.
 
 The rest of the package never imports redis. It gets a client from
-:func:`connect` (tuned for the store) or from the caller, a :class:`Link` for
-it from :func:`link_for`, and awaits every command through :meth:`Link.call`;
+:func:`connect` (tuned for the store; a ``redis://`` URL, or a
+``redis+sentinel://`` URL for the primary a Sentinel group names) or from the
+caller, a :class:`Link` for it from :func:`link_for`, closes what it made with
+:func:`close`, and awaits every command through :meth:`Link.call`;
 the aliases :data:`Client`, :data:`Pipeline` and :data:`Script` name what it
 holds in annotations. So redis-py's exception classes and its pool and retry
 setup live in one place, and both stores (holds and tokens) import ``connect``
@@ -23,20 +25,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline as _Pipeline
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..._exceptions import StoreUnavailable
 
-__all__ = ["Client", "Link", "Pipeline", "Script", "connect", "link_for"]
+__all__ = ["SENTINEL_SCHEME", "Client", "Link", "Pipeline", "Script", "ScriptBatch", "close",
+           "connect", "link_for"]
 
 T = TypeVar("T")
 
@@ -57,27 +62,76 @@ MAX_CONNECTIONS = 64
 _TRANSIENT: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
+#: The URL scheme of a Sentinel group: ``redis+sentinel://[[user]:password@]host:port[,host:port
+#: ...]/service[/db]`` (port 26379 when left out; the password is the data nodes').
+SENTINEL_SCHEME = "redis+sentinel"
+
+
+def _tuning() -> dict[str, Any]:
+    return {
+        "max_connections": MAX_CONNECTIONS,
+        "timeout": _COMMAND_TIMEOUT,
+        "decode_responses": True,
+        "socket_connect_timeout": _CONNECT_TIMEOUT,
+        "socket_timeout": _COMMAND_TIMEOUT,
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+    }
+
+
 def connect(url: str) -> Client:
     """A client for ``url`` tuned for the store: short timeouts, two quick retries.
 
     Its pool holds up to ``MAX_CONNECTIONS`` connections; a burst beyond that
-    waits for a free one (up to the command timeout) instead of failing.
+    waits for a free one (up to the command timeout) instead of failing. For a
+    ``redis+sentinel://`` URL the client follows the group's primary: after a
+    failover its next connection goes to the new one. Raises ValueError for a
+    Sentinel URL without hosts or service name.
     """
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=MAX_CONNECTIONS,
-        timeout=_COMMAND_TIMEOUT,
-        decode_responses=True,
-        socket_connect_timeout=_CONNECT_TIMEOUT,
-        socket_timeout=_COMMAND_TIMEOUT,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
-    )
+    if urlsplit(url).scheme == SENTINEL_SCHEME:
+        return _sentinel_client(url)
+    pool = aioredis.BlockingConnectionPool.from_url(url, **_tuning())
     return aioredis.Redis(connection_pool=pool)
+
+
+class _BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """Sentinel's pool (it asks the sentinels where the primary is), blocking when full."""
+
+
+def _sentinel_client(url: str) -> Client:
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    sentinels = []
+    for host in filter(None, hosts.split(",")):
+        name, colon, port = host.rpartition(":")
+        sentinels.append((name, int(port)) if colon else (port, 26379))
+    path = [unquote(part) for part in parts.path.split("/") if part]
+    if not sentinels or not path:
+        raise ValueError("a Sentinel URL needs hosts and a service name: "
+                         "redis+sentinel://host:port[,host:port...]/service[/db]")
+    timeouts = {"socket_timeout": _CONNECT_TIMEOUT, "socket_connect_timeout": _CONNECT_TIMEOUT}
+    sentinel = Sentinel(sentinels, sentinel_kwargs=timeouts)
+    return sentinel.master_for(  # type: ignore[no-any-return]
+        path[0], connection_pool_class=_BlockingSentinelPool,
+        db=int(path[1]) if len(path) > 1 else 0, username=unquote(username) or None,
+        password=unquote(password) or None, **_tuning(),
+    )
+
+
+async def close(client: Client) -> None:
+    """Close a client :func:`connect` made (and its sentinels' connections, if any)."""
+    pool = client.connection_pool
+    await client.aclose(close_connection_pool=True)
+    if isinstance(pool, SentinelConnectionPool):
+        await pool.sentinel_manager.aclose()
 
 
 def link_for(client: Client) -> Link:
     """A :class:`Link` naming ``client``'s server, mapping redis errors to StoreUnavailable."""
-    kwargs = client.connection_pool.connection_kwargs
+    pool = client.connection_pool
+    kwargs = pool.connection_kwargs
+    if isinstance(pool, SentinelConnectionPool):
+        return Link(f"sentinel service {pool.service_name}/{kwargs.get('db', 0)}")
     where = f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}"
     where += f"/{kwargs.get('db', 0)}"
     return Link(where)
@@ -87,10 +141,12 @@ class Link:
     """Calls into one Redis client with error mapping and a busy count.
 
     ``where`` names the server in messages (host:port/db, never a password).
+    ``calls`` counts the operations awaited: Redis round trips (a pipeline is one).
     """
 
     def __init__(self, where: str) -> None:
         self.where = where
+        self.calls = 0
         self._busy = 0
         self._idle: asyncio.Event | None = None
         self.down = False
@@ -101,6 +157,7 @@ class Link:
         Raises StoreUnavailable if the connection fails or times out
         (``refused=False``) or Redis answers with an error (``refused=True``).
         """
+        self.calls += 1
         if busy:
             self._busy += 1
         try:
@@ -111,9 +168,7 @@ class Link:
                 logger.warning("Redis at %s is unreachable: %s", self.where, error)
             raise StoreUnavailable(f"Redis at {self.where} is unreachable: {error}") from error
         except RedisError as error:
-            raise StoreUnavailable(
-                f"Redis at {self.where} refused a command: {error}", refused=True
-            ) from error
+            raise self.refusal(error) from error
         finally:
             if busy:
                 self._busy -= 1
@@ -125,6 +180,10 @@ class Link:
             logger.warning("Redis at %s is reachable again", self.where)
         return result
 
+    def refusal(self, error: BaseException) -> StoreUnavailable:
+        """The StoreUnavailable for an error Redis answered with."""
+        return StoreUnavailable(f"Redis at {self.where} refused a command: {error}", refused=True)
+
     def busy(self) -> bool:
         """Whether a store command is on the wire (the FakeClock busy probe)."""
         return self._busy > 0
@@ -135,3 +194,71 @@ class Link:
             if self._idle is None:
                 self._idle = asyncio.Event()
             await self._idle.wait()
+
+
+_Call: TypeAlias = tuple[Script, list[str], list[str], "asyncio.Future[Any]"]
+
+
+class ScriptBatch:
+    """Script calls made in one turn of the event loop, sent in one pipeline.
+
+    Renewals come back in bursts and each writes its hold back with one script
+    call: sent together, they cost one round trip and one socket write instead
+    of one each. The first call of a turn waits for that turn's others, then
+    sends them all (as EVALSHA; a script Redis does not know, after a restart,
+    is loaded and run again on its own).
+    """
+
+    def __init__(self, client: Client, link: Link) -> None:
+        self._client = client
+        self._link = link
+        self._waiting: list[_Call] = []
+
+    async def run(self, script: Script, keys: list[str], args: list[str]) -> Any:
+        """Run ``script`` with the other calls of this turn; its answer.
+
+        Raises StoreUnavailable as :meth:`Link.call` does.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append((script, keys, args, future))
+        if len(self._waiting) == 1:
+            batch: list[_Call] = []
+            try:
+                answers = await self._link.call(self._send(batch))
+                await self._settle(batch, answers)
+            except StoreUnavailable as error:
+                for *_call, waiting in batch:
+                    if not waiting.done():
+                        waiting.set_exception(error)
+            finally:  # cancelled: nobody may be left waiting for a send that never comes
+                batch += [] if batch else self._take()
+                for *_call, waiting in batch:
+                    if not waiting.done():
+                        waiting.set_exception(StoreUnavailable("a batched write was cancelled"))
+        return await future
+
+    def _take(self) -> list[_Call]:
+        taken, self._waiting = self._waiting, []
+        return taken
+
+    async def _send(self, batch: list[_Call]) -> list[Any]:
+        await asyncio.sleep(0)  # the other calls of this turn join
+        batch += self._take()
+        pipe = self._client.pipeline(transaction=False)
+        for script, keys, args, _future in batch:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        answers: list[Any] = await pipe.execute(raise_on_error=False)
+        return answers
+
+    async def _settle(self, batch: list[_Call], answers: list[Any]) -> None:
+        for (script, keys, args, future), answer in zip(batch, answers, strict=True):
+            if isinstance(answer, NoScriptError):
+                try:
+                    answer = await self._link.call(script(keys, args))
+                except StoreUnavailable as error:
+                    future.set_exception(error)
+                    continue
+            if isinstance(answer, BaseException):
+                future.set_exception(self._link.refusal(answer))
+            else:
+                future.set_result(answer)

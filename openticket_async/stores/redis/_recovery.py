@@ -78,9 +78,10 @@ class Recovery:
                 due = plan[1] if plan is not None else 0.0
                 self._local.written(write.hold, due, accepted=bool(accepted), first=False)
 
-    async def restore(self, pipe: Pipeline, save_args: SaveArgs) -> None:
+    async def restore(self, pipe: Pipeline, save_args: SaveArgs) -> int:
         """Write back every live hold known here through ``pipe``, in one round trip.
 
+        Returns the largest write seq Redis acknowledged (0 if none was written).
         Raises StoreUnavailable if Redis is unreachable.
         """
         count = 0
@@ -89,9 +90,9 @@ class Recovery:
                 keys, args = save_args(hold, action, due)
                 await self._save(keys, args, client=pipe)
                 count += 1
-        if count:
-            await self._link.call(pipe.execute())
+        answers = await self._link.call(pipe.execute()) if count else []
         logger.warning("restored %d holds into Redis", count)
+        return max((int(answer) for answer in answers), default=0)
 
     def clear(self) -> None:
         """Drop what is kept (the store closed)."""

@@ -9,38 +9,44 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ..._clock import Clock
 from ..._config import HoldPolicy, seconds
 from ..._exceptions import InvalidArgument, StoreUnavailable, UsageError
 from ..._hold import Hold, HoldState
-from .. import Due, EventSink
+from .. import MIN_LEASE, CartClaim, CartTaken, Due, EventSink, claim_lease
 from ..shared import CartEvent, LocalHolds, encode_hold
+from ._checkouts import CheckoutClaims
 from ._events import EventRelay
-from ._link import Client, Script, connect, link_for
+from ._link import Client, Script, ScriptBatch, close, connect, link_for
+from ._pacing import PacedClient
 from ._recovery import Recovery
-from ._scripts import CLAIM, EXTEND, FORGET, SAVE
+from ._scripts import STORE_SCRIPTS
+from ._time import FleetClock
 from ._tokens import RedisTokenStore
 
-__all__ = ["RedisStore", "lease_for"]
+if TYPE_CHECKING:
+    from ..._ports import ReservingClient
+
+__all__ = ["RESTORE_WINDOW", "RedisStore", "lease_for"]
 
 logger = logging.getLogger("openticket_async.stores.redis")
 
-#: The lease is this share of ``renew_before``, leaving the rest for a takeover.
-LEASE_FRACTION = 1 / 3
-#: The shortest lease: twice the manager's shared-store poll interval, so a
-#: healthy renewing worker's heartbeat always comes before its lease lapses.
-MIN_LEASE = 1.0
+#: Seconds after a data loss during which no due work is handed out, so every
+#: worker (polling twice as often) writes back what it knows first (rule 5).
+RESTORE_WINDOW = MIN_LEASE
+
 # Terminal states the application decides; fencing never blocks them.
 _APPLICATION_ENDS = frozenset({HoldState.RELEASED, HoldState.ORDERED})
 
 
 def lease_for(policy: HoldPolicy) -> float:
     """The default claim lease for ``policy``: ``max(renew_before / 3, 1 s)``."""
-    return max(policy.renew_before * LEASE_FRACTION, MIN_LEASE)
+    return claim_lease(policy)
 
 
 def _text(value: Any) -> str:
@@ -94,10 +100,9 @@ class RedisStore:
             raise InvalidArgument("redis must be a redis.asyncio.Redis client or a URL")
         self.prefix = prefix
         self._link = link_for(self._redis)
+        self._writes = ScriptBatch(self._redis, self._link)
         self._scripts: dict[str, Script] = {
-            name: self._redis.register_script(source)
-            for name, source in (("save", SAVE), ("claim", CLAIM), ("extend", EXTEND),
-                                 ("forget", FORGET))
+            name: self._redis.register_script(source) for name, source in STORE_SCRIPTS.items()
         }
         #: This store's name in Redis (claim owner) and in the events it publishes.
         self.owner = os.urandom(8).hex()
@@ -108,15 +113,34 @@ class RedisStore:
         #: The relay: each event the manager emits goes to its cart's stream.
         self.event_sink: EventSink = self._events
         self._clock: Clock | None = None
+        self._time = FleetClock(self._redis, self._link)
         self._local = LocalHolds(keep_after_due=3 * self._lease + 30.0, logger=logger)
         self._recovery = Recovery(self._link, self._scripts, self._local)
         self._epoch: str | None = None
+        self._restoring_until = 0.0  # this process's wall time
+        # the heartbeat renews every lease at half its length, not at every poll: a
+        # burst's claims poll back to back, and each beat carries every renewal in hand
+        self._next_beat = -math.inf  # on the fleet clock
+        self._beat_now = False  # a safety net comes due before its lease ends
+        self._seen = 0  # the largest write seq Redis acknowledged to this store
+        # the seq of each hold's last write acknowledged here (see SAVE's restore rule)
+        self._acked: weakref.WeakKeyDictionary[Hold, int] = weakref.WeakKeyDictionary()
         self._closed = False
+        self._checkouts = CheckoutClaims(
+            self._link, self._scripts, owner=self.owner, key=self._key_checkout,
+            cart_key=self._key_cart, hold_prefix=self._key_hold(""),
+            retention=self._retention, lease_now=self._time.lease_now,
+        )
 
     @property
     def lease(self) -> float:
         """Seconds a claim protects a hold (see the lease rule)."""
         return self._lease
+
+    @property
+    def round_trips(self) -> int:
+        """Redis round trips this store has awaited so far (a pipeline counts once)."""
+        return self._link.calls
 
     def __repr__(self) -> str:
         return f"RedisStore({self._link.where!r}, prefix={self.prefix!r}, lease={self._lease!r})"
@@ -131,6 +155,9 @@ class RedisStore:
 
     def _key_events(self, cart_id: str) -> str:
         return f"{self.prefix}events:{cart_id}"
+
+    def _key_checkout(self, cart_id: str) -> str:
+        return f"{self.prefix}checkout:{cart_id}"
 
     def bind(self, clock: Clock, policy: HoldPolicy | None = None) -> None:
         """Take the manager's clock (and policy); the clock gets the link as a busy probe.
@@ -151,6 +178,7 @@ class RedisStore:
             )
         self._unprobe()
         self._clock = self._events.clock = clock
+        self._time.bind(clock)
         clock.add_busy_probe(self._link)
 
     def _unprobe(self) -> None:
@@ -158,34 +186,30 @@ class RedisStore:
             self._clock.remove_busy_probe(self._link)
 
     def _times(self) -> tuple[float, float]:
-        """(now in epoch seconds, offset from the manager's clock to epoch seconds)."""
-        if self._clock is None:
-            raise UsageError("bind the RedisStore to a clock first (the manager does)")
-        wall, mono = self._clock.wall().timestamp(), self._clock.now()
-        return wall, wall - mono
+        """(now on the fleet clock, offset from the manager's clock to it); see ``._time``."""
+        return self._time.times()
 
     def _save_args(
         self, hold: Hold, action: str, due: float, fence: int, mode: str
     ) -> tuple[list[str], list[str]]:
-        """The SAVE script's keys and arguments.
+        """The SAVE script's keys and arguments (``due`` on the fleet clock).
 
-        Only a restore writes a hold whose renewal runs here: its score is then
-        its lease, and a worker that claims it after this one died renews it.
+        Only a restore writes a hold whose renewal runs here: it is then leased
+        to this store, and a worker that claims it after this one died renews it.
         """
         now, offset = self._times()
-        renewing = hold.id in self._local.renewing
-        lease = now + self._lease if renewing else 0.0
+        lease = repr(self._lease) if hold.id in self._local.renewing else ""
         last = due if hold.reservation is None else max(due, hold.reservation.deadline + offset)
         keys = [self._key_hold(hold.id), self._queue, self._key_cart(hold.cart_id), self._seq]
-        args = [hold.id, str(fence), action, repr(due), repr(min(due, lease) if renewing else due),
-                encode_hold(hold, offset), str(max(math.ceil(last - now), 0) + self._retention),
-                self.owner, repr(lease), mode]
+        args = [hold.id, str(fence), action, repr(due), lease, encode_hold(hold, offset),
+                str(max(math.ceil(last - now), 0) + self._retention), self.owner,
+                self._time.lease_now(), mode, hold.cart_id, str(self._acked.get(hold, 0))]
         return keys, args
 
     # -- writes -----------------------------------------------------------------------
 
     async def save(self, hold: Hold, action: str, due: float, fence: int = 0) -> bool:
-        """Make ``action`` at ``due`` (epoch seconds) the hold's one pending action.
+        """Make ``action`` at ``due`` (epoch seconds, this process's) the hold's one pending action.
 
         Returns False if the write-back is stale (fencing rule) or the store is
         closed. Raises InvalidArgument if the hold's metadata is not JSON, and
@@ -197,24 +221,33 @@ class RedisStore:
         local = self._local
         if hold.state is HoldState.RENEWING and hold.id in local.renewing:
             # the safety net of a renewal running here: the claim stands for it
+            due += self._time.skew
             local.renewing[hold.id] = (hold, action, due)
             local.plans[hold] = (action, due)
+            if due < self._times()[0] + self._lease:  # before the lease ends: say so now
+                self._beat_now = True
             return True
         local.renewing.pop(hold.id, None)
-        keys, args = self._save_args(hold, action, due, fence, "save")
         first = not local.knows(hold)
+        if first:  # a hold known here was written or read here: the skew is known
+            await self._time.sync()
+        due += self._time.skew  # onto the fleet clock
+        keys, args = self._save_args(hold, action, due, fence, "save")
         local.planned(hold, action, due)
         if self._recovery.keeps(hold.id):
             self._recovery.keep(hold, keys, args, forget=False)
             return True
         try:
-            accepted = await self._link.call(self._scripts["save"](keys, args))
+            accepted = await self._writes.run(self._scripts["save"], keys, args)
         except StoreUnavailable as error:
             if first or error.refused:
                 local.unknown(hold)
                 raise
             self._recovery.keep(hold, keys, args, forget=False)
             return True
+        if accepted:
+            self._seen = max(self._seen, int(accepted))
+            self._acked[hold] = int(accepted)
         return local.written(hold, due, accepted=bool(accepted), first=first)
 
     async def forget(self, hold: Hold, fence: int = 0) -> bool:
@@ -229,19 +262,20 @@ class RedisStore:
         if self._closed or not known:
             return True  # never written by this store: nothing to remove
         force = "1" if hold.state in _APPLICATION_ENDS else "0"
-        keys = [self._key_hold(hold.id), self._queue, self._key_cart(hold.cart_id)]
+        keys = [self._key_hold(hold.id), self._queue, self._key_cart(hold.cart_id), self._seq]
         args = [hold.id, str(fence), hold.state.value, force, str(self._retention)]
         if self._recovery.keeps(hold.id):
             self._recovery.keep(hold, keys, args, forget=True)
             return True
         try:
-            done = await self._link.call(self._scripts["forget"](keys, args))
+            done = await self._writes.run(self._scripts["forget"], keys, args)
         except StoreUnavailable as error:
             if error.refused:
                 logger.exception("the end of hold %s could not be recorded", hold.id)
                 return True
             self._recovery.keep(hold, keys, args, forget=True)
             return True
+        self._seen = max(self._seen, int(done))
         if not done:
             logger.info("hold %s belongs to another worker: its end here was not recorded", hold.id)
         return bool(done)
@@ -259,75 +293,98 @@ class RedisStore:
     async def claim_due(self, now: float, limit: int) -> list[Due]:
         """Claim up to ``limit`` actions due at ``now`` (epoch seconds), earliest first.
 
-        Never raises for an unreachable Redis: nothing is due until it answers.
+        ``now`` and the due times handed out are this process's wall time; in
+        Redis they are on the fleet clock (see ``._time``). Never raises for an
+        unreachable Redis: nothing is due until it answers.
         """
         if self._closed:
             return []
+        clock = self._time
+        fleet_now = now + clock.skew
         try:
             await self._recovery.replay()
-            await self._extend(now + self._lease)
+            await self._extend(self._lease, fleet_now)
+            # writes acknowledged from here on may run after the claim: not a loss
+            seen, sent = self._seen, clock.local_wall()
             answer = await self._link.call(
                 self._scripts["claim"](
-                    [self._queue, f"{self.prefix}epoch"],
-                    [repr(now), repr(now + self._lease), str(limit), self._key_hold(""),
-                     self.owner, os.urandom(8).hex(), str(self._retention)],
+                    [self._queue, f"{self.prefix}epoch", f"{self.prefix}restoring", self._seq],
+                    [repr(fleet_now), repr(self._lease), str(limit), self._key_hold(""),
+                     self.owner, os.urandom(8).hex(), str(self._retention),
+                     self._key_checkout(""), clock.lease_now(fleet_now), self._epoch or "",
+                     repr(RESTORE_WINDOW), str(seen)],
                 )
             )
             rows = cast(list[Any], answer)
-            epoch = _text(rows[0])
-            if self._epoch is not None and epoch != self._epoch:
-                logger.warning("Redis lost its data (restart?): restoring the holds known here")
-                await self._recovery.restore(
+            clock.observe(rows[1], sent, clock.local_wall())
+            self._restoring_until = float(rows[2]) - clock.skew
+            epoch, seq = _text(rows[0]), int(rows[3])
+            if self._epoch is not None and (epoch != self._epoch or seq < seen):
+                logger.warning("Redis lost writes (a restart, a failover): restoring the holds"
+                               " known here")
+                self._seen = await self._recovery.restore(
                     self._redis.pipeline(transaction=False),
                     lambda hold, action, due: self._save_args(
                         hold, action, due, hold._fence, "restore"
                     ),
                 )
+            self._seen = max(self._seen, seq)
             self._epoch = epoch
         except StoreUnavailable as error:
             if error.refused:
                 logger.exception("claiming due holds failed")
             return []
-        self._local.prune(now)
+        self._local.prune(fleet_now)
         _now, offset = self._times()
         claimed = []
-        for at in range(1, len(rows), 5):
+        for at in range(4, len(rows), 5):
             claim = (_text(rows[at + 3]), float(rows[at + 4]))
             due = self._local.claimed(_text(rows[at]), int(rows[at + 1]), rows[at + 2], claim,
-                                      now, offset)
+                                      fleet_now, offset)
             if due is not None:
-                claimed.append(due)
+                claimed.append(Due(due.hold, due.action, due.due - clock.skew, due.fence))
         return claimed
 
-    async def _extend(self, until: float) -> None:
-        """Lease the holds whose renewal runs here until ``until`` (the heartbeat).
+    async def _extend(self, lease: float, now: float | None = None) -> None:
+        """Lease the holds whose renewal runs here for ``lease`` more seconds (the heartbeat).
 
-        At close, ``until`` is now: other workers take them over at once.
+        ``now`` is the claim's time on the fleet clock: the beat is skipped until
+        half a lease after the last one, unless a safety net comes due sooner.
+        At close, ``lease`` is 0: other workers take them over at once.
         Raises StoreUnavailable if Redis is unreachable.
         """
+        if now is not None and now < self._next_beat and not self._beat_now:
+            return
         renewing = self._local.renewing
-        args = [repr(until), self.owner, self._key_hold("")]
+        args = [repr(lease), self.owner, self._key_hold(""), self._time.lease_now(now)]
         for hold_id, (hold, _action, due) in list(renewing.items()):
             if hold.done or not (hold.state is HoldState.RENEWING or hold._inflight):
                 del renewing[hold_id]
                 continue
-            args += [hold_id, str(hold._fence), repr(min(due, until))]
-        if len(args) == 3:
+            args += [hold_id, str(hold._fence), repr(due)]
+        if len(args) == 4:
             return
         lost = await self._link.call(self._scripts["extend"]([self._queue], args))
+        if now is not None:
+            self._next_beat, self._beat_now = now + lease / 2, False
         for hold_id in cast(list[Any], lost):
             logger.info("hold %s was taken over while its renewal ran here", _text(hold_id))
             renewing.pop(_text(hold_id), None)
 
     async def next_due(self) -> float | None:
-        """When the earliest entry is due (epoch seconds); None if none or unreachable."""
+        """When the earliest entry is due (epoch seconds, this process's); None if none or
+        unreachable."""
         if self._closed:
             return None
         try:
+            await self._time.sync()
             first = await self._link.call(self._redis.zrange(self._queue, 0, 0, withscores=True))
         except StoreUnavailable:
             return None
-        return float(cast(list[tuple[Any, float]], first)[0][1]) if first else None
+        if not first:
+            return None
+        due = float(cast(list[tuple[Any, float]], first)[0][1]) - self._time.skew
+        return max(due, self._restoring_until)
 
     # -- carts ------------------------------------------------------------------------
 
@@ -339,6 +396,7 @@ class RedisStore:
         """
         if self._closed:
             raise UsageError("the RedisStore is closed")
+        await self._time.sync()
         _now, offset = self._times()
         ids = [_text(i) for i in await self._link.call(
             self._redis.zrange(self._key_cart(cart_id), 0, -1)
@@ -360,6 +418,39 @@ class RedisStore:
         self._local.cart_loaded(cart_id, holds)
         return holds
 
+    # -- checkout claims --------------------------------------------------------------
+
+    async def claim_cart(self, cart_id: str, lease: float) -> CartClaim | CartTaken:
+        """Claim cart ``cart_id`` for a checkout for ``lease`` seconds (see ``._checkouts``).
+
+        Taken while another claim of it runs, or while another worker has one
+        of its holds in hand. Raises StoreUnavailable if Redis is unreachable,
+        UsageError once closed.
+        """
+        self._check_usable()
+        return await self._checkouts.claim(cart_id, lease)
+
+    async def extend_cart_claim(self, claim: CartClaim) -> bool:
+        """Make ``claim`` last its lease from now; False if it is not held any more.
+
+        Raises StoreUnavailable if Redis is unreachable, UsageError once closed.
+        """
+        self._check_usable()
+        return await self._checkouts.extend(claim)
+
+    async def release_cart(self, claim: CartClaim) -> bool:
+        """End ``claim``; False if it lapsed and the cart was claimed again since.
+
+        Raises StoreUnavailable if Redis is unreachable (the claim then lapses
+        by itself), UsageError once closed.
+        """
+        self._check_usable()
+        return await self._checkouts.release(claim)
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise UsageError("the RedisStore is closed")
+
     # -- events -----------------------------------------------------------------------
 
     def watch(
@@ -380,6 +471,27 @@ class RedisStore:
         """
         return RedisTokenStore(self._redis, key=f"{self.prefix}token:{name}", **options)
 
+    def paced(
+        self,
+        client: ReservingClient,
+        *,
+        calls_per_second: float | Mapping[str, float] | None = None,
+        burst: int = 1,
+    ) -> PacedClient:
+        """``client`` with its reserves and orders paced per shop across the fleet.
+
+        Give the result to the manager in place of ``client``. A 429 seen by any
+        worker holds every worker's calls to that shop off for its Retry-After;
+        ``calls_per_second`` (one ceiling for every shop, or per shop GUID) caps
+        the fleet's calls to a shop, ``burst`` of them at once after a quiet
+        spell. See ``._pacing``. Raises InvalidArgument for a bad ceiling or burst.
+        """
+        return PacedClient(
+            client, link=self._link, scripts=self._scripts, time=self._time,
+            key=f"{self.prefix}pace:", calls_per_second=calls_per_second, burst=burst,
+            ttl=self._retention,
+        )
+
     # -- closing ------------------------------------------------------------------------
 
     async def aclose(self) -> None:
@@ -392,7 +504,7 @@ class RedisStore:
         try:
             await self._recovery.replay()
             if self._clock is not None:
-                await self._extend(self._times()[0])
+                await self._extend(0.0)
         except StoreUnavailable as error:
             logger.warning("closing the RedisStore: %s", error)
         self._closed = True
@@ -401,4 +513,4 @@ class RedisStore:
         self._local.clear()
         self._recovery.clear()
         if self._own_client:
-            await self._redis.aclose(close_connection_pool=True)
+            await close(self._redis)

@@ -29,7 +29,7 @@ from ..._config import seconds
 from ..._exceptions import InvalidArgument, StoreUnavailable
 from ..._models import TokenSet
 from ..shared import decode_token, encode_token
-from ._link import Client, Link, connect, link_for
+from ._link import Client, Link, close, connect, link_for
 from ._scripts import LOCK_EXTEND, LOCK_RELEASE
 
 if TYPE_CHECKING:
@@ -184,4 +184,4 @@ class RedisTokenStore:
     async def aclose(self) -> None:
         """Close the client if this store made it from a URL."""
         if self._own_client:
-            await self._redis.aclose(close_connection_pool=True)
+            await close(self._redis)

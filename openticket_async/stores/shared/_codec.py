@@ -22,17 +22,11 @@ from typing import Any
 
 import attrs
 
-from ..._events import (
-    CheckedOut,
-    Expired,
-    HoldEvent,
-    Lost,
-    RenewalFailed,
-    Renewed,
-)
-from ..._exceptions import InvalidArgument, redact
+from ..._events import HoldEvent
+from ..._exceptions import InvalidArgument
 from ..._hold import Hold, HoldState, Persisted, persisted, restore
 from ..._models import EMPTY_RAW, Product, Reservation, TokenSet
+from ..._records import RECORD_KEYS, event_record
 
 __all__ = [
     "CartEvent",
@@ -43,6 +37,7 @@ __all__ = [
     "encode_hold",
     "encode_token",
     "new_hold",
+    "record_renewals",
 ]
 
 #: Bumped when the record layout changes incompatibly.
@@ -154,6 +149,14 @@ def new_hold(hold_id: str, text: str | bytes, offset: float) -> Hold:
     return hold
 
 
+def record_renewals(text: str | bytes) -> int:
+    """How many renewals the JSON record of a hold counts.
+
+    Raises ValueError (or KeyError) for a record this version cannot read.
+    """
+    return int(_load(text)["renewals"])
+
+
 def apply_record(hold: Hold, text: str | bytes, offset: float) -> None:
     """Bring ``hold`` up to date with its JSON record, keeping the object's identity.
 
@@ -185,10 +188,12 @@ class CartEvent:
 
     ``kind`` is the event class name (``"Renewed"``, ``"Lost"``, ...); ``state``
     the hold's state right after it; ``reservation_guid`` its current
-    reservation. ``detail`` carries what the kind adds: ``old``/``new``
-    reservation GUIDs (Renewed), ``reason`` (Lost, Expired), ``order`` (CheckedOut),
-    ``error`` and ``will_retry`` (RenewalFailed). ``origin`` names the emitting
-    store; ``id`` is the stream entry id, to resume watching after it.
+    reservation. ``detail`` carries what the kind adds to the event's record
+    (:func:`~openticket_async._records.event_record`): ``old_reservation`` and
+    ``new_reservation`` (Renewed), ``reason`` (AtRisk, Lost, Expired), ``order``
+    (CheckedOut), ``error``, ``status``, ``message`` and ``will_retry``
+    (RenewalFailed). ``origin`` names the emitting store; ``id`` is the stream
+    entry id, to resume watching after it.
     """
 
     id: str
@@ -215,39 +220,13 @@ class CartEvent:
         )
 
 
-def _detail(event: HoldEvent) -> dict[str, Any]:
-    if isinstance(event, Renewed):
-        return {"old": event.old.guid, "new": event.new.guid}
-    if isinstance(event, Lost | Expired):
-        return {"reason": event.reason}
-    if isinstance(event, CheckedOut):
-        return {"order": event.order.guid}
-    if isinstance(event, RenewalFailed):
-        # the type and a redacted, truncated message: never a secret, never a traceback
-        error = f"{type(event.error).__name__}: {redact(str(event.error), 200)}"
-        return {"error": error, "will_retry": event.will_retry}
-    return {}
+#: What the stream entry adds to the event's record.
+_ENTRY_KEYS = RECORD_KEYS | {"at", "origin"}
 
 
 def encode_event(event: HoldEvent, at: datetime, origin: str) -> str:
-    """The JSON of a hold event for the cart's stream."""
-    hold = event.hold
-    reservation = hold.reservation
-    return _dumps(
-        {
-            "kind": type(event).__name__,
-            "hold": hold.id,
-            "cart": hold.cart_id,
-            "ticket": hold.ticket_guid,
-            "state": hold.state.value,
-            "time_left": event.time_left,
-            "lateness": event.lateness,
-            "reservation": None if reservation is None else reservation.guid,
-            "at": at.isoformat(),
-            "origin": origin,
-            "detail": _detail(event),
-        }
-    )
+    """The JSON of a hold event for the cart's stream: its record, stamped."""
+    return _dumps({**event_record(event), "at": at.isoformat(), "origin": origin})
 
 
 def decode_event(entry_id: str, text: str | bytes) -> CartEvent:
@@ -255,17 +234,19 @@ def decode_event(entry_id: str, text: str | bytes) -> CartEvent:
     data = json.loads(text)
     return CartEvent(
         id=entry_id,
-        kind=data["kind"],
+        kind=data["type"],
         hold_id=data["hold"],
         cart_id=data["cart"],
-        ticket_guid=data["ticket"],
-        state=HoldState(data["state"]),
+        ticket_guid=data["ticket_guid"],
+        state=HoldState[data["state"]],
         time_left=float(data["time_left"]),
         lateness=float(data["lateness"]),
         reservation_guid=data["reservation"],
         at=datetime.fromisoformat(data["at"]),
         origin=data["origin"],
-        detail=MappingProxyType(dict(data["detail"])),
+        detail=MappingProxyType(
+            {key: value for key, value in data.items() if key not in _ENTRY_KEYS}
+        ),
     )
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from ..._hold import Hold, HoldState
 from ..._lifecycle import ended_elsewhere, orphaned
 from .. import Due
-from ._codec import apply_record, new_hold
+from ._codec import apply_record, new_hold, record_renewals
 
 __all__ = ["RENEW", "LocalHolds"]
 
@@ -156,12 +156,19 @@ class LocalHolds:
     ) -> Hold | None:
         """The local object for a record read by ``cart_holds`` (``plan``: its action, due).
 
-        A live local object is refreshed only when the record is newer (a larger
-        fence: another worker claimed the hold since this process last did).
+        A live local object is refreshed only when the record is newer: a larger
+        fence (another worker claimed the hold since this process last did), or
+        more renewals (another worker renewed it under a claim this process had
+        already seen, as when a checkout waited for that renewal).
         """
         local = self.objects.get(hold_id)
         if local is not None and not local.done and fence <= local._fence:
-            return local
+            try:
+                renewed = record_renewals(data) > local.renewals
+            except (ValueError, KeyError, TypeError):
+                renewed = False  # adopt would refuse it too; keep the local object
+            if not renewed:
+                return local
         hold = self.adopt(hold_id, data, offset)
         if hold is not None and hold_id not in self.renewing:
             hold._fence = max(hold._fence, fence)

@@ -1,0 +1,180 @@
+"""A read-only snapshot of a Redis fleet's holds: what ``openticket holds`` shows.
+
+It reads what the workers wrote and changes nothing: SCAN over the hold keys
+(never KEYS, which blocks Redis for the whole keyspace), then one pipeline of
+plain reads per page, no script. A snapshot taken while workers run is not one
+instant: a hold saved between two pages may show its older or newer record, and
+a hold made after its page was scanned may be missing. Each hold's own fields
+come from one HMGET, so a row is never torn.
+
+Times are on the fleet clock: Redis's ``TIME``, read before the first page, is
+"now" for every row. That is the clock workers on real time write their
+deadlines and leases with (see ``._time``); a fleet whose workers run on a
+virtual clock writes times this view cannot judge.
+
+The key layout is the store's: the hold key of id ``""`` is the prefix of every
+hold key, as the store's own scripts assume.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, cast
+
+import attrs
+
+from ..._hold import HoldState
+from ..shared._codec import new_hold
+
+if TYPE_CHECKING:
+    from ._store import RedisStore
+
+__all__ = ["FleetHold", "FleetSnapshot", "fleet_snapshot"]
+
+#: Keys asked for per SCAN call: a hint to Redis, which may answer with more or fewer.
+SCAN_COUNT = 500
+_FIELDS = ("data", "owner", "lease", "action", "due", "ended")
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@attrs.frozen
+class FleetHold:
+    """One live hold of the fleet as Redis has it.
+
+    ``time_left`` is the seconds until its reservation's deadline (None with no
+    reservation); ``owner`` is the store (worker) that last claimed it and
+    ``lease_left`` the seconds its claim still protects it (0 or less: nobody
+    does, and any worker may take it); ``due_in`` the seconds until its pending
+    ``action``. No token is part of a hold record, so none can appear here.
+    """
+
+    hold_id: str
+    cart_id: str
+    shop_guid: str
+    ticket_guid: str
+    state: HoldState
+    reservation_guid: str | None
+    time_left: float | None
+    renewals: int
+    owner: str | None
+    lease_left: float
+    action: str
+    due_in: float
+
+    @property
+    def at_risk(self) -> bool:
+        """AT_RISK, or its reservation past its deadline with nobody having renewed it."""
+        return self.state is HoldState.AT_RISK or (
+            self.time_left is not None and self.time_left <= 0
+        )
+
+    def record(self) -> dict[str, Any]:
+        """The hold as a flat JSON-ready dict (times rounded to milliseconds)."""
+        return {
+            "hold": self.hold_id,
+            "cart": self.cart_id,
+            "shop": self.shop_guid,
+            "ticket": self.ticket_guid,
+            "state": self.state.name,
+            "at_risk": self.at_risk,
+            "reservation": self.reservation_guid,
+            "time_left": None if self.time_left is None else round(self.time_left, 3),
+            "renewals": self.renewals,
+            "owner": self.owner,
+            "lease_left": round(self.lease_left, 3),
+            "action": self.action,
+            "due_in": round(self.due_in, 3),
+        }
+
+
+def _order(hold: FleetHold) -> tuple[bool, float, str, str]:
+    left = math.inf if hold.time_left is None else hold.time_left
+    return (not hold.at_risk, left, hold.cart_id, hold.hold_id)
+
+
+@attrs.frozen
+class FleetSnapshot:
+    """The fleet's live holds at ``at`` (epoch seconds on Redis's clock), at-risk first,
+    then by time left."""
+
+    at: float
+    holds: tuple[FleetHold, ...]
+
+    @classmethod
+    def of(cls, at: float, holds: Iterable[FleetHold]) -> FleetSnapshot:
+        """The snapshot at ``at`` of ``holds``, put in its order."""
+        return cls(at=at, holds=tuple(sorted(holds, key=_order)))
+
+    @property
+    def carts(self) -> list[str]:
+        """The ids of the carts with live holds, sorted."""
+        return sorted({hold.cart_id for hold in self.holds})
+
+
+def _glob(prefix: str) -> str:
+    return _GLOB_SPECIAL.sub(r"\\\1", prefix) + "*"
+
+
+def _hold(hold_id: str, row: list[Any], now: float) -> FleetHold | None:
+    """The hold of an HMGET row of ``_FIELDS``; None for a tombstone or a foreign record."""
+    data, owner, lease, action, due, ended = row
+    if ended is not None or data is None:
+        return None
+    try:
+        # offset 0: the record's times stay epoch seconds on the fleet clock, like ``now``
+        hold = new_hold(hold_id, data, 0.0)
+    except (ValueError, KeyError, TypeError):
+        return None  # written by another format version: not ours to show
+    reservation = hold.reservation
+    return FleetHold(
+        hold_id=hold_id,
+        cart_id=hold.cart_id,
+        shop_guid=hold.shop_guid,
+        ticket_guid=hold.ticket_guid,
+        state=hold.state,
+        reservation_guid=None if reservation is None else reservation.guid,
+        time_left=None if reservation is None else reservation.deadline - now,
+        renewals=hold.renewals,
+        owner=None if owner is None else _text(owner),
+        lease_left=float(lease or 0) - now,
+        action="" if action is None else _text(action),
+        due_in=float(due or now) - now,
+    )
+
+
+async def fleet_snapshot(store: RedisStore) -> FleetSnapshot:
+    """The live holds under ``store``'s prefix, read without writing anything.
+
+    ``store`` only lends its connection and key layout: it needs no clock and
+    no manager. Raises StoreUnavailable if Redis is unreachable or refuses a read.
+    """
+    redis, link = store._redis, store._link
+    hold_prefix = store._key_hold("")
+    match = _glob(hold_prefix)
+    seconds, micros = await link.call(redis.time())
+    now = int(seconds) + int(micros) / 1e6
+    holds: dict[str, FleetHold] = {}  # by id: SCAN may return a key twice
+    cursor = 0
+    while True:
+        cursor, keys = cast(
+            tuple[int, list[Any]],
+            await link.call(redis.scan(cursor, match=match, count=SCAN_COUNT)),
+        )
+        ids = [_text(key)[len(hold_prefix):] for key in keys]
+        if ids:
+            pipe = redis.pipeline(transaction=False)
+            for hold_id in ids:
+                pipe.hmget(store._key_hold(hold_id), list(_FIELDS))
+            rows: list[Any] = await link.call(pipe.execute())
+            for hold_id, row in zip(ids, rows, strict=True):
+                hold = _hold(hold_id, row, now)
+                if hold is not None:
+                    holds[hold_id] = hold
+        if int(cursor) == 0:
+            return FleetSnapshot.of(now, holds.values())
