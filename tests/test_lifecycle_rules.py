@@ -37,6 +37,7 @@ from openticket_async._lifecycle import (
     Reserve,
     classify,
     ended_elsewhere,
+    not_before,
     orphaned,
 )
 from openticket_async._planning import RENEW, WARN
@@ -129,14 +130,14 @@ def test_a_claim_early_by_less_than_the_clock_resolution_fires() -> None:
     assert world.hold.state is HoldState.RENEWING
 
 
-def test_a_renewal_claimed_within_the_resolution_but_before_the_floor_is_put_back() -> None:
+def test_a_renewal_claimed_within_the_resolution_of_the_floor_goes_out() -> None:
     world = world_of(renew_before=600)  # its renewal time is past: the floor decides
     world.rules.resolution = 0.01
     assert world.pending == Plan("renew", T0 + 1.0)  # min_renew_interval after its reserve
-    world.now = T0 + 0.995
+    world.now = T0 + 0.995  # put back, the same claim would come again at this instant
     actions = world.feed(Due("renew", T0 + 1.0))
-    assert actions == [Plan("renew", T0 + 1.0)]
-    assert world.hold.state is HoldState.ACTIVE
+    assert reserves(actions) == [Reserve()]
+    assert not_before(world.hold, world.rules) == T0 + 1.0  # the worker waits for the floor
 
 
 # -- lateness --------------------------------------------------------------------------------
