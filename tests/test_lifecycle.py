@@ -373,6 +373,12 @@ settings.register_profile(
     "long", max_examples=200_000, stateful_step_count=60, deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )  # fmt: skip
+# a mutation run (docs/mutation-testing.md) runs the tests once per mutant: few examples,
+# the same ones each time, and no database replaying what an earlier mutant broke
+settings.register_profile(
+    "mutation", max_examples=150, stateful_step_count=25, deadline=None, derandomize=True,
+    database=None, suppress_health_check=[HealthCheck.too_slow],
+)  # fmt: skip
 PROFILE = os.environ.get("LIFECYCLE_PROFILE", "ci")
 
 KINDS = st.sampled_from(
@@ -451,5 +457,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert all(gap >= window - 1e-6 for gap in gaps), gaps
 
 
-TestLifecycleMachine = pytest.mark.timeout(600 if PROFILE == "ci" else 0)(LifecycleMachine.TestCase)
+TestLifecycleMachine = pytest.mark.timeout(0 if PROFILE == "long" else 600)(
+    LifecycleMachine.TestCase
+)
 TestLifecycleMachine.settings = settings.get_profile(PROFILE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,6 +15,7 @@ from openticket_async._planning import (
     drop_time,
     earliest_renew_at,
     local_deadline,
+    plausible,
     renew_at,
     retry_fits,
     warn_at,
@@ -61,6 +63,14 @@ def test_jitter_only_ever_moves_a_renewal_earlier(
     assert planned >= latest - jitter
 
 
+def test_jitter_is_a_random_fraction_of_renew_jitter() -> None:
+    policy = HoldPolicy(renew_before=60, renew_jitter=5, safety_margin=2)
+    fraction = random.Random(7).random()
+    assert renew_at(reservation(480.0), policy, 0.0, random.Random(7)) == pytest.approx(
+        478.0 - 60 - 5 * fraction
+    )
+
+
 def test_the_renewal_lead_grows_with_observed_latency() -> None:
     policy = HoldPolicy(renew_before=10, renew_jitter=0, safety_margin=0)
     r = reservation(100.0)
@@ -72,6 +82,32 @@ def test_a_retry_fits_only_if_it_can_finish_before_the_deadline() -> None:
     assert retry_fits(now=0, wait=10, deadline=20, latency_p99=1)
     assert not retry_fits(now=0, wait=19, deadline=20, latency_p99=1)
     assert not retry_fits(now=0, wait=25, deadline=20, latency_p99=0)
+
+
+def test_a_retry_leaves_twice_the_p99_latency_before_the_deadline() -> None:
+    assert not retry_fits(now=0, wait=17, deadline=20, latency_p99=1.5)
+    assert retry_fits(now=0, wait=16.9, deadline=20, latency_p99=1.5)
+
+
+def test_with_no_latency_known_a_retry_may_end_just_before_the_deadline() -> None:
+    assert retry_fits(now=0, wait=19.5, deadline=20, latency_p99=0.0)
+
+
+def test_a_negative_latency_gives_a_retry_no_extra_time() -> None:
+    assert not retry_fits(now=0, wait=20.5, deadline=20, latency_p99=-3.0)  # a clock hiccup
+
+
+def test_a_server_expiry_too_soon_after_the_send_runs_on_the_local_ttl() -> None:
+    policy = HoldPolicy(min_server_ttl=120)
+    fixed = plausible(reservation(100.0 + 30), sent=100.0, ttl=480.0, policy=policy)
+    assert fixed is not None
+    assert fixed.deadline == 580.0
+
+
+@pytest.mark.parametrize("server_ttl", [120.0, 300.0])
+def test_a_server_expiry_long_enough_after_the_send_is_trusted(server_ttl: float) -> None:
+    policy = HoldPolicy(min_server_ttl=120)
+    assert plausible(reservation(100.0 + server_ttl), sent=100.0, ttl=480.0, policy=policy) is None
 
 
 def test_latency_tracker_reports_the_p99_of_its_window() -> None:
@@ -87,8 +123,34 @@ def test_latency_tracker_reports_the_p99_of_its_window() -> None:
     assert tracker.p99 == 0.01
 
 
+def test_a_new_latency_tracker_reports_its_p99_from_the_first_sample() -> None:
+    tracker = LatencyTracker()
+    tracker.record(0.5)
+    assert tracker.p99 == 0.5
+
+
+def test_a_latency_tracker_keeps_the_latest_256_samples_by_default() -> None:
+    tracker = LatencyTracker()
+    for _ in range(300):
+        tracker.record(0.01)
+    assert len(tracker) == 256
+
+
+def test_latency_tracker_counts_a_negative_latency_as_zero() -> None:
+    tracker = LatencyTracker(window=1, every=1)
+    tracker.record(-0.5)  # a clock hiccup
+    assert tracker.p99 == 0.0
+
+
+def test_latency_tracker_p99_of_200_samples_is_their_second_largest() -> None:
+    tracker = LatencyTracker(window=256, every=1)
+    for value in range(200):
+        tracker.record(value / 100)
+    assert tracker.p99 == 1.98  # int(0.99 * 200) = 198 samples lie at or below it
+
+
 def test_latency_tracker_recomputes_its_p99_only_every_few_samples() -> None:
-    tracker = LatencyTracker(window=256, every=32)
+    tracker = LatencyTracker()  # the defaults: every 32 samples, over a window of 256
     for _ in range(64):
         tracker.record(0.01)
     assert tracker.p99 == 0.01
