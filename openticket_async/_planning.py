@@ -26,7 +26,6 @@ __all__ = [
     "LatencyTracker",
     "drop_time",
     "local_deadline",
-    "next_action",
     "plausible",
     "renew_at",
     "retry_fits",
@@ -80,35 +79,6 @@ def _renew_time(
     if jitter:
         jitter *= (rng or random).random()  # uniform over [0, renew_jitter)
     return deadline - lead - jitter
-
-
-def next_action(
-    reservation: Reservation,
-    policy: HoldPolicy,
-    latency_p99: float,
-    now: float,
-    *,
-    warned: bool,
-    renewable: bool,
-    rng: random.Random | None = None,
-) -> tuple[str, float]:
-    """The one next action of a live hold and when it is due.
-
-    ``Expiring`` comes first unless it already fired (``warned``). A hold that may
-    be renewed (``renewable``) is renewed at :func:`renew_at` (at once if that
-    has passed); any other hold drops at its local deadline. The manager's
-    scheduler runs this for every plan, so it is written for speed.
-    """
-    deadline = reservation.deadline - policy.safety_margin
-    warn = deadline - policy.warn_before
-    if not renewable:
-        if not warned and warn > now:
-            return WARN, warn
-        return DROP, deadline
-    renew = _renew_time(deadline, policy, latency_p99, rng)
-    if not warned and warn < renew:
-        return WARN, warn
-    return RENEW, renew if renew > now else now
 
 
 def plausible(
