@@ -25,7 +25,8 @@ Actions: :class:`Reserve` (send one reserve for this hold now), :class:`Plan`
 until its drop), :class:`Uncertain` (a unit the server may hold that we never
 saw), :class:`End` (forget the hold: it reached a terminal state).
 
-A live hold always has one *pending action*, chosen by :func:`plan` as the
+A live hold always has one *pending action*, chosen by :func:`plan` (in
+``_hold_plan``, the planning half of this machine, with its ``Rules``) as the
 earliest of: ``warn`` (``Expiring``, if not fired for this reservation),
 ``renew`` (when renewal is allowed and nothing is on the wire), ``drop`` (the
 local deadline). Past the local deadline only the *risk try* remains: one last
@@ -87,13 +88,9 @@ Each is checked after every step of the tests (``tests/test_lifecycle*.py``).
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
 
-import attrs
-
-from ._config import HoldPolicy, RetryPolicy
 from ._events import (
     AtRisk,
     CheckedOut,
@@ -105,7 +102,8 @@ from ._events import (
     Renewed,
 )
 from ._hold import TERMINAL_STATES, Hold, HoldState
-from ._planning import DROP, RENEW, WARN, renew_at, retry_fits
+from ._hold_plan import Rules, not_before, not_renewable, plan
+from ._planning import RENEW, WARN, local_deadline, retry_fits
 from ._steps import (
     INPUTS,
     Action,
@@ -177,93 +175,10 @@ _END_FROM = {state: End(state) for state in (_ACTIVE, _RENEWING, _AT_RISK)}
 _RELEASED = Emit(Released)
 
 
-# -- the rules -------------------------------------------------------------------------
-
-
-@attrs.define
-class Rules:
-    """What the lifecycle needs to decide: the policies, and two readings it is given.
-
-    ``latency_p99`` is the observed reserve latency the renewal lead grows with
-    (the manager keeps it current). ``touched_at`` tells when a cart was last used
-    (None for a cart this process does not know). ``rng`` draws jitter and backoff.
-    ``resolution`` is how early a claim may come and still count as due.
-    """
-
-    policy: HoldPolicy
-    retry: RetryPolicy
-    touched_at: Callable[[str], float | None] = lambda _cart_id: None
-    latency_p99: float = 0.0
-    rng: random.Random | None = None
-    resolution: float = 0.0
-
-
 def _reason(failure: Failure) -> str:
     if failure.kind == "sold_out":
         return "sold_out"
     return f"renewal failed: {type(failure.error).__name__}"
-
-
-# -- planning --------------------------------------------------------------------------
-
-
-def _not_renewable(hold: Hold, now: float, rules: Rules) -> str | None:
-    """None if ``hold`` may be renewed at ``now``, else why not (its Expired reason)."""
-    policy = rules.policy
-    if not policy.auto_renew:
-        return "not_renewed"
-    if policy.max_hold is not None and now - hold.created_at >= policy.max_hold:
-        return "max_hold"
-    if policy.idle_timeout is not None:
-        touched = rules.touched_at(hold.cart_id)
-        if touched is not None and now - touched >= policy.idle_timeout:
-            return "idle"
-    return None
-
-
-def plan(hold: Hold, now: float, rules: Rules) -> list[Action]:
-    """The hold's one next pending action, as a list of one :class:`Plan`.
-
-    The list is empty while a reserve is on the wire past the deadline: that
-    reserve is then the pending work (I1). Records the plan in ``hold._action``
-    and ``hold._due``, which is how a stale claim is told from a live one.
-    """
-    reservation = hold.reservation
-    assert reservation is not None  # a live hold always has one
-    policy = rules.policy
-    margin = policy.safety_margin
-    deadline = reservation.deadline - margin
-    floor = hold._last_sent + policy.min_renew_interval
-    if hold._wire and (hold._risk or (hold.state is _AT_RISK and now >= deadline)):
-        hold._action = None
-        return []
-    if hold._risk:
-        # the deadline is passed or will be: only the try after the drop is left
-        action, at = RENEW, reservation.deadline + margin
-        if floor > at:
-            at = floor
-    else:
-        action, at = DROP, deadline
-        if not hold._wire and not hold._paused and _not_renewable(hold, now, rules) is None:
-            renew = hold._retry_at or renew_at(reservation, policy, rules.latency_p99, rules.rng)
-            if renew < floor:
-                renew = floor
-            if renew < at:
-                action, at = RENEW, renew
-    warn = deadline - policy.warn_before
-    if not hold._warned and warn < at:
-        action, at = WARN, warn
-    hold._action, hold._due = action, at
-    return [Plan(action, at)]
-
-
-def not_before(hold: Hold, rules: Rules) -> float:
-    """The earliest time ``hold``'s queued reserve may go out (I4's floor).
-
-    The renewal worker waits until then: a reserve queued by a checkout just
-    after a failed try, or before the clock jumped back, keeps the floor too.
-    """
-    return hold._last_sent + rules.policy.min_renew_interval
 
 
 def sending(hold: Hold, now: float) -> float | None:
@@ -356,20 +271,20 @@ def _due(hold: Hold, inp: Due, now: float, rules: Rules) -> list[Action]:
     if inp.action == RENEW:
         reservation = hold.reservation
         assert reservation is not None
-        past = now >= reservation.deadline - rules.policy.safety_margin
+        past = now >= local_deadline(reservation, rules.policy)
         if hold._wire or (hold._paused and not past):
             return plan(hold, now, rules)
         if not hold._risk and (
-            _not_renewable(hold, now, rules) is not None
+            not_renewable(hold, now, rules) is not None
             # a renew claimed within the resolution of the floor is due: planning it
             # for the floor again would put back the same claim at this instant forever
             # (the renewal worker still waits for the floor, see not_before)
-            or now + rules.resolution < hold._last_sent + rules.policy.min_renew_interval
+            or now + rules.resolution < not_before(hold, rules)
         ):
             return plan(hold, now, rules)
         return [_reserve(hold, inp.at), *plan(hold, now, rules)]
     # DROP: the local deadline came without a renewal
-    reason = _not_renewable(hold, now, rules)
+    reason = not_renewable(hold, now, rules)
     if hold.state is _ACTIVE and not hold._wire and reason is not None:
         return _end(hold, HoldState.EXPIRED, Emit(Expired, lateness, {"reason": reason}))
     actions: list[Action] = []
@@ -415,7 +330,7 @@ def _refused(hold: Hold, inp: Refused, now: float, rules: Rules) -> list[Action]
         actions += plan(hold, now, rules)
         return actions
     policy = rules.policy
-    deadline = reservation.deadline - policy.safety_margin
+    deadline = local_deadline(reservation, policy)
     hold._attempt += 1
     actions.append(failed)
     if failure.kind != "sold_out":
@@ -444,7 +359,7 @@ def _checkout_started(hold: Hold, inp: CheckoutStarted, now: float, rules: Rules
     reservation = hold.reservation
     assert reservation is not None
     policy = rules.policy
-    left = reservation.deadline - policy.safety_margin - now
+    left = local_deadline(reservation, policy) - now
     actions: list[Action] = []
     needs = hold.state is not _ACTIVE or left < policy.renew_before
     if needs and not hold._wire:
