@@ -1,49 +1,28 @@
-"""OpenTicketClient: the API calls, made of protocol + auth + transport + retries.
+"""OpenTicketClient, the façade: its options, its life (open, close) and its endpoints.
 
-Every call runs through :meth:`OpenTicketClient._call`, the one retry loop:
-
-1. Ask the auth for a header (it may refresh a token first), build the request,
-   read the clock, send.
-2. A 401 gets one refresh-and-replay, which does not count as a retry.
-3. Any other failure is tried again only while ``RetryPolicy.attempts`` allows
-   and :func:`~openticket_async._answers.should_retry` says the server surely
-   did not act on it (or acting twice is harmless). Waits are planned by the
-   policy (full jitter, or the server's ``Retry-After``) and slept on the
-   client's clock, never on the real one directly, so tests take no time.
+Each endpoint method checks its arguments, says how to build its request and
+whether it may be sent again, hands that to the one retry loop it inherits
+(:meth:`~openticket_async._caller.Caller._call`, where auth, retries, hooks and
+telemetry live) and reads the answer into a model. ``get_order`` is the
+template: a new endpoint should read as plainly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import timedelta
 from functools import partial
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from ._answers import (
-    KnownSecrets,
-    Replay,
-    error_for,
-    no_secrets,
-    read_json,
-    should_retry,
-    with_context,
-)
-from ._auth import Auth, known_secrets, ready_authorization
+from ._answers import Replay, read_json, with_context
+from ._auth import Auth
+from ._caller import Caller, HttpTokenEndpoint
 from ._clock import Clock, SystemClock
 from ._config import RetryPolicy, Timeouts, seconds
-from ._exceptions import DecodeError, InvalidArgument, OpenTicketError, TransportError, UsageError
-from ._log import (
-    DEBUG,
-    ENABLED,
-    debug_enabled,
-    log_failure,
-    log_request,
-    log_response,
-    log_retry,
-)
+from ._exceptions import DecodeError, InvalidArgument, UsageError
 from ._models import Hosts, Order, PaymentMethod, Receiver, Reservation, TokenSet, User
-from ._observe import OnRequest, OnResponse, RequestObserver, observer_for
+from ._observe import OnRequest, OnResponse
 from ._protocol import (
     Request,
     RequestFactory,
@@ -55,72 +34,12 @@ from ._protocol import (
 )
 from ._reserve_decoder import decode_reservation
 from ._telemetry import Telemetry
-from ._token_decoder import decode_token_set
 from ._transport import AiohttpTransport, Session, Transport
 from ._wire import CONVERTER
 
 __all__ = ["OpenTicketClient", "exchange_code"]
 
 _M = TypeVar("_M")
-
-
-async def _send_logged(
-    transport: Transport, clock: Clock, request: Request, attempt: int, known: KnownSecrets
-) -> Response:
-    secrets = tuple(known())
-    log_request(request, attempt, secrets)
-    started = clock.now()
-    try:
-        response = await transport.send(request)
-    except TransportError as error:
-        log_failure(request, error, clock.now() - started)
-        raise
-    log_response(request, response, clock.now() - started, secrets)
-    return response
-
-
-class _TokenEndpoint:
-    """The token endpoint as an :class:`~openticket_async._auth.TokenEndpoint`.
-
-    ``known`` gives the secrets to mask in its errors and log lines beyond those
-    of the grant itself (the client's Auth's).
-    """
-
-    __slots__ = ("_clock", "_factory", "_known", "_transport")
-
-    def __init__(
-        self,
-        transport: Transport,
-        factory: RequestFactory,
-        clock: Clock,
-        known: KnownSecrets = no_secrets,
-    ) -> None:
-        self._transport = transport
-        self._factory = factory
-        self._clock = clock
-        self._known = known
-
-    @property
-    def clock(self) -> Clock:
-        return self._clock
-
-    async def grant(self, token_path: str, form: Mapping[str, str]) -> TokenSet:
-        # sent once: a grant spends its code or refresh token, so a second try
-        # after an unclear failure could only be refused
-        request = self._factory.token(token_path, form)
-        transport = self._transport
-        known = self._known
-        if debug_enabled():
-            response = await _send_logged(transport, self._clock, request, 1, known)
-        else:
-            response = await transport.send(request)
-        if response.status >= 300:
-            raise error_for(request, response, self._clock.wall(), known)
-        data = read_json(request, response, known)
-        try:
-            return decode_token_set(data, now=self._clock.wall())
-        except DecodeError as error:
-            raise with_context(error, request, response, known) from None
 
 
 def _company_header(company: object) -> str | None:
@@ -140,7 +59,7 @@ def _policy(retry: object) -> RetryPolicy | None:
     raise InvalidArgument(f"retry must be a RetryPolicy, got {type(retry).__name__}")
 
 
-class OpenTicketClient:
+class OpenTicketClient(Caller):
     """An async client for the OpenTicket API (auth, api and shop roles).
 
     Use it as ``async with OpenTicketClient(auth=...) as client:`` or call
@@ -194,28 +113,27 @@ class OpenTicketClient:
             raise InvalidArgument(f"reservation_ttl must be > 0, got {reservation_ttl!r}")
         if session is not None and transport is not None:
             raise InvalidArgument("pass a session or a transport, not both")
-        self._auth = auth
-        self._ready = ready_authorization(auth)
         self._hosts = hosts
         self._company = _company_header(company)
         self._ttl = ttl
         self._ttl_delta = timedelta(seconds=ttl)
-        self._retry = _policy(retry) or RetryPolicy()
-        self._clock: Clock = SystemClock() if clock is None else clock
-        self._factory = RequestFactory(
+        policy = _policy(retry) or RetryPolicy()
+        factory = RequestFactory(
             hosts, company=self._company, user_path=route_path(user_path, "user_path")
         )
         self._owns_transport = transport is None
-        self._transport: Transport = (
-            AiohttpTransport(session, timeouts=timeouts) if transport is None else transport
-        )
-        # the auth's secrets, masked in every error and log line (asked for only then)
-        self._known: KnownSecrets = partial(known_secrets, auth)
-        self._endpoint = _TokenEndpoint(self._transport, self._factory, self._clock, self._known)
-        self._closed = False
-        # None unless a hook or an OpenTelemetry provider watches: then _call's one check
-        self._observer: RequestObserver | None = observer_for(
-            self._send_try, self._clock, hosts, telemetry, on_request, on_response
+        super().__init__(
+            auth=auth,
+            factory=factory,
+            transport=(
+                AiohttpTransport(session, timeouts=timeouts) if transport is None else transport
+            ),
+            clock=SystemClock() if clock is None else clock,
+            retry=policy,
+            hosts=hosts,
+            telemetry=telemetry,
+            on_request=on_request,
+            on_response=on_response,
         )
 
     @property
@@ -273,62 +191,6 @@ class OpenTicketClient:
             f"OpenTicketClient(hosts={self._hosts!r}, company={self._company!r}, "
             f"auth={self._auth!r}, closed={self._closed})"
         )
-
-    async def _call(
-        self, build: Callable[[str], Request], replay: Replay, retry: RetryPolicy | None
-    ) -> tuple[Request, Response, float, datetime]:
-        if self._closed:
-            raise UsageError("the client is closed; create a new one")
-        ready = self._ready
-        clock = self._clock
-        failures = 0
-        replayed = False
-        while True:
-            # the send times are read before the request goes out; a header that
-            # needs no refresh comes without awaiting anything
-            authorization = None
-            if ready is not None:
-                sent_wall = clock.wall()
-                authorization = ready(sent_wall)
-            if authorization is None:
-                authorization = await self._auth.authorization(self._endpoint)
-                sent_wall = clock.wall()
-            sent_at = clock.now()
-            request = build(authorization)
-            error: OpenTicketError
-            try:
-                if self._observer is not None:
-                    response = await self._observer.send(request, failures + replayed)
-                elif ENABLED.get(DEBUG) is not False and debug_enabled():
-                    response = await _send_logged(
-                        self._transport, clock, request, failures + 1, self._known
-                    )
-                else:
-                    response = await self._transport.send(request)
-            except TransportError as failure:
-                error = failure
-            else:
-                if response.status < 300:
-                    return request, response, sent_at, sent_wall
-                error = error_for(request, response, clock.wall(), self._known)
-                if response.status == 401 and not replayed:
-                    replayed = True
-                    if await self._auth.unauthorized(authorization, self._endpoint) is not None:
-                        continue
-            failures += 1
-            policy = self._retry if retry is None else retry
-            if failures >= policy.attempts or not should_retry(replay, error, policy):
-                raise error
-            wait = policy.backoff(failures, getattr(error, "retry_after", None))
-            if debug_enabled():
-                log_retry(request, error, wait, failures + 1)
-            await clock.sleep_until(clock.now() + wait)
-
-    async def _send_try(self, request: Request, attempt: int) -> Response:
-        """Send one try (the observer's way out), logged when DEBUG is on."""
-        if debug_enabled():
-            return await _send_logged(self._transport, self._clock, request, attempt, self._known)
-        return await self._transport.send(request)
 
     async def reserve_ticket(
         self, shop_guid: str, ticket_guid: str, *, retry: RetryPolicy | None = None
@@ -472,7 +334,7 @@ async def exchange_code(
         if type(value) is not str or not value:
             raise InvalidArgument(f"{name} must be a non-empty string")
     transport = AiohttpTransport(session, timeouts=timeouts)
-    endpoint = _TokenEndpoint(
+    endpoint = HttpTokenEndpoint(
         transport, RequestFactory(hosts), SystemClock() if clock is None else clock
     )
     try:
