@@ -369,6 +369,10 @@ class ManagerMachine(RuleBasedStateMachine):
         try:
             for task in self.checkouts.values():
                 task.cancel()
+            if self.checkouts:
+                # a cancelled checkout still releases its cart claim (shielded) before
+                # it ends: let it, before the manager and its store close under it
+                self.run(asyncio.wait(self.checkouts.values(), timeout=10))
             self.stop.set()
             self.run(self.host)
             leaked = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
