@@ -17,7 +17,7 @@ from typing import Any
 
 from ._exceptions import DecodeError
 from ._models import EMPTY_RAW, TokenSet
-from ._wire import field_error, json_kind, snake_key, structure_float, structure_str
+from ._wire import field_error, json_kind, known_fields, structure_float, structure_str
 
 __all__ = ["decode_token_set"]
 
@@ -39,14 +39,7 @@ def decode_token_set(data: Any, *, now: datetime) -> TokenSet:
     """
     if type(data) is not dict:
         raise DecodeError(f"expected an object for TokenSet, got {json_kind(data)}")
-    values: dict[str, Any] = {}
-    raw: dict[str, Any] = {}
-    for key, value in data.items():
-        name = snake_key(key) if type(key) is str else ""
-        if name in _TOKEN_FIELDS and name not in values:
-            values[name] = value
-        else:
-            raw[key] = value
+    values, raw = known_fields(data, _TOKEN_FIELDS)
     access = _token_string(values.get("access_token"), "access_token")
     if access is None:
         raise DecodeError("the token answer is missing a required field", field="access_token")

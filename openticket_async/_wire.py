@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, get_args, get_origin
@@ -53,6 +53,7 @@ __all__ = [
     "CONVERTER",
     "field_error",
     "json_kind",
+    "known_fields",
     "make_converter",
     "parse_datetime",
     "snake_key",
@@ -78,6 +79,25 @@ def snake_key(key: str) -> str:
     if len(_SNAKE_CACHE) < _SNAKE_CACHE_LIMIT:
         _SNAKE_CACHE[key] = name
     return name
+
+
+def known_fields(
+    data: Mapping[Any, Any], names: Container[str]
+) -> tuple[dict[str, Any], dict[Any, Any]]:
+    """Split an answer's keys into its known fields and the rest (kept as ``raw``).
+
+    A key counts under its snake_case spelling; the first spelling of a field
+    wins, and a later one (``eventDate`` after ``event_date``) goes to ``raw``.
+    """
+    values: dict[str, Any] = {}
+    raw: dict[Any, Any] = {}
+    for key, value in data.items():
+        name = snake_key(key) if type(key) is str else ""
+        if name in names and name not in values:
+            values[name] = value
+        else:
+            raw[key] = value
+    return values, raw
 
 
 def json_kind(value: object) -> str:
@@ -201,14 +221,7 @@ def _model_structure_hook(
     def structure(data: Any, _type: Any) -> Any:
         if not isinstance(data, Mapping):
             raise DecodeError(f"expected an object for {label}, got {json_kind(data)}")
-        values: dict[str, Any] = {}
-        raw: dict[str, Any] = {}
-        for key, value in data.items():
-            name = snake_key(key) if type(key) is str else ""
-            if name in names and name not in values:
-                values[name] = value
-            else:
-                raw[key] = value
+        values, raw = known_fields(data, names)
         kwargs: dict[str, Any] = {}
         for name, required, hook, field_type in plan:
             value = values.get(name)
