@@ -15,7 +15,7 @@ from conftest import RedisServer
 
 from openticket_async import HoldState
 from openticket_async.stores.redis import RedisStore
-from openticket_async.stores.redis._store import RESTORE_WINDOW
+from openticket_async.stores.redis._queue import RESTORE_WINDOW
 from openticket_async.testing import FakeClock
 from openticket_async.testing.store_conformance import StoreKit
 

@@ -27,6 +27,7 @@ import attrs
 
 from ..._hold import HoldState
 from ..shared._codec import new_hold
+from ._queue import text
 
 if TYPE_CHECKING:
     from ._store import RedisStore
@@ -39,8 +40,6 @@ _FIELDS = ("data", "owner", "lease", "action", "due", "ended")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @attrs.frozen
@@ -141,9 +140,9 @@ def _hold(hold_id: str, row: list[Any], now: float) -> FleetHold | None:
         reservation_guid=None if reservation is None else reservation.guid,
         time_left=None if reservation is None else reservation.deadline - now,
         renewals=hold.renewals,
-        owner=None if owner is None else _text(owner),
+        owner=None if owner is None else text(owner),
         lease_left=float(lease or 0) - now,
-        action="" if action is None else _text(action),
+        action="" if action is None else text(action),
         due_in=float(due or now) - now,
     )
 
@@ -166,7 +165,7 @@ async def fleet_snapshot(store: RedisStore) -> FleetSnapshot:
             tuple[int, list[Any]],
             await link.call(redis.scan(cursor, match=match, count=SCAN_COUNT)),
         )
-        ids = [_text(key)[len(hold_prefix):] for key in keys]
+        ids = [text(key)[len(hold_prefix):] for key in keys]
         if ids:
             pipe = redis.pipeline(transaction=False)
             for hold_id in ids:

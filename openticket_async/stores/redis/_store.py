@@ -24,7 +24,7 @@ from ._checkouts import CheckoutClaims
 from ._events import EventRelay
 from ._link import Client, Script, ScriptBatch, close, connect, link_for
 from ._pacing import PacedClient
-from ._queue import RESTORE_WINDOW, DueQueue, text
+from ._queue import DueQueue, text
 from ._recovery import Recovery
 from ._scripts import STORE_SCRIPTS
 from ._time import FleetClock
@@ -33,7 +33,7 @@ from ._tokens import RedisTokenStore
 if TYPE_CHECKING:
     from ..._ports import ReservingClient
 
-__all__ = ["RESTORE_WINDOW", "RedisStore", "lease_for"]
+__all__ = ["RedisStore", "lease_for"]
 
 logger = logging.getLogger("openticket_async.stores.redis")
 
