@@ -168,7 +168,7 @@ async def holds(config: dict[str, Any]) -> None:
         seen: dict[str, list[Hold]] = {}
         async with ReservationManager(reserving, policy=policy, store=store) as manager:
             manager.on(HoldEvent, report)
-            say(ev="ready")
+            say(ev="ready", owner=store.owner)  # its claims' owner name in Redis
             while True:
                 command = await read_line()
                 if command["cmd"] == "quit":
