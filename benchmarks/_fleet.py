@@ -145,14 +145,15 @@ def rss_bytes(pid: int) -> int:
 
 
 def lost_holds(
-    chains: dict[str, list[str]], seen: dict[str, ReservationRecord], until: float
+    chains: dict[str, list[str]], seen: dict[str, ReservationRecord], until: dict[str, float]
 ) -> list[str]:
     """The holds whose chain of reservations (the first, then each Renewed one) left
-    the unit free at some moment before ``until``: the tests' no-gap rule."""
+    the unit free at some moment before their ``until`` (their cart's close): the
+    tests' no-gap rule."""
     lost = []
     for hold, guids in chains.items():
         try:
-            assert_no_gap([seen[guid] for guid in guids], until=until)
+            assert_no_gap([seen[guid] for guid in guids], until=until[hold])
         except (AssertionError, KeyError):  # a gap, or a reservation the server never held
             lost.append(hold)
     return lost
