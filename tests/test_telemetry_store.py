@@ -3,19 +3,22 @@ lapses and outages.
 
 First what a claim says about each hold it hands out (``Due.lapsed`` and
 ``Due.takeover``, from the CLAIM script), then the counters the manager makes of
-them, with two managers standing for two workers on one FakeClock and the fake
-server, and the outage counter, read through the store's public health read
-while the session's redis-server is stopped and started again.
+them: two managers standing for two workers on one FakeClock and the fake
+server, then a worker process killed mid-renewal and a survivor here, on real
+time (about 10 s). Last the outage counter, read through the store's public
+health read while the session's redis-server is stopped and started again.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from conftest import RedisServer
+from redis_processes import Worker
 from telemetry_helpers import Recorded
 
 from openticket_async import (
@@ -23,8 +26,10 @@ from openticket_async import (
     HoldPolicy,
     HoldState,
     OpenTicketClient,
+    Renewed,
     ReservationManager,
     StoreHealth,
+    SystemClock,
 )
 from openticket_async.stores import MonitoredStore
 from openticket_async.stores.redis import RedisStore
@@ -164,6 +169,53 @@ async def test_plans_written_back_by_a_worker_that_closed_are_claimed_as_neither
         claims = total(second_run, "openticket.store.claims")
     assert claims >= 3 * 2
     assert (total(second_run, TAKEOVERS), total(second_run, LAPSES)) == (0, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+async def test_holds_of_a_worker_killed_mid_renewal_count_once_each_in_the_survivor(
+    redis_url: str, redis_prefix: str
+) -> None:
+    # Real time: the only clock separate processes share (as in test_redis_multiprocess).
+    # The victim stalls each renewal after its reserve came back: killed then, its three
+    # claims stay unfinished; the survivor, here, starts after the kill and takes them.
+    ttl, policy = 6.0, {"renew_before": 2.0, "warn_before": 3.0, "safety_margin": 0.3,
+                        "renew_jitter": 0.0, "max_hold": None}
+    recorded = Recorded()
+    async with FakeOpenTicket(SystemClock(), reservation_ttl=ttl) as fake:
+        shop = fake.add_shop()
+        tickets = [fake.add_ticket(shop, stock=5).guid for _ in range(3)]
+        victim = await Worker.start("victim", {
+            "mode": "holds", "redis": redis_url, "prefix": redis_prefix, "ttl": ttl,
+            "policy": policy, "token": fake.issue_token().access_token, "stall": True,
+            "hosts": {"auth": fake.hosts.auth, "api": fake.hosts.api, "shop": fake.hosts.shop},
+        })
+        try:
+            await victim.expect(lambda r: r["ev"] == "ready")
+            await victim.send({"cmd": "add", "shop": shop.guid, "cart": "c", "tickets": tickets})
+            await victim.expect(lambda r: r["ev"] == "added")
+            await victim.expect(lambda r: sum(x["ev"] == "stalled" for x in victim.records) == 3)
+        finally:
+            victim.kill()
+            await victim.process.wait()
+        token = fake.issue_token().access_token
+        async with (
+            OpenTicketClient(auth=BearerToken(token), hosts=fake.hosts,
+                             reservation_ttl=ttl) as client,
+            ReservationManager(
+                client, policy=HoldPolicy(**policy), telemetry=recorded.telemetry,
+                store=RedisStore(redis_url, prefix=redis_prefix, lease=1.0),
+            ) as survivor,
+        ):
+            renewed: list[Renewed] = []
+            survivor.on(Renewed, renewed.append)
+            async with asyncio.timeout(20):  # each taken over, then renewed from its own plan
+                while len({e.hold.id for e in renewed if e.hold.renewals >= 2}) < 3:
+                    await asyncio.sleep(0.05)  # real time runs the scenario; this only looks
+            counts = (total(recorded, TAKEOVERS), total(recorded, LAPSES))
+            claims = total(recorded, "openticket.store.claims")
+    assert counts == (3, 3)
+    assert claims >= 3 * 2
 
 
 # -- outages, through the store's health read -----------------------------------------------
