@@ -81,6 +81,34 @@ async def test_one_claim_hands_out_the_due_work_of_every_shard(kit: StoreKit) ->
 
 
 @pytest.mark.asyncio
+async def test_an_idle_poll_costs_one_read_and_no_claim(kit: StoreKit) -> None:
+    store = await cluster_store(kit)
+    for number in range(CARTS):
+        await store.save(kit.hold(f"cart-{number}"), "renew", kit.at(store, 60))
+    assert await store.claim_due(kit.at(store, 0), 512) == []  # every shard, once
+    before = store.round_trips
+    for poll in range(1, 5):
+        assert await store.next_due() == kit.at(store, 60)
+        assert await store.claim_due(kit.at(store, poll / 2), 512) == []
+    assert store.round_trips - before == 4  # the four reads, pipelined: no claim ran
+
+
+@pytest.mark.asyncio
+async def test_work_another_worker_made_due_after_a_read_is_claimed_after_the_next(
+    kit: StoreKit,
+) -> None:
+    mine, other = await cluster_store(kit), await cluster_store(kit)
+    assert await mine.claim_due(kit.at(mine, 0), 512) == []
+    assert await mine.next_due() is None
+    hold = kit.hold("cart-elsewhere")
+    await other.save(hold, "renew", kit.at(other, 0))
+    assert await mine.claim_due(kit.at(mine, 0.5), 512) == []  # its read showed nothing
+    assert await mine.next_due() == kit.at(mine, 0)  # this one does: the scheduler goes on
+    [claim] = await mine.claim_due(kit.at(mine, 0.5), 512)
+    assert claim.hold.id == hold.id
+
+
+@pytest.mark.asyncio
 async def test_a_claim_under_a_small_limit_still_takes_its_limit_from_one_busy_cart(
     kit: StoreKit,
 ) -> None:

@@ -88,9 +88,10 @@ Rules (the ones deployments must know)
    to, each shard has its own due queue, write counter and epoch, and every
    script touches one shard's keys, which share a hash tag (one cluster slot).
    One shard on a single Redis (the keys it always had), 16 on a cluster
-   (``redis+cluster://`` URL or a ``RedisCluster`` client). A claim asks every
-   shard at once, so each shard's due work is seen at every poll; a shard that
-   lost writes restores its own holds (rule 5, per shard). Every worker on a
+   (``redis+cluster://`` URL or a ``RedisCluster`` client). A poll reads every
+   shard's head (one pipelined read) and claims from the shards with due work,
+   all at once, so each shard's due work is claimed within one poll; a shard
+   that lost writes restores its own holds (rule 5, per shard). Every worker on a
    prefix must use the same shard count: a store refuses to claim when another
    count is recorded.
 """

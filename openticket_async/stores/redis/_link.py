@@ -37,13 +37,13 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..._exceptions import StoreUnavailable
 
 __all__ = ["CLUSTER_SCHEME", "SENTINEL_SCHEME", "Client", "Link", "Pipeline", "Script",
-           "ScriptBatch", "close", "connect", "is_cluster", "link_for", "run_scripts"]
+           "ScriptBatch", "close", "connect", "is_cluster", "link_for", "queue_time", "run_scripts"]
 
 T = TypeVar("T")
 
@@ -150,6 +150,22 @@ def _sentinel_client(url: str) -> Client:
         db=int(path[1]) if len(path) > 1 else 0, username=username or None,
         password=password or None, **_tuning(),
     )
+
+
+def queue_time(pipe: Pipeline, key: str) -> None:
+    """Queue ``TIME`` on ``pipe``: on a cluster, from the primary that serves ``key``.
+
+    So a store reads the clock of one node, the one its skew is taken from.
+    """
+    if isinstance(pipe, ClusterPipeline):
+        try:
+            node = pipe.cluster_client.get_node_from_key(key)
+        except (RedisError, RedisClusterException):  # no slot map yet: any node's clock does
+            node = None
+        if node is not None:
+            pipe.execute_command("TIME", target_nodes=node)
+            return
+    pipe.execute_command("TIME")  # (a cluster's pipeline refuses its time() method)
 
 
 def is_cluster(client: Client) -> bool:

@@ -8,13 +8,18 @@ that keeps this store's renewals leased is next due (the package docstring's
 theory of operation). The write-backs only report to it: the seq Redis
 acknowledged, and a safety net that comes due before its lease ends.
 
-Every claim runs the CLAIM script on every shard at once (on a cluster, each
-on the node that serves the shard), the ``limit`` split evenly between them and
-the odd units going to the shards in a rotating order, so a busy shard never
-starves the others and every shard's due work is seen at every poll. The
-shards that handed out their whole share share what is left of the limit in
-another round. Claims come earliest first within a shard; across shards, each
-shard's earliest. A shard
+Every claim runs the CLAIM script on the shards worth asking, all at once (on a
+cluster, each on the node that serves the shard). The scheduler reads the
+stores' next due time after every claim (``next_due``: each shard's head, epoch
+and write counter, one pipelined read); the claim after such a read asks the
+shards that had due work or had lost writes, and those written since; a claim
+with no read before it asks every shard. So a shard's due work is claimed by
+the first claim after a read that shows it: within one poll (0.5 s) and one
+pass of the scheduler, and an idle fleet runs no script at all. The ``limit``
+is split evenly between the shards asked, the odd units going to a different
+shard each time, so a busy shard never starves the others; the shards that
+handed out their whole share split what is left in another round. Claims come
+earliest first within a shard; across shards, each shard's earliest. A shard
 that cannot be reached (its primary failing over) or has write-backs still to
 replay is left out of that claim; the others go on.
 """
@@ -33,7 +38,7 @@ from ..._hold import HoldState
 from .. import MIN_LEASE, Due
 from ..shared import LocalHolds
 from ._keys import KeyLayout
-from ._link import Client, Link, Script
+from ._link import Client, Link, Script, queue_time
 from ._recovery import Recovery, SaveArgs
 from ._time import FleetClock
 
@@ -54,10 +59,11 @@ def text(value: Any) -> str:
 class _Shard:
     """What this store last saw of one shard."""
 
-    __slots__ = ("epoch", "restoring_until", "seen")
+    __slots__ = ("claimed_at", "epoch", "restoring_until", "seen")
 
     def __init__(self) -> None:
         self.epoch: str | None = None
+        self.claimed_at = -math.inf  # fleet clock
         self.restoring_until = 0.0  # this process's wall time
         #: The largest write seq the shard acknowledged to this store.
         self.seen = 0
@@ -100,6 +106,10 @@ class DueQueue:
         # where the odd units of a split limit go first: a different shard each claim
         self._turn = int.from_bytes(os.urandom(2), "big") % layout.shards
         self._layout_checked = False
+        # What the last next_due read showed of each shard, for the claim right after
+        # it only: (head score, whether the shard lost writes); None: claim every shard.
+        self._heads: list[tuple[float | None, bool]] | None = None
+        self._touched: set[int] = set()  # shards written since that read
         # the heartbeat renews every lease at half its length, not at every poll: a
         # burst's claims poll back to back, and each beat carries every renewal in hand
         self._next_beat = -math.inf  # on the fleet clock
@@ -110,6 +120,28 @@ class DueQueue:
         """Note a write ``shard`` acknowledged with ``seq`` (0: refused)."""
         state = self._shards[shard]
         state.seen = max(state.seen, seq)
+        self._touched.add(shard)
+
+    def _worth_claiming(self, fleet_now: float) -> list[int]:
+        """The shards this claim asks: those with due work, or changed, at the last read.
+
+        Every shard when no read came since the last claim. A shard written since
+        the read, or whose epoch or write counter said it lost writes, is asked
+        too (so it restores at once), and one not asked for a quarter of the
+        retention (so its epoch, which each claim keeps, never expires while the
+        fleet runs). Work that came due in a shard after the read is seen by the
+        read after this claim, and claimed by the next one.
+        """
+        heads, self._heads = self._heads, None
+        touched, self._touched = self._touched, set()
+        if heads is None:
+            return list(range(self._layout.shards))
+        stale = fleet_now - self._retention / 4
+        return [
+            shard for shard, (head, lost) in enumerate(heads)
+            if lost or shard in touched or self._shards[shard].claimed_at < stale
+            or (head is not None and head <= fleet_now)
+        ]
 
     def shares(self, shards: list[int], limit: int) -> list[tuple[int, int]]:
         """``limit`` split between ``shards``: (shard, its share), leaving out empty shares."""
@@ -133,7 +165,7 @@ class DueQueue:
                 logger.exception("claiming due holds failed")
                 return []
         skipped = self._recovery.blocked() | await self.extend(lease, fleet_now)
-        open_ = [shard for shard in range(self._layout.shards) if shard not in skipped]
+        open_ = [shard for shard in self._worth_claiming(fleet_now) if shard not in skipped]
         remaining = limit
         rows_by_shard: list[list[Any]] = []
         while open_ and remaining > 0:
@@ -200,7 +232,7 @@ class DueQueue:
                            " known here%s", f" (shard {shard})" if layout.shards > 1 else "")
             state.seen = await self._recovery.restore(self._restore_args, shard)
         state.seen = max(state.seen, seq)
-        state.epoch = epoch
+        state.epoch, state.claimed_at = epoch, fleet_now
         return rows
 
     async def _check_layout(self) -> None:
@@ -272,16 +304,31 @@ class DueQueue:
 
     async def next_due(self) -> float | None:
         """See :meth:`RedisStore.next_due`."""
+        layout, clock = self._layout, self._time
         try:
-            await self._time.sync()
+            await clock.sync()
             pipe = self._redis.pipeline(transaction=False)
-            for shard in range(self._layout.shards):
-                pipe.zrange(self._layout.queue(shard), 0, 0, withscores=True)
-            heads = cast(list[Any], await self._link.call(pipe.execute()))
+            queue_time(pipe, layout.queue(0))  # the skew, as a claim of shard 0 takes it
+            for shard in range(layout.shards):
+                keys = layout.claim_keys(shard)  # queue, epoch, restoring, seq
+                pipe.zrange(keys[0], 0, 0, withscores=True)
+                pipe.get(keys[1])
+                pipe.get(keys[3])
+            sent = clock.local_wall()
+            (seconds, micros), *answers = cast(list[Any], await self._link.call(pipe.execute()))
         except StoreUnavailable:
             return None
-        found = [
-            max(float(head[0][1]) - self._time.skew, state.restoring_until)
-            for head, state in zip(heads, self._shards, strict=True) if head
-        ]
+        clock.observe(int(seconds) + int(micros) / 1e6, sent, clock.local_wall())
+        heads: list[tuple[float | None, bool]] = []
+        found = []
+        for shard, state in enumerate(self._shards):
+            head, epoch, seq = answers[3 * shard:3 * shard + 3]
+            score = float(head[0][1]) if head else None
+            lost = state.epoch is not None and (
+                epoch is None or text(epoch) != state.epoch or int(seq or 0) < state.seen
+            )
+            heads.append((score, lost))
+            if score is not None:
+                found.append(max(score - clock.skew, state.restoring_until))
+        self._heads = heads
         return min(found, default=None)
