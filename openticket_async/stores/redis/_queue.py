@@ -49,6 +49,10 @@ logger = logging.getLogger("openticket_async.stores.redis")
 #: Seconds after a data loss during which no due work is handed out, so every
 #: worker (polling twice as often) writes back what it knows first (rule 5).
 RESTORE_WINDOW = MIN_LEASE
+# CLAIM's lapse of a hold whose unfinished claim was another owner's (see _scripts)
+_TAKEOVER = 2
+# CLAIM's answer: 4 values, then this many per hold handed out
+_ROW = 6
 
 
 def text(value: Any) -> str:
@@ -185,7 +189,7 @@ class DueQueue:
                 if isinstance(answer, BaseException):
                     raise answer
                 rows_by_shard.append(answer)
-                handed = (len(answer) - 4) // 5
+                handed = (len(answer) - 4) // _ROW
                 remaining -= handed
                 if handed >= share:
                     open_.append(shard)
@@ -195,12 +199,14 @@ class DueQueue:
         _now, offset = self._time.times()
         claimed = []
         for rows in rows_by_shard:
-            for at in range(4, len(rows), 5):
+            for at in range(4, len(rows), _ROW):
                 plan = (text(rows[at + 3]), float(rows[at + 4]))
                 due = self._local.claimed(text(rows[at]), int(rows[at + 1]), rows[at + 2], plan,
                                           fleet_now, offset)
                 if due is not None:
-                    claimed.append(Due(due.hold, due.action, due.due - self._time.skew, due.fence))
+                    lapse = int(rows[at + 5])  # CLAIM's: 0 plain, 1 own lease ran out, 2 takeover
+                    claimed.append(Due(due.hold, due.action, due.due - self._time.skew, due.fence,
+                                       lapsed=lapse > 0, takeover=lapse == _TAKEOVER))
         claimed.sort(key=lambda due: due.due)
         return claimed
 
