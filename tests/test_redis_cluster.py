@@ -20,6 +20,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from openticket_async import OAuth2, OpenTicketClient
 from openticket_async.stores.redis import RedisStore, RedisTokenStore
+from openticket_async.stores.redis._fleet import fleet_snapshot
 from openticket_async.testing import FakeClock, FakeOpenTicket
 from openticket_async.testing.store_conformance import StoreKit
 
@@ -141,6 +142,17 @@ async def test_a_primary_that_lost_its_data_restores_its_own_shards_only(
     for cart_id, hold in carts.items():
         assert [h.id for h in await store.cart_holds(cart_id)] == [hold.id]
     assert await store.next_due() == kit.at(store, 100)
+
+
+@pytest.mark.asyncio
+async def test_the_fleet_snapshot_reads_the_holds_of_every_primary(kit: StoreKit) -> None:
+    store = await cluster_store(kit)
+    holds = {kit.hold(f"cart-{number}") for number in range(CARTS)}
+    for hold in holds:
+        await store.save(hold, "renew", kit.at(store, 60))
+    snapshot = await fleet_snapshot(store)
+    assert {row.hold_id for row in snapshot.holds} == {hold.id for hold in holds}
+    assert len(snapshot.carts) == CARTS
 
 
 @pytest.mark.asyncio
