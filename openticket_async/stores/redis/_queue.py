@@ -13,9 +13,11 @@ cluster, each on the node that serves the shard). The scheduler reads the
 stores' next due time after every claim (``next_due``: each shard's head, epoch
 and write counter, one pipelined read); the claim after such a read asks the
 shards that had due work or had lost writes, and those written since; a claim
-with no read before it asks every shard. So a shard's due work is claimed by
-the first claim after a read that shows it: within one poll (0.5 s) and one
-pass of the scheduler, and an idle fleet runs no script at all. The ``limit``
+with no read before it asks every shard, and a store with one shard (a single
+Redis, by default) claims at every pass, as it always did. So a shard's due
+work is claimed by the first claim after a read that shows it: within one poll
+(0.5 s) and one pass of the scheduler, and an idle fleet on a cluster runs no
+script at all. The ``limit``
 is split evenly between the shards asked, the odd units going to a different
 shard each time, so a busy shard never starves the others; the shards that
 handed out their whole share split what is left in another round. Claims come
@@ -30,8 +32,8 @@ import asyncio
 import logging
 import math
 import os
-from collections.abc import Mapping
-from typing import Any, cast
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypeVar, cast
 
 from ..._exceptions import StoreUnavailable
 from ..._hold import HoldState
@@ -46,6 +48,8 @@ __all__ = ["RESTORE_WINDOW", "DueQueue", "text"]
 
 logger = logging.getLogger("openticket_async.stores.redis")
 
+T = TypeVar("T")
+
 #: Seconds after a data loss during which no due work is handed out, so every
 #: worker (polling twice as often) writes back what it knows first (rule 5).
 RESTORE_WINDOW = MIN_LEASE
@@ -58,6 +62,19 @@ _ROW = 6
 def text(value: Any) -> str:
     """A Redis reply as a str, whether the client decodes replies or not."""
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def _each(calls: list[Coroutine[Any, Any, T]]) -> list[T | BaseException]:
+    """Await ``calls`` at once (one task each); their answers or errors, in order.
+
+    A single call is awaited in place: a one-shard store polls as it always did.
+    """
+    if len(calls) == 1:
+        try:
+            return [await calls[0]]
+        except Exception as error:  # noqa: BLE001 (handed back like gather's)
+            return [error]
+    return await asyncio.gather(*calls, return_exceptions=True)
 
 
 class _Shard:
@@ -129,7 +146,8 @@ class DueQueue:
     def _worth_claiming(self, fleet_now: float) -> list[int]:
         """The shards this claim asks: those with due work, or changed, at the last read.
 
-        Every shard when no read came since the last claim. A shard written since
+        Every shard when no read came since the last claim; a store with one
+        shard claims it at every pass, as it always did. A shard written since
         the read, or whose epoch or write counter said it lost writes, is asked
         too (so it restores at once), and one not asked for a quarter of the
         retention (so its epoch, which each claim keeps, never expires while the
@@ -138,7 +156,7 @@ class DueQueue:
         """
         heads, self._heads = self._heads, None
         touched, self._touched = self._touched, set()
-        if heads is None:
+        if heads is None or self._layout.shards == 1:  # one shard: claimed at every pass
             return list(range(self._layout.shards))
         stale = fleet_now - self._retention / 4
         return [
@@ -175,9 +193,8 @@ class DueQueue:
         while open_ and remaining > 0:
             # a shard that handed out its whole share may have more: it shares what is left
             shares = self.shares(open_, remaining)
-            answers = await asyncio.gather(
-                *(self._claim_one(shard, share, fleet_now, lease) for shard, share in shares),
-                return_exceptions=True,
+            answers = await _each(
+                [self._claim_one(shard, share, fleet_now, lease) for shard, share in shares]
             )
             visited = {shard for shard, _share in shares}
             open_ = [shard for shard in open_ if shard not in visited]
@@ -285,13 +302,13 @@ class DueQueue:
             return set()
         lease_now = self._time.lease_now(now)
         shards = sorted(by_shard)
-        answers = await asyncio.gather(*(
+        answers = await _each([
             self._link.call(self._extend(
                 [layout.queue(shard)],
                 [repr(lease), self._owner, layout.hold_prefix(shard), lease_now,
                  *by_shard[shard]],
             )) for shard in shards
-        ), return_exceptions=True)
+        ])
         failed: set[int] = set()
         for shard, answer in zip(shards, answers, strict=True):
             if isinstance(answer, StoreUnavailable):
@@ -301,6 +318,8 @@ class DueQueue:
                 continue
             if isinstance(answer, BaseException):
                 raise answer
+            # a safety net the beat made due is handed back by this claim, as before the beat
+            self._touched.add(shard)
             for hold_id in cast(list[Any], answer):
                 logger.info("hold %s was taken over while its renewal ran here", text(hold_id))
                 renewing.pop(text(hold_id), None)
@@ -320,6 +339,8 @@ class DueQueue:
                 pipe.zrange(keys[0], 0, 0, withscores=True)
                 pipe.get(keys[1])
                 pipe.get(keys[3])
+            # acknowledged from here on may be counted before the answer: not a loss
+            seen = [state.seen for state in self._shards]
             sent = clock.local_wall()
             (seconds, micros), *answers = cast(list[Any], await self._link.call(pipe.execute()))
         except StoreUnavailable:
@@ -331,7 +352,7 @@ class DueQueue:
             head, epoch, seq = answers[3 * shard:3 * shard + 3]
             score = float(head[0][1]) if head else None
             lost = state.epoch is not None and (
-                epoch is None or text(epoch) != state.epoch or int(seq or 0) < state.seen
+                epoch is None or text(epoch) != state.epoch or int(seq or 0) < seen[shard]
             )
             heads.append((score, lost))
             if score is not None:
