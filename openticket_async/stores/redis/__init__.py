@@ -90,8 +90,9 @@ Rules (the ones deployments must know)
    One shard on a single Redis (the keys it always had), 16 on a cluster
    (``redis+cluster://`` URL or a ``RedisCluster`` client). A poll reads every
    shard's head (one pipelined read) and claims from the shards with due work,
-   all at once, so each shard's due work is claimed within one poll; a shard
-   that lost writes restores its own holds (rule 5, per shard). Every worker on a
+   all at once (a one-shard store claims at every poll, as it always did), so
+   each shard's due work is claimed within one poll; a shard that lost writes
+   restores its own holds (rule 5, per shard). Every worker on a
    prefix must use the same shard count: a store refuses to claim when another
    count is recorded.
 """
