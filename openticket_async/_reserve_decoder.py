@@ -97,6 +97,7 @@ from ._reserve_fields import (
     guid_value,
     layout_of,
     moment,
+    named_product,
     plain,
     product,
     products,
@@ -348,7 +349,7 @@ def _one_product(value: Any) -> tuple[Product, ...]:
         if type(guid) is str and type(name) is str:
             found = MEMORY.one_product.get(guid)
             if found is None or found[0].name != name:
-                found = (product(value, MEMORY.product_layouts, LAYOUTS_LIMIT),)
+                found = (named_product(guid, name),)
                 _remember(MEMORY.one_product, VALUES_LIMIT, guid, found)
             return found
     return (product(value, MEMORY.product_layouts, LAYOUTS_LIMIT),)
