@@ -24,6 +24,15 @@ Without py-spy, ``--cprofile FILE`` profiles the timed reserve calls with cProfi
 
 ``--summarize`` prints each function's share of the samples (inclusive and self),
 optionally only of the stacks that pass through ``--under``.
+
+``--instructions`` counts instead of timing, for figures that other work on the
+machine cannot move: it runs the reserve path twice under valgrind's cachegrind
+(``--requests`` calls, and 200), and prints the difference per call of the
+instructions executed and of the simulated cache misses of this process
+(the server is not counted). About two minutes per run:
+
+    python benchmarks/profile_paths.py reserve --case lean --rotation 10000 \
+        --requests 1700 --instructions
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ import cProfile
 import functools
 import pstats
 import re
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -95,6 +106,28 @@ async def reserve(server: c.ServerProcess, side: str, rotation: int, requests: i
 PROFILE: cProfile.Profile | None = None
 
 
+#: cachegrind's summary lines counted by ``--instructions``, and their short names
+_COUNTED = {"I   refs": "instructions", "I1  misses": "I1 misses", "D1  misses": "D1 misses",
+            "LL misses": "LL misses"}
+
+
+def count_instructions(argv: list[str], requests: int) -> None:
+    """Run this script's path under cachegrind with ``requests`` and 200 calls; print the
+    difference per call (warm-up, imports and server start cancel out)."""
+    base = [arg for arg in argv if arg != "--instructions"]
+    totals = []
+    for n in (requests, 200):
+        command = ["valgrind", "--tool=cachegrind", "--cache-sim=yes",
+                   "--cachegrind-out-file=/dev/null", sys.executable, *base, "--requests", str(n)]
+        err = subprocess.run(command, capture_output=True, text=True, check=True).stderr
+        totals.append({name: int(re.search(re.escape(line) + r":\s+([\d,]+)", err)
+                                 .group(1).replace(",", ""))  # type: ignore[union-attr]
+                       for line, name in _COUNTED.items()})
+    calls = requests - 200
+    print(f"per call, over {calls} calls: " + ", ".join(
+        f"{name} {(totals[0][name] - totals[1][name]) / calls:,.0f}" for name in totals[0]))
+
+
 def summarize(path: str, under: str | None, top: int) -> None:
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
@@ -137,7 +170,14 @@ def main() -> None:
     p.add_argument("--cprofile", metavar="FILE",
                    help="reserve paths: profile the timed calls with cProfile, write the stats "
                         "to FILE and print the top functions by own time")
+    p.add_argument("--instructions", action="store_true",
+                   help="reserve paths: count instructions per call under cachegrind instead")
     args = p.parse_args()
+    if args.instructions:
+        if args.path not in ("reserve", "reserve-raw") or args.requests <= 200:
+            p.error("--instructions counts a reserve path, with --requests over 200")
+        count_instructions(sys.argv, args.requests)
+        return
     if args.summarize:
         summarize(args.summarize, args.under, args.top)
         return
