@@ -15,9 +15,10 @@ The paths the benchmarks found costly, each alone:
         .venv/bin/python benchmarks/profile_paths.py add-cancel
     python benchmarks/profile_paths.py --summarize /tmp/add.txt --under Cart.add
 
-Without py-spy, ``--cprofile FILE`` profiles the timed reserve calls with cProfile
-(deterministic, so it inflates small functions; compare ``reserve`` with
-``reserve-raw`` under it, never with an unprofiled run):
+Without py-spy, ``--cprofile FILE`` profiles the timed reserve calls (or the whole
+``add-cancel`` path) with cProfile (deterministic, so it inflates small functions;
+compare ``reserve`` with ``reserve-raw`` under it, or one commit with another,
+never with an unprofiled run):
 
     python benchmarks/profile_paths.py reserve --case flat --rotation 10000 \\
         --requests 20000 --cprofile /tmp/sdk.pstats
@@ -31,7 +32,7 @@ machine cannot move: it runs the reserve path twice under valgrind's cachegrind
 instructions executed and of the simulated cache misses of this process
 (the server is not counted). About two minutes per run:
 
-    python benchmarks/profile_paths.py reserve --case lean --rotation 10000 \
+    python benchmarks/profile_paths.py reserve --case lean --rotation 10000 \\
         --requests 1700 --instructions
 """
 
@@ -202,7 +203,7 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=30_000, help="reserve paths: timed calls")
     p.add_argument("--cprofile", metavar="FILE",
                    help="reserve paths: profile the timed calls with cProfile, write the stats "
-                        "to FILE and print the top functions by own time")
+                        "to FILE and print the top functions by own time (add-cancel too)")
     p.add_argument("--instructions", action="store_true",
                    help="reserve paths: count instructions per call under cachegrind instead")
     args = p.parse_args()
@@ -214,13 +215,20 @@ def main() -> None:
     if args.summarize:
         summarize(args.summarize, args.under, args.top)
         return
+    global PROFILE
     started = time.monotonic()
     if args.path == "add-cancel":
+        if args.cprofile:
+            PROFILE = cProfile.Profile()
+            PROFILE.enable()
         asyncio.run(add_cancel())
+        if PROFILE is not None:
+            PROFILE.disable()
+            PROFILE.dump_stats(args.cprofile)
+            pstats.Stats(args.cprofile).sort_stats("tottime").print_stats(args.top)
     elif args.path == "fire":
         asyncio.run(fire())
     elif args.path is not None:
-        global PROFILE
         c.pin_cpus(True)
         if args.cprofile:
             PROFILE = cProfile.Profile()

@@ -12,6 +12,10 @@ the manager (they decide once, when built, whether anyone listens), or pass it
 in ``Telemetry(meter_provider=...)``. :func:`metrics_app` serves the page with
 aiohttp, which the SDK brings anyway; any web framework can serve
 ``prometheus_client.generate_latest()`` instead.
+
+A counter shows on the page from its first count: with a shared store (a
+``RedisStore``) the ``openticket_store_*`` counters appear once a claim,
+a takeover or an outage happened, not before.
 """
 
 from __future__ import annotations

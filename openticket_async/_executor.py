@@ -43,7 +43,7 @@ from ._lifecycle import (
 )
 from ._lingering import LingeringUnits
 from ._models import Reservation
-from ._pending import Pending, settle
+from ._pending import Pending
 from ._planning import drop_time, local_deadline
 from ._ports import ReservingClient
 from ._renewal import Renewals
@@ -112,14 +112,32 @@ class Executor:
         steps = [s for s in (self.step(hold, inp) for hold in holds) if s is not None]
         return _all(steps) if steps else None
 
-    async def finish(self, hold: Hold, outcome: Input) -> None:
-        """Apply a renewal's outcome, then wake a checkout waiting for it."""
+    def finish(self, hold: Hold, outcome: Input) -> Pending:
+        """Apply a renewal's outcome, then wake a checkout waiting for it.
+
+        Like :meth:`step`, a plain call while the store needs no awaits: this runs
+        once per renewal.
+        """
         try:
-            await settle(self.step(hold, outcome))
+            pending = self.step(hold, outcome)
+        except BaseException:
+            self._renewal_finished(hold)
+            raise
+        if pending is None:
+            self._renewal_finished(hold)
+            return None
+        return self._finish_later(hold, pending)
+
+    async def _finish_later(self, hold: Hold, pending: Awaitable[None]) -> None:
+        try:
+            await pending
         finally:
-            cart = self._carts.get(hold.cart_id)
-            if cart is not None:
-                cart.renewal_finished()
+            self._renewal_finished(hold)
+
+    def _renewal_finished(self, hold: Hold) -> None:
+        cart = self._carts.get(hold.cart_id)
+        if cart is not None:
+            cart.renewal_finished()
 
     def _apply(self, hold: Hold, actions: list[Action], now: float) -> Pending:
         memory = self._memory

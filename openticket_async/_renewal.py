@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import anyio
 
@@ -32,6 +32,7 @@ from ._hold import Hold
 from ._lifecycle import Answered, Input, Refused, Rules, classify, not_before, sending
 from ._lingering import LingeringUnits
 from ._models import Reservation
+from ._pending import Pending
 from ._planning import LatencyTracker, local_deadline, plausible
 from ._ports import ReservingClient
 from ._stats import LatenessWindow
@@ -61,7 +62,7 @@ class Renewals:
         clock: Clock,
         policy: HoldPolicy,
         lingering: LingeringUnits,
-        finish: Callable[[Hold, Input], Awaitable[None]],
+        finish: Callable[[Hold, Input], Pending],
         rules: Rules,
         metrics: HoldMetrics | None = None,
     ) -> None:
@@ -192,7 +193,9 @@ class Renewals:
             outcome = Answered(reservation, sent, lateness)
             result = "renewed"
         try:
-            await self._finish(hold, outcome)
+            pending = self._finish(hold, outcome)
+            if pending is not None:
+                await pending
         except Exception:
             logger.exception("recording the renewal of hold %s failed", hold.id)
         return result

@@ -149,8 +149,10 @@ class Scheduler:
             logger.exception("claiming due work from the store failed; retrying")
             batch, failed = [], True
         self._store_watch.check(now)
-        if self._metrics is not None:
-            self._metrics.store_claims(len(batch))
+        if self._metrics is not None and batch:
+            self._metrics.store_claims(
+                len(batch), sum(d.takeover for d in batch), sum(d.lapsed for d in batch)
+            )
         for due in batch:
             await settle(self._fire(due.hold, due.action, due.due - offset, due.fence))
         try:

@@ -19,6 +19,7 @@ import attrs
 from ._hold import Hold, HoldState
 from ._holdlog import log_store
 from ._telemetry import HoldMetrics
+from .stores import MonitoredStore, ReservationStore
 
 __all__ = [
     "LATENESS_WINDOW",
@@ -111,12 +112,12 @@ class LatenessWindow:
 class StoreWatch:
     """Notices a shared store's outages: logs their start and end, counts them."""
 
-    def __init__(self, store: object, metrics: HoldMetrics | None) -> None:
-        # A shared store's link knows whether Redis answered last: its calls map
-        # every failure there. The store swallows outages on the scheduler's path
-        # (nothing is due meanwhile), so this flag is the only way to see them.
-        self._link = getattr(store, "_link", None)
-        self._shared = bool(getattr(store, "shared", False))
+    def __init__(self, store: ReservationStore, metrics: HoldMetrics | None) -> None:
+        # A shared store swallows outages on the scheduler's path (nothing is due
+        # meanwhile), so its health read is the only way to see them; a shared store
+        # without one is taken as always there
+        self._shared = store.shared
+        self._probe = store if self._shared and isinstance(store, MonitoredStore) else None
         self._metrics = metrics
         self._down_since: float | None = None
 
@@ -129,7 +130,7 @@ class StoreWatch:
 
     def check(self, now: float) -> None:
         """Look at the store after a scheduler pass at ``now``."""
-        down = bool(getattr(self._link, "down", False))
+        down = self._probe is not None and not self._probe.available
         if down and self._down_since is None:
             self._down_since = now
             log_store(False, None)

@@ -164,7 +164,8 @@ _GAUGES: weakref.WeakKeyDictionary[Any, _Gauges] = weakref.WeakKeyDictionary()
 
 
 class HoldMetrics:
-    """The manager's spans and metrics: renewals, lost holds, shared-store claims and outages.
+    """The manager's spans and metrics: renewals, lost holds, shared-store claims (takeovers
+    and lease lapses among them) and outages.
 
     Made by the manager only when :func:`resolve` found a provider. ``source``
     (the manager) feeds the observable gauges through its ``stats()`` and is
@@ -200,6 +201,16 @@ class HoldMetrics:
         self._claims = meter.create_counter(
             "openticket.store.claims", unit="{claim}",
             description="Due actions claimed from a shared store.",
+        )
+        self._takeovers = meter.create_counter(
+            "openticket.store.takeovers", unit="{hold}",
+            description="Holds claimed from a shared store whose previous claim, by another"
+            " worker, was never written back and whose lease had run out.",
+        )
+        self._lapses = meter.create_counter(
+            "openticket.store.lease_lapses", unit="{hold}",
+            description="Holds claimed from a shared store whose previous claim was never"
+            " written back and whose lease had run out, whoever held it.",
         )
         self._unavailable = meter.create_counter(
             "openticket.store.unavailable", unit="{outage}",
@@ -251,10 +262,15 @@ class HoldMetrics:
         if self._meter:
             self._lost.add(1, {"openticket.lost.reason": reason})
 
-    def store_claims(self, claims: int) -> None:
-        """Count the due actions one pass claimed from a shared store."""
-        if self._meter and claims:
+    def store_claims(self, claims: int, takeovers: int, lapses: int) -> None:
+        """Count the due actions one pass claimed from a shared store, and how many of
+        them were takeovers and lease lapses (see ``stores.Due``)."""
+        if self._meter:
             self._claims.add(claims)
+            if takeovers:
+                self._takeovers.add(takeovers)
+            if lapses:
+                self._lapses.add(lapses)
 
     def store_unavailable(self) -> None:
         """Count the start of an outage of the shared store."""

@@ -8,7 +8,8 @@ Commands: ``add`` (make a cart's holds), ``close`` (load a cart and release its
 holds), ``checkout`` (load a cart and check it out: ``ordered``, or
 ``in-progress`` for CheckoutInProgress, or ``failed``), ``holds`` (load a cart
 and report the states of every hold this worker has seen in it), ``quit``.
-Every hold event is written as ``{"ev": "event", ...}``. With ``"stall": true``
+Every hold event is written as ``{"ev": "event", ...}``; the ``ready`` record names the
+store's claim owner (``owner``). With ``"stall": true``
 the worker hangs right after each renewal's reserve call came back, before the
 manager sees it: killed then, it dies mid-renewal. With ``"stall_order": true``
 it hangs in each checkout instead, just before the order is sent (its claim on
@@ -168,7 +169,7 @@ async def holds(config: dict[str, Any]) -> None:
         seen: dict[str, list[Hold]] = {}
         async with ReservationManager(reserving, policy=policy, store=store) as manager:
             manager.on(HoldEvent, report)
-            say(ev="ready")
+            say(ev="ready", owner=store.owner)  # its claims' owner name in Redis
             while True:
                 command = await read_line()
                 if command["cmd"] == "quit":

@@ -92,6 +92,7 @@ SURFACE: dict[str, list[str]] = {
         "Due",
         "EventSink",
         "MemoryStore",
+        "MonitoredStore",
         "ReservationStore",
         "claim_lease",
     ],

@@ -51,6 +51,7 @@ __all__ = [
     "Due",
     "EventSink",
     "MemoryStore",
+    "MonitoredStore",
     "ReservationStore",
     "claim_lease",
 ]
@@ -76,12 +77,27 @@ class Due:
 
     ``fence`` orders claims of the same hold: a write-back carrying an older
     fence than the hold's latest claim is refused by a shared store.
+
+    ``lapsed`` and ``takeover`` say how a shared store's claim came by the hold
+    (both False in a store of one process). The hold's previous claim was never
+    written back (a renewal still on the wire, or a worker gone between its
+    claim and its write-back) and:
+
+    - ``lapsed``: the lease of that claim had run out, whoever held it;
+    - ``takeover``: that claim was another worker's (one that died, stalled, or
+      closed while its renewal ran). A takeover is always a lapse too: a claim
+      never takes a hold from a worker whose lease still runs.
+
+    A claim of a hold whose last claim was written back (a plan saved by any
+    worker) is neither: that is how a fleet shares its due work.
     """
 
     hold: Hold
     action: str
     due: float
     fence: int = 0
+    lapsed: bool = False
+    takeover: bool = False
 
 
 @attrs.frozen
@@ -124,6 +140,23 @@ class EventSink(Protocol):
 
     def publish(self, event: HoldEvent) -> None:
         """Send ``event`` on in the background; never blocks."""
+        ...
+
+
+@runtime_checkable
+class MonitoredStore(Protocol):
+    """A store that can say whether its backend answers (optional to implement).
+
+    The manager reads :attr:`available` after each pass of its scheduler over a
+    shared store: ``manager.stats().store`` and the outage log lines and
+    ``openticket.store.unavailable`` counter come from it. A shared store
+    without it is taken as always available.
+    """
+
+    @property
+    def available(self) -> bool:
+        """False while the backend cannot be reached (the last attempt failed); cheap,
+        never waits on the network."""
         ...
 
 
@@ -223,6 +256,8 @@ class MemoryStore:
     shared = False
     #: Events stay in this process: the manager's callbacks and streams get them.
     event_sink = None
+    #: In the process: always there (see :class:`MonitoredStore`).
+    available = True
 
     def __init__(self) -> None:
         self._queue: DeadlineQueue[Hold, str] = DeadlineQueue()
@@ -264,7 +299,11 @@ class MemoryStore:
             # a popped entry is dead already: cancel is then a no-op
             self._queue.cancel(entry)  # type: ignore[arg-type]
         else:
-            self.cart_index(hold.cart_id)[hold.id] = hold
+            # cart_index inlined: this runs once for every hold a cart adds
+            cart = self._carts.get(hold.cart_id)
+            if cart is None:
+                cart = self._carts[hold.cart_id] = {}
+            cart[hold.id] = hold
         hold._entry = self._queue.push(due, hold, action)
 
     async def forget(self, hold: Hold, fence: int = 0) -> bool:

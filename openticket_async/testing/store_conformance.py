@@ -2,8 +2,9 @@
 
 :class:`StoreConformance` holds the tests every store must pass: save and claim
 order, ties, the claim limit, the claim's fence, forget, ``cart_holds`` and
-``next_due``, and the checkout claims of carts (granted once, fenced, extended,
-released, lapsing when their lease runs out on the kit's clock).
+``next_due``, the health read of a store that has one (``MonitoredStore``), and
+the checkout claims of carts (granted once, fenced, extended, released, lapsing
+when their lease runs out on the kit's clock).
 :class:`SharedStoreConformance` adds what only makes sense when several
 processes share the store (``shared`` True): a peer sees the same holds, each
 claim gets a larger fence, stale write-backs are refused, the application's
@@ -39,7 +40,7 @@ import pytest
 import pytest_asyncio
 
 from .._hold import Hold, HoldState
-from ..stores import ReservationStore
+from ..stores import MonitoredStore, ReservationStore
 from ._claim_rules import LONG_AFTER, CartClaimRules, SharedCartClaimRules
 from ._clock import FakeClock
 from ._store_kit import StoreKit
@@ -194,6 +195,15 @@ class StoreConformance(CartClaimRules):
         holds = await store.cart_holds("cart-a")
         assert holds == [a, c]
         assert all(x is y for x, y in zip(holds, [a, c], strict=True))
+
+    @pytest.mark.asyncio
+    async def test_a_store_that_answered_reports_itself_available(self, kit: StoreKit) -> None:
+        store = await kit.store()
+        if not isinstance(store, MonitoredStore):
+            pytest.skip("the store has no health read (MonitoredStore is optional)")
+        await store.save(kit.hold(), "renew", kit.at(store, 10))
+        assert await store.next_due() == kit.at(store, 10)
+        assert store.available
 
 
 class SharedStoreConformance(SharedCartClaimRules, StoreConformance):

@@ -149,6 +149,8 @@ class Link:
         self.calls = 0
         self._busy = 0
         self._idle: asyncio.Event | None = None
+        #: Whether the last command failed to reach Redis; the next answer clears it
+        #: (read through ``RedisStore.available``).
         self.down = False
 
     async def call(self, op: Awaitable[T], *, busy: bool = True) -> T:

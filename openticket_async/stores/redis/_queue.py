@@ -32,6 +32,8 @@ logger = logging.getLogger("openticket_async.stores.redis")
 #: Seconds after a data loss during which no due work is handed out, so every
 #: worker (polling twice as often) writes back what it knows first (rule 5).
 RESTORE_WINDOW = MIN_LEASE
+# CLAIM's lapse of a hold whose unfinished claim was another owner's (see _scripts)
+_TAKEOVER = 2
 
 
 def text(value: Any) -> str:
@@ -128,12 +130,14 @@ class DueQueue:
         self._local.prune(fleet_now)
         _now, offset = clock.times()
         claimed = []
-        for at in range(4, len(rows), 5):
+        for at in range(4, len(rows), 6):
             claim = (text(rows[at + 3]), float(rows[at + 4]))
             due = self._local.claimed(text(rows[at]), int(rows[at + 1]), rows[at + 2], claim,
                                       fleet_now, offset)
             if due is not None:
-                claimed.append(Due(due.hold, due.action, due.due - clock.skew, due.fence))
+                lapse = int(rows[at + 5])  # CLAIM's: 0 plain, 1 own lease ran out, 2 takeover
+                claimed.append(Due(due.hold, due.action, due.due - clock.skew, due.fence,
+                                   lapsed=lapse > 0, takeover=lapse == _TAKEOVER))
         return claimed
 
     async def extend(self, lease: float, now: float | None = None) -> None:

@@ -122,7 +122,12 @@ return seq
 #       the epoch the caller knew ('' if none), restore window (s), the largest seq the
 #       caller saw acknowledged
 # Returns {epoch, lease now, restore window end, seq as found, id1, fence1, data1,
-# action1, due1, id2, ...}: the caller takes its clock's skew from the lease now.
+# action1, due1, lapse1, id2, ...}: the caller takes its clock's skew from the lease now.
+# A hold's lapse says how the claim came by it: 0 its last claim had been written back
+# (its lease field is 0: a plain claim), or that claim's lease had not run out (this
+# owner's safety net); 1 that claim's lease had run out and was this owner's; 2 it had
+# run out and was another owner's (a takeover: a worker that died, stalled or closed
+# mid-renewal).
 # Redis lost writes when a caller that knew an epoch finds none (a restart without
 # persistence), or saw a larger seq than there is now (a failover to a replica that
 # lacked them, a restart from an old snapshot). Then for the restore window nothing is
@@ -146,6 +151,11 @@ local function checkout_end(cart)
     end
   end
   return checkouts[cart] or nil
+end
+local function lapse(owner, lease)
+  local ends = tonumber(lease or '0')
+  if ends == 0 or ends > lnow then return 0 end
+  return owner == ARGV[5] and 1 or 2
 end
 local epoch = redis.call('GET', KEYS[2])
 local seq = tonumber(redis.call('GET', KEYS[4]) or '0')
@@ -194,6 +204,7 @@ for _, member in ipairs(members) do
     table.insert(out, h[5])
     table.insert(out, h[6])
     table.insert(out, h[7])
+    table.insert(out, lapse(h[3], h[4]))
   end
 end
 return out

@@ -134,6 +134,12 @@ class RedisStore:
         return self._lease
 
     @property
+    def available(self) -> bool:
+        """False while Redis cannot be reached: the last command failed to connect or timed
+        out (see :class:`~openticket_async.stores.MonitoredStore`); True once one answers."""
+        return not self._link.down
+
+    @property
     def round_trips(self) -> int:
         """Redis round trips this store has awaited so far (a pipeline counts once)."""
         return self._link.calls
