@@ -1,6 +1,6 @@
 """What the shared RedisStore costs per renewal, with 1, 2 and 4 workers, next to MemoryStore.
 
-Two measurements.
+Two measurements, and the first again on a cluster.
 
 *Fleet at saturation* (``fleet``): the whole renewal path. ``--fleet-holds`` holds
 sit in Redis, all due at one moment; 1, 2 and 4 worker processes, each a
@@ -30,8 +30,15 @@ Reported: renewals per second (all workers together), the latency of one
 The store-side run repeats with each ``--batches`` claim limit: the claim batch
 size's effect.
 
+*Cluster* (``--cluster``): the fleet at saturation again, on a Redis Cluster of
+three primaries (``redis-server --cluster-enabled yes`` on free loopback ports,
+joined by ``redis-cli --cluster create``), each worker's RedisStore split in its
+default 16 shards. A cart's holds share a shard: give ``--cart-size 4`` (say) to
+spread the burst over the shards, or it all lands on one primary.
+
     python benchmarks/redis_store.py            # full run, writes results/
-    python benchmarks/redis_store.py --quick    # seconds; asserts nothing
+    python benchmarks/redis_store.py --cluster --cart-size 4  # plus the fleet on a cluster
+    python benchmarks/redis_store.py --quick    # seconds; asserts nothing (no cluster)
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ import _common as c
 from openticket_async import HoldPolicy
 
 NAME = "redis_store"
+CLUSTER, CLUSTER_SHARDS = "redis+cluster", 16  # the store's URL scheme and default shards
 WORKER_COUNTS = (1, 2, 4)
 #: The fleet run's policy: the default lead, no jitter, so every renewal is due at once.
 FLEET_POLICY = {"renew_before": 60.0, "safety_margin": 2.0, "renew_jitter": 0.0,
@@ -237,8 +245,13 @@ def redis_server(url: str | None) -> Iterator[tuple[str, int | None]]:
 # -- the fleet at saturation: managers, the real client, the fake server apart ---------
 
 
-async def load(url: str, prefix: str, server: c.ServerProcess, holds: int) -> float:
-    """Put ``holds`` holds in Redis, every renewal due at the returned moment (monotonic)."""
+async def load(
+    url: str, prefix: str, server: c.ServerProcess, holds: int, cart_size: int = 0
+) -> float:
+    """Put ``holds`` holds in Redis, every renewal due at the returned moment (monotonic).
+
+    In carts of ``cart_size`` holds (0: all in one cart; on a cluster, one shard).
+    """
     from renewal_burst import BurstClient
 
     from openticket_async import (
@@ -258,9 +271,11 @@ async def load(url: str, prefix: str, server: c.ServerProcess, holds: int) -> fl
         loader = BurstClient(client, alts.reservations([deadline] * holds, client.reservation_ttl))
         store = RedisStore(url, prefix=prefix, policy=policy)
         async with ReservationManager(loader, policy=policy, store=store) as manager:
-            cart = manager.cart(server.shop)
-            for _ in range(holds):
-                await cart.add(server.tickets[0])
+            size = cart_size or holds
+            for start in range(0, holds, size):
+                cart = manager.cart(server.shop)
+                for _ in range(min(size, holds - start)):
+                    await cart.add(server.tickets[0])
     return due  # leaving a manager on a shared store releases nothing
 
 
@@ -303,11 +318,9 @@ async def fleet_worker(args: Any) -> None:
 
 
 def fleet_side(args: Any, url: str, server: c.ServerProcess, workers: int) -> dict[str, Any]:
-    import redis
-
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     holds = args.fleet_holds
-    due = c.run_on("asyncio", lambda: load(url, prefix, server, holds))
+    due = c.run_on("asyncio", lambda: load(url, prefix, server, holds, args.cart_size))
     info = json.dumps({"token": server.token, "hosts": server.hosts})
     command = [sys.executable, __file__, "--fleet-worker", "--redis", url, "--prefix", prefix,
                "--server", info, *(["--profile", args.profile] if args.profile else [])]
@@ -318,14 +331,13 @@ def fleet_side(args: Any, url: str, server: c.ServerProcess, workers: int) -> di
         json.loads(proc.stdout.readline())  # ready
     time.sleep(max(due - 0.05 - time.monotonic(), 0))  # the processes idle till then
     tell(procs, "go")
-    watch = redis.Redis.from_url(url)
     give_up = time.monotonic() + 300
-    # every hold renewed once: no entry left before its next renewal, 8 minutes on
-    while time.monotonic() < due or watch.zcount(f"{prefix}queue", "-inf", time.time() + 30):
-        if time.monotonic() > give_up:
-            raise RuntimeError("the fleet did not renew every hold within 300 s")
-        time.sleep(0.05)
-    watch.close()
+    with due_soon(url, prefix) as left:
+        # every hold renewed once: no entry left before its next renewal, 8 minutes on
+        while time.monotonic() < due or left():
+            if time.monotonic() > give_up:
+                raise RuntimeError("the fleet did not renew every hold within 300 s")
+            time.sleep(0.05)
     tell(procs, "stop")
     results = []
     for proc in procs:
@@ -344,6 +356,65 @@ def fleet_side(args: Any, url: str, server: c.ServerProcess, workers: int) -> di
         "round_trips_per_renewal": round(sum(r["round_trips"] for r in results) / renewed, 3),
         "per_worker_renewed": [r["renewed"] for r in results],
     }
+
+
+@contextmanager
+def due_soon(url: str, prefix: str) -> Iterator[Any]:
+    """A function counting the entries due within 30 s, over every shard's queue."""
+    import redis
+    from redis.cluster import ClusterNode, RedisCluster
+
+    if url.startswith(CLUSTER + "://"):
+        hosts = [host.rpartition(":") for host in url.split("//")[1].split(",")]
+        nodes = [ClusterNode(host, int(port)) for host, _colon, port in hosts]
+        watch: Any = RedisCluster(startup_nodes=nodes)
+        queues = [f"{prefix}{{{shard}}}queue" for shard in range(CLUSTER_SHARDS)]
+    else:
+        watch, queues = redis.Redis.from_url(url), [f"{prefix}queue"]
+    try:
+        yield lambda: sum(watch.zcount(q, "-inf", time.time() + 30) for q in queues)
+    finally:
+        watch.close()
+
+
+@contextmanager
+def redis_cluster() -> Iterator[str]:
+    """A fresh three-primary Redis Cluster on free loopback ports; its URL."""
+    binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if binary is None or cli is None:
+        sys.exit("redis_store: --cluster needs redis-server and redis-cli")
+    ports = [free_port() for _ in range(3)]
+    with tempfile.TemporaryDirectory() as directory:
+        procs = [subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory,
+             "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+             "--cluster-port", str(free_port()), "--save", "", "--appendonly", "no",
+             "--loglevel", "warning"], stdout=subprocess.DEVNULL) for port in ports]
+        try:
+            addresses = [f"127.0.0.1:{port}" for port in ports]
+            for _ in range(500):  # every node answers, then the cluster is made
+                if subprocess.run([cli, "-p", str(ports[-1]), "ping"], capture_output=True,
+                                  check=False).returncode == 0:
+                    break
+                time.sleep(0.02)
+            subprocess.run([cli, "--cluster", "create", *addresses, "--cluster-replicas", "0",
+                            "--cluster-yes"], capture_output=True, check=True)
+            while any(b"cluster_state:ok" not in subprocess.run(
+                    [cli, "-p", str(port), "cluster", "info"], capture_output=True,
+                    check=False).stdout for port in ports):
+                time.sleep(0.05)
+            yield f"{CLUSTER}://" + ",".join(addresses)
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def tell(procs: list[subprocess.Popen[str]], line: str) -> None:
@@ -379,6 +450,10 @@ def render(result: dict[str, Any]) -> str:
         rows.append(["RedisStore", side["workers"], side["renewals_per_s"],
                      side["renewals_per_s_per_worker"], side["client_cpu_us_per_renewal"],
                      side["round_trips_per_renewal"], side["cpu_vs_memory"]])
+    for side in run.get("cluster", []):
+        rows.append(["RedisStore, cluster", side["workers"], side["renewals_per_s"],
+                     side["renewals_per_s_per_worker"], side["client_cpu_us_per_renewal"],
+                     side["round_trips_per_renewal"], side["cpu_vs_memory"]])
     fleet = c.table(["fleet at saturation", "workers", "renewals/s", "per worker",
                      "client cpu us/renewal", "redis round trips/renewal", "cpu x memory"], rows)
     rows = []
@@ -403,6 +478,10 @@ def main() -> None:
     p.add_argument("--fleet-holds", type=int, default=4_000, help="holds in the fleet burst")
     p.add_argument("--redis", help="measure against this Redis URL instead of a fresh server")
     p.add_argument("--profile", help="fleet workers write cProfile stats to PROFILE.<pid>")
+    p.add_argument("--cluster", action="store_true",
+                   help="also run the fleet on a fresh three-primary Redis Cluster")
+    p.add_argument("--cart-size", type=int, default=0,
+                   help="fleet holds per cart (default 0: all in one cart, one shard)")
     for hidden in ("--worker", "--fleet-worker"):
         p.add_argument(hidden, action="store_true", help=argparse_hidden())
     for hidden in ("--prefix", "--server"):
@@ -418,7 +497,7 @@ def main() -> None:
     counts = WORKER_COUNTS
     if args.quick:
         args.holds, args.fleet_holds = min(args.holds, 1_000), min(args.fleet_holds, 200)
-        args.batches, counts = "512", (1,)
+        args.batches, counts, args.cluster = "512", (1,), False
     store: dict[int, Any] = {}
     with redis_server(args.redis) as (url, pid):
         for batch in (int(b) for b in args.batches.split(",")):
@@ -429,7 +508,11 @@ def main() -> None:
         with c.fake_server() as server:
             fleet_memory_side = fleet_memory(server, args.fleet_holds)
             fleet = [fleet_side(args, url, server, n) for n in counts]
-    for side in fleet:
+            cluster = []
+            if args.cluster:
+                with redis_cluster() as cluster_url:
+                    cluster = [fleet_side(args, cluster_url, server, n) for n in counts]
+    for side in fleet + cluster:
         side["cpu_vs_memory"] = c.ratio(side["client_cpu_us_per_renewal"],
                                         fleet_memory_side["client_cpu_us_per_renewal"])
     result: dict[str, Any] = {
@@ -441,7 +524,7 @@ def main() -> None:
         "fleet_holds": args.fleet_holds,
         "cpus": os.cpu_count(),
         "runs": [{"loop": "asyncio", "fleet_memory": fleet_memory_side, "fleet": fleet,
-                  "store": store}],
+                  "store": store, **({"cluster": cluster} if cluster else {})}],
     }
     c.emit(NAME, result, render(result), args)
 

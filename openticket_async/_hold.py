@@ -21,6 +21,17 @@ field                         written by
 ``_fence``                    the manager and a shared store's registry (the
                               latest claim's fencing token)
 ============================  ==============================================
+
+Memory
+------
+A manager keeps every live hold in memory, so a hold's size is the SDK's memory
+per hold (``benchmarks/scheduler_scale.py`` measures it). ``_attempt``,
+``_retry_at``, ``_risk``, ``_paused`` and ``_fence`` stay at their defaults for
+most holds all their life (they change only after a failed renewal, during a
+checkout, or with a shared store), so they live in a side object made on the
+first write of another value and dropped once all are back to their defaults.
+A hold then has 18 slots instead of 22: 176 bytes, not 208, in CPython's
+16-byte size classes. They stay attributes of the hold for every reader.
 """
 
 from __future__ import annotations
@@ -67,15 +78,11 @@ class Hold:
     __slots__ = (
         "__weakref__",
         "_action",
-        "_attempt",
         "_due",
         "_entry",
-        "_fence",
         "_last_sent",
-        "_paused",
+        "_more",
         "_planned",
-        "_retry_at",
-        "_risk",
         "_warned",
         "_wire",
         "cart_id",
@@ -111,20 +118,109 @@ class Hold:
         self.metadata = metadata
         self.state = state
         self.renewals = renewals
-        # the store's bookkeeping (opaque to everyone else):
         self._entry: object | None = None  # the store's handle on the pending action
-        self._fence = 0  # the latest claim's fencing token (shared stores)
+        self._more: _Rare | None = None  # the rarely set fields, once one is set
         # the lifecycle's fields, written by ``_lifecycle`` alone:
         self._action: str | None = None  # the pending action as last planned
         self._due = 0.0  # ... and when it is due
-        self._attempt = 0  # failed renewal tries in a row
         self._wire = 0  # a renewal reserve: 0 none, 1 queued, 2 sent
         self._planned = 0.0  # when the reserve on the wire was planned for
         self._last_sent = created_at  # when the latest reserve was sent
-        self._retry_at = 0.0  # a planned retry after a failure (0: none)
-        self._risk = False  # the one try after the drop is planned or spent
         self._warned = False  # Expiring fired for the current reservation
-        self._paused = False  # its cart is checking out: no renewal starts
+
+    # The rarely set fields (see "Memory" above). Reading one costs a property
+    # call; plan() reads three, far less than the 32 bytes they save per hold.
+
+    @property
+    def _attempt(self) -> int:
+        """Failed renewal tries in a row."""
+        more = self._more
+        return 0 if more is None else more.attempt
+
+    @_attempt.setter
+    def _attempt(self, value: int) -> None:
+        more = self._more
+        if more is None:
+            if not value:
+                return
+            more = self._more = _Rare()
+        more.attempt = value
+        if not value:
+            self._drop_more(more)
+
+    @property
+    def _retry_at(self) -> float:
+        """A planned retry after a failure (0: none)."""
+        more = self._more
+        return 0.0 if more is None else more.retry_at
+
+    @_retry_at.setter
+    def _retry_at(self, value: float) -> None:
+        more = self._more
+        if more is None:
+            if not value:
+                return
+            more = self._more = _Rare()
+        more.retry_at = value
+        if not value:
+            self._drop_more(more)
+
+    @property
+    def _risk(self) -> bool:
+        """The one try after the drop is planned or spent."""
+        more = self._more
+        return False if more is None else more.risk
+
+    @_risk.setter
+    def _risk(self, value: bool) -> None:
+        more = self._more
+        if more is None:
+            if not value:
+                return
+            more = self._more = _Rare()
+        more.risk = value
+        if not value:
+            self._drop_more(more)
+
+    @property
+    def _paused(self) -> bool:
+        """Its cart is checking out: no renewal starts."""
+        more = self._more
+        return False if more is None else more.paused
+
+    @_paused.setter
+    def _paused(self, value: bool) -> None:
+        more = self._more
+        if more is None:
+            if not value:
+                return
+            more = self._more = _Rare()
+        more.paused = value
+        if not value:
+            self._drop_more(more)
+
+    @property
+    def _fence(self) -> int:
+        """The latest claim's fencing token (shared stores; 0 for none)."""
+        more = self._more
+        return 0 if more is None else more.fence
+
+    @_fence.setter
+    def _fence(self, value: int) -> None:
+        more = self._more
+        if more is None:
+            if not value:
+                return
+            more = self._more = _Rare()
+        more.fence = value
+        if not value:
+            self._drop_more(more)
+
+    def _drop_more(self, more: _Rare) -> None:
+        # back to all defaults (a failure episode or a checkout is over): the
+        # side object goes, so a hold that once failed costs no more than others
+        if not (more.attempt or more.retry_at or more.risk or more.paused or more.fence):
+            self._more = None
 
     @property
     def _inflight(self) -> bool:
@@ -142,6 +238,19 @@ class Hold:
             f"Hold(id={self.id!r}, ticket_guid={self.ticket_guid!r}, "
             f"state={self.state.name}, reservation={guid!r}, renewals={self.renewals})"
         )
+
+
+class _Rare:
+    """The fields of a :class:`Hold` that most holds keep at their defaults."""
+
+    __slots__ = ("attempt", "fence", "paused", "retry_at", "risk")
+
+    def __init__(self) -> None:
+        self.attempt = 0
+        self.retry_at = 0.0
+        self.risk = False
+        self.paused = False
+        self.fence = 0
 
 
 class Persisted(NamedTuple):

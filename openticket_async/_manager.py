@@ -30,6 +30,7 @@ code.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
@@ -125,7 +126,10 @@ class ReservationManager:
         )
         self._tg: TaskGroup | None = None
         self._closed = False
-        self._id_prefix = os.urandom(6).hex()
+        # 48 random bits keep the ids of managers sharing a store apart; in
+        # base64 they take 8 characters, so with a hex counter an id stays within
+        # 15 (one 64-byte string, not 80) up to 16.7 million holds per manager
+        self._id_prefix = base64.urlsafe_b64encode(os.urandom(6)).decode()
         self._next_id = 0
 
     @property
@@ -253,7 +257,7 @@ class ReservationManager:
 
     def _new_hold_id(self) -> str:
         self._next_id += 1
-        return f"{self._id_prefix}-{self._next_id}"
+        return f"{self._id_prefix}-{self._next_id:x}"
 
     def _reserve(self, shop_guid: str, ticket_guid: str, sent: float) -> Awaitable[Reservation]:
         # the renewals' coroutine itself, not one more coroutine around it (cart.add's path)

@@ -10,6 +10,11 @@ data is lost, as after a crash of a Redis without persistence).
 ``redis-sentinel`` processes watching it (quorum 2, a node is down after 1 s),
 all on loopback, and stops every one of them by PID afterwards.
 
+``redis_cluster`` starts, once per session, three ``redis-server
+--cluster-enabled yes`` primaries on loopback, each with its own directory,
+joins them with ``redis-cli --cluster create`` (no replicas), waits until every
+node reports ``cluster_state:ok``, and stops them by PID at the end.
+
 Without the binary the Redis tests are skipped, except under CI (the ``CI``
 environment variable set), where a missing Redis is a failure.
 
@@ -57,12 +62,17 @@ def _free_port() -> int:
 
 
 def _answers_ping(port: int) -> bool:
+    return _ask(port, b"PING").startswith(b"+PONG")
+
+
+def _ask(port: int, command: bytes) -> bytes:
+    """The start of the server's answer to an inline ``command`` (b"" if unreachable)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(64).startswith(b"+PONG")
+            conn.sendall(command + b"\r\n")
+            return conn.recv(4096)
     except OSError:
-        return False
+        return b""
 
 
 class RedisServer:
@@ -249,3 +259,70 @@ def sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
     group.start()
     yield group
     group.stop()
+
+
+class ClusterGroup:
+    """Three cluster-enabled primaries on loopback, joined into one Redis Cluster."""
+
+    NODES = 3
+
+    def __init__(self, directory: Path) -> None:
+        server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        if server is None or cli is None:
+            if os.environ.get("CI"):
+                pytest.fail("redis-server/redis-cli not installed: CI must install them")
+            pytest.skip("redis-server or redis-cli not installed")
+        self.cli = cli
+        self.nodes = [
+            RedisServer(server, directory / f"node{n}", [
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", "nodes.conf",  # in the node's own --dir
+                "--cluster-node-timeout", "1000",
+                # a free bus port of its own (by default the port + 10000, maybe taken)
+                "--cluster-port", str(_free_port()),
+            ])
+            for n in range(self.NODES)
+        ]
+
+    @property
+    def url(self) -> str:
+        """The store's URL for the cluster: every node (the client finds the slots)."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(  # noqa: S603
+            [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "0",
+             "--cluster-yes"],
+            check=True, capture_output=True, timeout=30,
+        )
+        # no notification says the slots are agreed on: ask every node, briefly
+        give_up = time.monotonic() + START_TIMEOUT
+        while not all(b"cluster_state:ok" in _ask(node.port, b"CLUSTER INFO")
+                      for node in self.nodes):
+            if time.monotonic() > give_up:
+                raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterGroup]:
+    """The session's three-primary Redis Cluster, stopped by PID at the end."""
+    group = ClusterGroup(tmp_path_factory.mktemp("cluster"))
+    try:
+        group.start()
+        yield group
+    finally:
+        group.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: ClusterGroup) -> str:
+    """The ``redis+cluster://`` URL of the session's cluster."""
+    return redis_cluster.url

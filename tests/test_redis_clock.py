@@ -119,3 +119,19 @@ async def test_a_renewal_heartbeat_keeps_its_lease_against_a_worker_ahead(
     assert await behind.save(claim.hold, "drop", wall(behind) + 400.0, claim.fence)
     assert await behind.claim_due(wall(behind), 10) == []  # the heartbeat
     assert await ahead.claim_due(wall(ahead), 10) == []
+
+
+@pytest.mark.asyncio
+async def test_an_idle_worker_follows_a_step_of_its_clock_at_its_next_poll(
+    stores: dict[float, RedisStore],
+) -> None:
+    store = stores[0.0]
+    await store.save(a_hold(), "warn", wall(store) + 5.0)
+    assert await store.claim_due(wall(store), 10) == []
+    assert await store.next_due() is not None
+    clock = store._clock
+    assert isinstance(clock, SkewedClock)
+    clock.skew = timedelta(seconds=SKEW)  # NTP steps the host's clock
+    due = await store.next_due()  # the poll's read measures it: no claim script ran since
+    assert due is not None
+    assert abs(due - (wall(store) + 5.0)) < TOLERANCE

@@ -1,4 +1,5 @@
-"""The store conformance suite on both stores: MemoryStore and RedisStore (a real redis-server)."""
+"""The store conformance suite on every store: MemoryStore, and RedisStore on a real
+redis-server (one shard, and split in shards) and on a real three-primary Redis Cluster."""
 
 from __future__ import annotations
 
@@ -21,3 +22,17 @@ class TestRedisStore(SharedStoreConformance):
     @pytest.fixture
     def store_factory(self, redis_url: str, redis_prefix: str) -> Callable[[], ReservationStore]:
         return lambda: RedisStore(redis_url, prefix=redis_prefix)
+
+
+class TestShardedRedisStore(SharedStoreConformance):
+    @pytest.fixture
+    def store_factory(self, redis_url: str, redis_prefix: str) -> Callable[[], ReservationStore]:
+        return lambda: RedisStore(redis_url, prefix=redis_prefix, shards=4)
+
+
+class TestRedisClusterStore(SharedStoreConformance):
+    @pytest.fixture
+    def store_factory(
+        self, redis_cluster_url: str, redis_prefix: str
+    ) -> Callable[[], ReservationStore]:
+        return lambda: RedisStore(redis_cluster_url, prefix=redis_prefix)

@@ -299,7 +299,11 @@ class MemoryStore:
             # a popped entry is dead already: cancel is then a no-op
             self._queue.cancel(entry)  # type: ignore[arg-type]
         else:
-            self.cart_index(hold.cart_id)[hold.id] = hold
+            # cart_index inlined: this runs once for every hold a cart adds
+            cart = self._carts.get(hold.cart_id)
+            if cart is None:
+                cart = self._carts[hold.cart_id] = {}
+            cart[hold.id] = hold
         hold._entry = self._queue.push(due, hold, action)
 
     async def forget(self, hold: Hold, fence: int = 0) -> bool:

@@ -83,8 +83,18 @@ Rules (the ones deployments must know)
    so a server that honours it can tell a repeated order (whether OpenTicket
    does is not verified).
 
-Needs a single Redis (or a primary with replicas), not Redis Cluster: the
-scripts touch keys of many holds under one prefix.
+9. *Shards and Redis Cluster*: the state is split into ``shards`` (:mod:`._keys`):
+   a cart's holds, checkout claim and events live in the shard its id hashes
+   to, each shard has its own due queue, write counter and epoch, and every
+   script touches one shard's keys, which share a hash tag (one cluster slot).
+   One shard on a single Redis (the keys it always had), 16 on a cluster
+   (``redis+cluster://`` URL or a ``RedisCluster`` client). A poll reads every
+   shard's head (one pipelined read) and claims from the shards with due work,
+   all at once (a one-shard store claims at every poll, as it always did), so
+   each shard's due work is claimed within one poll; a shard that lost writes
+   restores its own holds (rule 5, per shard). Every worker on a
+   prefix must use the same shard count: a store refuses to claim when another
+   count is recorded.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ logger = logging.getLogger("openticket_async.stores.redis")
 class CheckoutClaims:
     """The cart-claim operations of one RedisStore.
 
-    ``key`` names a cart's claim hash, ``hold_prefix`` the hold hashes;
+    ``key`` names a cart's claim hash, ``hold_prefix`` the start of its holds' hashes;
     ``lease_now`` gives the scripts' ``lease now`` argument (see :mod:`._time`).
     """
 
@@ -39,7 +39,7 @@ class CheckoutClaims:
         owner: str,
         key: Callable[[str], str],
         cart_key: Callable[[str], str],
-        hold_prefix: str,
+        hold_prefix: Callable[[str], str],
         retention: int,
         lease_now: Callable[[], str],
     ) -> None:
@@ -59,7 +59,7 @@ class CheckoutClaims:
         ttl = self._retention + int(lease) + 1
         answer = cast(list[Any], await self._link.call(self._claim(
             [self._key(cart_id), self._cart_key(cart_id)],
-            [self._owner, repr(lease), self.lease_now(), self._hold_prefix, str(ttl)],
+            [self._owner, repr(lease), self.lease_now(), self._hold_prefix(cart_id), str(ttl)],
         )))
         fence, by_checkout, free_in = int(answer[0]), int(answer[1]), float(answer[2])
         if fence:

@@ -1,8 +1,9 @@
 """A read-only snapshot of a Redis fleet's holds: what ``openticket holds`` shows.
 
 It reads what the workers wrote and changes nothing: SCAN over the hold keys
-(never KEYS, which blocks Redis for the whole keyspace), then one pipeline of
-plain reads per page, no script. A snapshot taken while workers run is not one
+of every shard (never KEYS, which blocks Redis for the whole keyspace; on a
+cluster, over every primary), then one pipeline of plain reads per page, no
+script. A snapshot taken while workers run is not one
 instant: a hold saved between two pages may show its older or newer record, and
 a hold made after its page was scanned may be missing. Each hold's own fields
 come from one HMGET, so a row is never torn.
@@ -12,21 +13,21 @@ Times are on the fleet clock: Redis's ``TIME``, read before the first page, is
 deadlines and leases with (see ``._time``); a fleet whose workers run on a
 virtual clock writes times this view cannot judge.
 
-The key layout is the store's: the hold key of id ``""`` is the prefix of every
-hold key, as the store's own scripts assume.
+The key layout is the store's (``._keys``): one pattern matches the hold keys of
+every shard, and the id is what follows ``hold:`` in each.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
 from ..._hold import HoldState
 from ..shared._codec import new_hold
+from ._link import is_cluster
 from ._queue import text
 
 if TYPE_CHECKING:
@@ -37,9 +38,6 @@ __all__ = ["FleetHold", "FleetSnapshot", "fleet_snapshot"]
 #: Keys asked for per SCAN call: a hint to Redis, which may answer with more or fewer.
 SCAN_COUNT = 500
 _FIELDS = ("data", "owner", "lease", "action", "due", "ended")
-_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
-
-
 
 
 @attrs.frozen
@@ -116,10 +114,6 @@ class FleetSnapshot:
         return sorted({hold.cart_id for hold in self.holds})
 
 
-def _glob(prefix: str) -> str:
-    return _GLOB_SPECIAL.sub(r"\\\1", prefix) + "*"
-
-
 def _hold(hold_id: str, row: list[Any], now: float) -> FleetHold | None:
     """The hold of an HMGET row of ``_FIELDS``; None for a tombstone or a foreign record."""
     data, owner, lease, action, due, ended = row
@@ -153,27 +147,45 @@ async def fleet_snapshot(store: RedisStore) -> FleetSnapshot:
     ``store`` only lends its connection and key layout: it needs no clock and
     no manager. Raises StoreUnavailable if Redis is unreachable or refuses a read.
     """
-    redis, link = store._redis, store._link
-    hold_prefix = store._key_hold("")
-    match = _glob(hold_prefix)
+    redis, link, layout = store._redis, store._link, store._keys
     seconds, micros = await link.call(redis.time())
     now = int(seconds) + int(micros) / 1e6
     holds: dict[str, FleetHold] = {}  # by id: SCAN may return a key twice
+    async for page in _pages(store):
+        keys = [(text(key), layout.hold_id(text(key))) for key in page]
+        found = [(key, hold_id) for key, hold_id in keys if hold_id is not None]
+        if not found:
+            continue
+        pipe = redis.pipeline(transaction=False)
+        for key, _hold_id in found:
+            pipe.hmget(key, list(_FIELDS))
+        rows: list[Any] = await link.call(pipe.execute())
+        for (_key, hold_id), row in zip(found, rows, strict=True):
+            hold = _hold(hold_id, row, now)
+            if hold is not None:
+                holds[hold_id] = hold
+    return FleetSnapshot.of(now, holds.values())
+
+
+async def _pages(store: RedisStore) -> AsyncIterator[list[Any]]:
+    """The hold keys of every shard, a SCAN page at a time (on a cluster: of every primary)."""
+    redis, link, match = store._redis, store._link, store._keys.hold_glob()
+    if is_cluster(redis):
+        # redis-py's cluster SCAN keeps one cursor per primary: read them all, then page
+        found = await link.call(_scan_all(redis.scan_iter(match=match, count=SCAN_COUNT)))
+        for at in range(0, len(found), SCAN_COUNT):
+            yield found[at:at + SCAN_COUNT]
+        return
     cursor = 0
     while True:
         cursor, keys = cast(
             tuple[int, list[Any]],
             await link.call(redis.scan(cursor, match=match, count=SCAN_COUNT)),
         )
-        ids = [text(key)[len(hold_prefix):] for key in keys]
-        if ids:
-            pipe = redis.pipeline(transaction=False)
-            for hold_id in ids:
-                pipe.hmget(store._key_hold(hold_id), list(_FIELDS))
-            rows: list[Any] = await link.call(pipe.execute())
-            for hold_id, row in zip(ids, rows, strict=True):
-                hold = _hold(hold_id, row, now)
-                if hold is not None:
-                    holds[hold_id] = hold
+        yield keys
         if int(cursor) == 0:
-            return FleetSnapshot.of(now, holds.values())
+            return
+
+
+async def _scan_all(keys: AsyncIterator[Any]) -> list[Any]:
+    return [key async for key in keys]

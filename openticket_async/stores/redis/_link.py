@@ -1,9 +1,10 @@
 """The one module that imports redis (redis-py): the client, its retries, our errors.
 
 The rest of the package never imports redis. It gets a client from
-:func:`connect` (tuned for the store; a ``redis://`` URL, or a
-``redis+sentinel://`` URL for the primary a Sentinel group names) or from the
-caller, a :class:`Link` for it from :func:`link_for`, closes what it made with
+:func:`connect` (tuned for the store; a ``redis://`` URL, a
+``redis+sentinel://`` URL for the primary a Sentinel group names, or a
+``redis+cluster://`` URL for a Redis Cluster) or from the caller, a
+:class:`Link` for it from :func:`link_for`, closes what it made with
 :func:`close`, and awaits every command through :meth:`Link.call`;
 the aliases :data:`Client`, :data:`Pipeline` and :data:`Script` name what it
 holds in annotations. So redis-py's exception classes and its pool and retry
@@ -30,25 +31,27 @@ from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline as _Pipeline
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..._exceptions import StoreUnavailable
 
-__all__ = ["SENTINEL_SCHEME", "Client", "Link", "Pipeline", "Script", "ScriptBatch", "close",
-           "connect", "link_for"]
+__all__ = ["CLUSTER_SCHEME", "SENTINEL_SCHEME", "Client", "Link", "Pipeline", "Script",
+           "ScriptBatch", "close", "connect", "is_cluster", "link_for", "queue_time", "run_scripts"]
 
 T = TypeVar("T")
 
-#: A ``redis.asyncio`` client, as the store is given one or makes one.
-Client: TypeAlias = aioredis.Redis
-#: A non-transactional pipeline of a :data:`Client` (several commands, one round trip).
-Pipeline: TypeAlias = _Pipeline
+#: A ``redis.asyncio`` client (one Redis, or a cluster), as the store is given one or makes one.
+Client: TypeAlias = aioredis.Redis | RedisCluster
+#: A non-transactional pipeline of a :data:`Client` (several commands, one round trip per
+#: node: a cluster's pipeline sends each command to the node of its first key's slot).
+Pipeline: TypeAlias = _Pipeline | ClusterPipeline
 #: A Lua script registered on a :data:`Client`; calling it gives an awaitable answer.
 Script: TypeAlias = AsyncScript
 
@@ -65,6 +68,9 @@ _TRANSIENT: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeou
 #: The URL scheme of a Sentinel group: ``redis+sentinel://[[user]:password@]host:port[,host:port
 #: ...]/service[/db]`` (port 26379 when left out; the password is the data nodes').
 SENTINEL_SCHEME = "redis+sentinel"
+#: The URL scheme of a Redis Cluster: ``redis+cluster://[[user]:password@]host:port[,host:port
+#: ...]`` (any of its nodes; the client finds the others; port 6379 when left out).
+CLUSTER_SCHEME = "redis+cluster"
 
 
 def _tuning() -> dict[str, Any]:
@@ -84,11 +90,18 @@ def connect(url: str) -> Client:
     Its pool holds up to ``MAX_CONNECTIONS`` connections; a burst beyond that
     waits for a free one (up to the command timeout) instead of failing. For a
     ``redis+sentinel://`` URL the client follows the group's primary: after a
-    failover its next connection goes to the new one. Raises ValueError for a
-    Sentinel URL without hosts or service name.
+    failover its next connection goes to the new one. For a ``redis+cluster://``
+    URL it is a cluster client: each command goes to the node that serves its
+    key's slot, and MOVED/ASK redirections and a topology change after a
+    failover are followed by redis-py (up to ``MAX_CONNECTIONS`` per node).
+    Raises ValueError for a Sentinel URL without hosts or service name, or a
+    cluster URL without hosts or with a database other than 0.
     """
-    if urlsplit(url).scheme == SENTINEL_SCHEME:
+    scheme = urlsplit(url).scheme
+    if scheme == SENTINEL_SCHEME:
         return _sentinel_client(url)
+    if scheme == CLUSTER_SCHEME:
+        return _cluster_client(url)
     pool = aioredis.BlockingConnectionPool.from_url(url, **_tuning())
     return aioredis.Redis(connection_pool=pool)
 
@@ -97,14 +110,35 @@ class _BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionP
     """Sentinel's pool (it asks the sentinels where the primary is), blocking when full."""
 
 
-def _sentinel_client(url: str) -> Client:
-    parts = urlsplit(url)
-    userinfo, _, hosts = parts.netloc.rpartition("@")
+def _hosts(netloc: str, default_port: int) -> tuple[list[tuple[str, int]], str, str]:
+    """(host, port) pairs, user name and password of a URL's comma-separated netloc."""
+    userinfo, _, hosts = netloc.rpartition("@")
     username, _, password = userinfo.partition(":")
-    sentinels = []
+    found = []
     for host in filter(None, hosts.split(",")):
         name, colon, port = host.rpartition(":")
-        sentinels.append((name, int(port)) if colon else (port, 26379))
+        found.append((name, int(port)) if colon else (port, default_port))
+    return found, unquote(username), unquote(password)
+
+
+def _cluster_client(url: str) -> Client:
+    parts = urlsplit(url)
+    nodes, username, password = _hosts(parts.netloc, 6379)
+    path = [part for part in parts.path.split("/") if part]
+    if not nodes or path not in ([], ["0"]):
+        raise ValueError("a cluster URL needs hosts and no database but 0: "
+                         "redis+cluster://host:port[,host:port...]")
+    tuning = _tuning()
+    del tuning["timeout"]  # a blocking pool's wait: a cluster client has none
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+        username=username or None, password=password or None, **tuning,
+    )
+
+
+def _sentinel_client(url: str) -> Client:
+    parts = urlsplit(url)
+    sentinels, username, password = _hosts(parts.netloc, 26379)
     path = [unquote(part) for part in parts.path.split("/") if part]
     if not sentinels or not path:
         raise ValueError("a Sentinel URL needs hosts and a service name: "
@@ -113,13 +147,37 @@ def _sentinel_client(url: str) -> Client:
     sentinel = Sentinel(sentinels, sentinel_kwargs=timeouts)
     return sentinel.master_for(  # type: ignore[no-any-return]
         path[0], connection_pool_class=_BlockingSentinelPool,
-        db=int(path[1]) if len(path) > 1 else 0, username=unquote(username) or None,
-        password=unquote(password) or None, **_tuning(),
+        db=int(path[1]) if len(path) > 1 else 0, username=username or None,
+        password=password or None, **_tuning(),
     )
+
+
+def queue_time(pipe: Pipeline, key: str) -> None:
+    """Queue ``TIME`` on ``pipe``: on a cluster, from the primary that serves ``key``.
+
+    So a store reads the clock of one node, the one its skew is taken from.
+    """
+    if isinstance(pipe, ClusterPipeline):
+        try:
+            node = pipe.cluster_client.get_node_from_key(key)
+        except (RedisError, RedisClusterException):  # no slot map yet: any node's clock does
+            node = None
+        if node is not None:
+            pipe.execute_command("TIME", target_nodes=node)
+            return
+    pipe.execute_command("TIME")  # (a cluster's pipeline refuses its time() method)
+
+
+def is_cluster(client: Client) -> bool:
+    """Whether ``client`` talks to a Redis Cluster."""
+    return isinstance(client, RedisCluster)
 
 
 async def close(client: Client) -> None:
     """Close a client :func:`connect` made (and its sentinels' connections, if any)."""
+    if isinstance(client, RedisCluster):
+        await client.aclose()
+        return
     pool = client.connection_pool
     await client.aclose(close_connection_pool=True)
     if isinstance(pool, SentinelConnectionPool):
@@ -128,6 +186,9 @@ async def close(client: Client) -> None:
 
 def link_for(client: Client) -> Link:
     """A :class:`Link` naming ``client``'s server, mapping redis errors to StoreUnavailable."""
+    if isinstance(client, RedisCluster):
+        nodes = client.nodes_manager.startup_nodes
+        return Link("cluster " + ",".join(sorted(nodes)))
     pool = client.connection_pool
     kwargs = pool.connection_kwargs
     if isinstance(pool, SentinelConnectionPool):
@@ -264,3 +325,39 @@ class ScriptBatch:
                 future.set_exception(self._link.refusal(answer))
             else:
                 future.set_result(answer)
+
+
+async def run_scripts(
+    client: Client, link: Link, calls: list[tuple[Script, list[str], list[str]]]
+) -> list[Any]:
+    """Run script calls in one pipeline (one round trip per node); their answers, in order.
+
+    The scripts Redis does not know (a node restarted without its script
+    cache) are loaded and their calls sent again, in a second pipeline: a
+    cluster's pipeline, unlike one Redis's, does not load the scripts it carries
+    first. Raises StoreUnavailable if Redis is unreachable or refuses a call.
+    """
+    answers = await _evalsha_all(client, link, calls)
+    missing = [at for at, answer in enumerate(answers) if isinstance(answer, NoScriptError)]
+    if missing:
+        for script in {calls[at][0] for at in missing}:
+            await link.call(client.script_load(script.script))
+        again = await _evalsha_all(client, link, [calls[at] for at in missing])
+        for at, answer in zip(missing, again, strict=True):
+            answers[at] = answer
+    for answer in answers:
+        if isinstance(answer, BaseException):
+            raise link.refusal(answer)
+    return answers
+
+
+async def _evalsha_all(
+    client: Client, link: Link, calls: list[tuple[Script, list[str], list[str]]]
+) -> list[Any]:
+    if not calls:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for script, keys, args in calls:
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+    answers: list[Any] = await link.call(pipe.execute(raise_on_error=False))
+    return answers

@@ -4,9 +4,12 @@
   knows are kept here, the latest per hold, and replayed once it answers again,
   in the order the holds first needed one. While a hold has a write-back kept,
   its newer ones replace it here too, so an older one can never land last.
-- Restart: when a claim finds that Redis lost its data (a new epoch), every hold
-  known here is written back with restore semantics: only where the record is
-  missing or has a smaller fence, so the freshest copy among the workers wins.
+  Each shard (see ``._keys``) replays on its own: on a cluster, a primary that
+  fails over holds up the write-backs of its shards only.
+- Restart: when a claim finds that a shard lost its data (a new epoch), every
+  hold of that shard known here is written back with restore semantics: only
+  where the record is missing or has a smaller fence, so the freshest copy
+  among the workers wins.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Callable, Mapping
 from ..._exceptions import StoreUnavailable
 from ..._hold import Hold
 from ..shared import LocalHolds
-from ._link import Link, Pipeline, Script
+from ._link import Client, Link, Script, run_scripts
 
 __all__ = ["Recovery"]
 
@@ -28,23 +31,38 @@ SaveArgs = Callable[[Hold, str, float], tuple[list[str], list[str]]]
 
 
 class _Write:
-    __slots__ = ("args", "forget", "hold", "keys")
+    __slots__ = ("args", "forget", "hold", "keys", "shard")
 
-    def __init__(self, hold: Hold, keys: list[str], args: list[str], *, forget: bool) -> None:
+    def __init__(
+        self, hold: Hold, keys: list[str], args: list[str], *, forget: bool, shard: int
+    ) -> None:
         self.hold = hold
         self.keys = keys
         self.args = args
         self.forget = forget
+        self.shard = shard
 
 
 class Recovery:
-    """Kept write-backs and restores; ``scripts`` are the store's SAVE and FORGET."""
+    """Kept write-backs and restores; ``scripts`` are the store's SAVE and FORGET.
 
-    def __init__(self, link: Link, scripts: Mapping[str, Script], local: LocalHolds) -> None:
+    ``shard_of`` gives a cart's shard (see ``._keys``).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        link: Link,
+        scripts: Mapping[str, Script],
+        local: LocalHolds,
+        shard_of: Callable[[str], int],
+    ) -> None:
+        self._client = client
         self._link = link
         self._save = scripts["save"]
         self._forget = scripts["forget"]
         self._local = local
+        self._shard_of = shard_of
         self._kept: dict[str, _Write] = {}
 
     def keeps(self, hold_id: str) -> bool:
@@ -53,45 +71,71 @@ class Recovery:
 
     def keep(self, hold: Hold, keys: list[str], args: list[str], *, forget: bool) -> None:
         """Keep a write-back (SAVE or FORGET arguments) until Redis answers."""
-        self._kept[hold.id] = _Write(hold, keys, args, forget=forget)
+        shard = self._shard_of(hold.cart_id)
+        self._kept[hold.id] = _Write(hold, keys, args, forget=forget, shard=shard)
+
+    def blocked(self) -> set[int]:
+        """The shards with write-backs still kept: their due work waits for them."""
+        return {write.shard for write in self._kept.values()}
 
     async def replay(self) -> None:
-        """Write the kept write-backs, in order.
+        """Write the kept write-backs, in order within each shard.
 
-        Raises StoreUnavailable if Redis is still unreachable (the rest stays
-        kept); a write-back Redis refuses is logged and dropped.
+        A shard that is still unreachable keeps the rest of its write-backs and
+        the others go on; then raises StoreUnavailable. A write-back Redis
+        refuses is logged and dropped.
         """
-        while self._kept:
-            hold_id, write = next(iter(self._kept.items()))
-            script = self._forget if write.forget else self._save
-            try:
-                accepted = await self._link.call(script(write.keys, write.args))
-            except StoreUnavailable as error:
-                if not error.refused:
-                    raise
-                logger.exception("a kept write-back of hold %s was refused; dropped", hold_id)
-                accepted = False
-            if self._kept.get(hold_id) is write:
-                del self._kept[hold_id]
-            if not write.forget:
-                plan = self._local.plans.get(write.hold)
-                due = plan[1] if plan is not None else 0.0
-                self._local.written(write.hold, due, accepted=bool(accepted), first=False)
+        unreachable: StoreUnavailable | None = None
+        failed: set[int] = set()
+        progress = True
+        while progress:  # a write-back kept meanwhile is replayed in a second pass
+            progress = False
+            for hold_id in list(self._kept):
+                write = self._kept.get(hold_id)
+                if write is None or write.shard in failed:
+                    continue
+                try:
+                    accepted = await self._write(write)
+                except StoreUnavailable as error:
+                    unreachable = unreachable or error
+                    failed.add(write.shard)
+                    continue
+                progress = True
+                self._written(hold_id, write, accepted)
+        if unreachable is not None:
+            raise unreachable
 
-    async def restore(self, pipe: Pipeline, save_args: SaveArgs) -> int:
-        """Write back every live hold known here through ``pipe``, in one round trip.
+    async def _write(self, write: _Write) -> object:
+        script = self._forget if write.forget else self._save
+        try:
+            return await self._link.call(script(write.keys, write.args))
+        except StoreUnavailable as error:
+            if not error.refused:
+                raise
+            logger.exception("a kept write-back of hold %s was refused; dropped", write.hold.id)
+            return False
+
+    def _written(self, hold_id: str, write: _Write, accepted: object) -> None:
+        if self._kept.get(hold_id) is write:
+            del self._kept[hold_id]
+        if not write.forget:
+            plan = self._local.plans.get(write.hold)
+            due = plan[1] if plan is not None else 0.0
+            self._local.written(write.hold, due, accepted=bool(accepted), first=False)
+
+    async def restore(self, save_args: SaveArgs, shard: int) -> int:
+        """Write back every live hold of ``shard`` known here, in one round trip.
 
         Returns the largest write seq Redis acknowledged (0 if none was written).
         Raises StoreUnavailable if Redis is unreachable.
         """
-        count = 0
+        calls = []
         for hold, action, due in self._local.restorable():
-            if hold.id not in self._kept:
+            if hold.id not in self._kept and self._shard_of(hold.cart_id) == shard:
                 keys, args = save_args(hold, action, due)
-                await self._save(keys, args, client=pipe)
-                count += 1
-        answers = await self._link.call(pipe.execute()) if count else []
-        logger.warning("restored %d holds into Redis", count)
+                calls.append((self._save, keys, args))
+        answers = await run_scripts(self._client, self._link, calls)
+        logger.warning("restored %d holds into Redis", len(calls))
         return max((int(answer) for answer in answers), default=0)
 
     def clear(self) -> None:

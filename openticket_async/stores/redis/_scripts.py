@@ -1,6 +1,8 @@
 """The Lua scripts RedisStore runs: each is one atomic step on the shared state.
 
-Keys (``P`` is the store's prefix)::
+Keys (``P`` is the store's prefix followed, when the store is split into shards
+(:mod:`._keys`), by the shard's hash tag ``{n}``: every key of one shard then
+hashes to one Redis Cluster slot; the pace keys are never tagged)::
 
     P queue           sorted set: member "<16 hex seq>:<hold id>", score = due
     P seq             counter of writes (saves, claims, ends): the seq above, so equal due
@@ -12,7 +14,10 @@ Keys (``P`` is the store's prefix)::
                       or a tombstone {ended, fence} once the hold reached its end
     P cart:<id>       sorted set: the cart's live hold ids, score = seq of first save
     P checkout:<id>   hash: the cart's checkout claim: owner, fence, until (its lease end)
+    P events:<id>     stream: the cart's hold events
+    P shards          the shard count the stores on this prefix use (in shard 0)
     P pace:<shop>     hash: the shop's next free call slot, and its backoff end after a 429
+                      (untagged: its scripts touch it alone, so it is a slot of its own)
 
 Every time in Redis (scores, due times, leases, a record's deadline) is epoch
 seconds on the *fleet clock* (:mod:`._time`): Redis's own ``TIME`` when the
@@ -39,8 +44,9 @@ the last claim.
 
 Every numeric argument is passed as a string formatted by Python (``repr`` of a
 float): Lua's own number formatting keeps 14 digits and would round epoch times.
-All keys a script touches live under one prefix; the store needs a single Redis
-(or a primary with replicas), not Redis Cluster.
+All keys a script touches live in one shard (the hold's, the cart's): those it
+is given, and the hold and checkout keys it builds from the shard's prefixes,
+which Redis Cluster allows because they hash to the same slot as the keys given.
 """
 
 from __future__ import annotations

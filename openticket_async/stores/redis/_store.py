@@ -22,7 +22,8 @@ from .. import MIN_LEASE, CartClaim, CartTaken, Due, EventSink, claim_lease
 from ..shared import CartEvent, LocalHolds, encode_hold
 from ._checkouts import CheckoutClaims
 from ._events import EventRelay
-from ._link import Client, Script, ScriptBatch, close, connect, link_for
+from ._keys import MAX_SHARDS, KeyLayout
+from ._link import Client, Script, ScriptBatch, close, connect, is_cluster, link_for
 from ._pacing import PacedClient
 from ._queue import DueQueue, text
 from ._recovery import Recovery
@@ -33,9 +34,13 @@ from ._tokens import RedisTokenStore
 if TYPE_CHECKING:
     from ..._ports import ReservingClient
 
-__all__ = ["RedisStore", "lease_for"]
+__all__ = ["CLUSTER_SHARDS", "RedisStore", "lease_for"]
 
 logger = logging.getLogger("openticket_async.stores.redis")
+
+#: The default shard count on a cluster: enough to spread the queues over a few
+#: primaries, few enough that a claim (one script per shard) stays cheap.
+CLUSTER_SHARDS = 16
 
 # Terminal states the application decides; fencing never blocks them.
 _APPLICATION_ENDS = frozenset({HoldState.RELEASED, HoldState.ORDERED})
@@ -49,9 +54,13 @@ def lease_for(policy: HoldPolicy) -> float:
 class RedisStore:
     """The shared :class:`~openticket_async.stores.ReservationStore` on Redis (``redis.asyncio``).
 
-    ``redis`` is a ``redis.asyncio.Redis`` client (the store never closes it) or
-    a URL (the store makes and closes its own client). ``prefix`` separates
-    deployments sharing one Redis. ``lease`` (seconds or timedelta) is how long a
+    ``redis`` is a ``redis.asyncio.Redis`` or ``redis.asyncio.cluster.RedisCluster``
+    client (the store never closes it) or a URL (the store makes and closes its
+    own client): ``redis://``, ``redis+sentinel://`` or ``redis+cluster://``
+    (see ``._link``). ``prefix`` separates deployments sharing one Redis.
+    ``shards`` is how many slots the state is split into (``._keys``): 1 by
+    default on one Redis (today's key layout), ``CLUSTER_SHARDS`` on a cluster;
+    every worker on a prefix must use the same. ``lease`` (seconds or timedelta) is how long a
     claim protects a hold; without it, ``lease_for(policy or HoldPolicy())``.
     ``retention`` is how long abandoned data stays before Redis drops it;
     ``stream_length`` how many recent events each cart's stream keeps.
@@ -73,9 +82,12 @@ class RedisStore:
         policy: HoldPolicy | None = None,
         retention: float | timedelta = 3600.0,
         stream_length: int = 256,
+        shards: int | None = None,
     ) -> None:
         if not isinstance(prefix, str) or not prefix:
             raise InvalidArgument("prefix must be a non-empty string")
+        if shards is not None and (type(shards) is not int or not 1 <= shards <= MAX_SHARDS):
+            raise InvalidArgument(f"shards must be an int from 1 to {MAX_SHARDS}, got {shards!r}")
         self._lease_given = lease is not None or policy is not None
         self._lease = lease_for(policy or HoldPolicy()) if lease is None else seconds(lease)
         if not self._lease > 0:
@@ -90,8 +102,11 @@ class RedisStore:
         elif isinstance(redis, Client):
             self._redis, self._own_client = redis, False
         else:
-            raise InvalidArgument("redis must be a redis.asyncio.Redis client or a URL")
+            raise InvalidArgument("redis must be a redis.asyncio client or a URL")
         self.prefix = prefix
+        cluster = is_cluster(self._redis)
+        count = shards if shards is not None else (CLUSTER_SHARDS if cluster else 1)
+        self._keys = KeyLayout(prefix, count, tagged=cluster or count > 1)
         self._link = link_for(self._redis)
         self._writes = ScriptBatch(self._redis, self._link)
         self._scripts: dict[str, Script] = {
@@ -100,7 +115,7 @@ class RedisStore:
         #: This store's name in Redis (claim owner) and in the events it publishes.
         self.owner = os.urandom(8).hex()
         self._events = EventRelay(
-            self._redis, self._link, self._key_events,
+            self._redis, self._link, self._keys.events,
             origin=self.owner, maxlen=stream_length, ttl=self._retention,
         )
         #: The relay: each event the manager emits goes to its cart's stream.
@@ -108,12 +123,12 @@ class RedisStore:
         self._clock: Clock | None = None
         self._time = FleetClock(self._redis, self._link)
         self._local = LocalHolds(keep_after_due=3 * self._lease + 30.0, logger=logger)
-        self._recovery = Recovery(self._link, self._scripts, self._local)
+        self._recovery = Recovery(
+            self._redis, self._link, self._scripts, self._local, self._keys.shard_of
+        )
         self._due = DueQueue(
             self._redis, self._link, self._scripts, time=self._time, local=self._local,
-            recovery=self._recovery, owner=self.owner,
-            claim_keys=[self._queue, f"{prefix}epoch", f"{prefix}restoring", self._seq],
-            hold_prefix=self._key_hold(""), checkout_prefix=self._key_checkout(""),
+            recovery=self._recovery, owner=self.owner, layout=self._keys,
             retention=self._retention,
             restore_args=lambda hold, action, due: self._save_args(
                 hold, action, due, hold._fence, "restore"
@@ -123,8 +138,9 @@ class RedisStore:
         self._acked: weakref.WeakKeyDictionary[Hold, int] = weakref.WeakKeyDictionary()
         self._closed = False
         self._checkouts = CheckoutClaims(
-            self._link, self._scripts, owner=self.owner, key=self._key_checkout,
-            cart_key=self._key_cart, hold_prefix=self._key_hold(""),
+            self._link, self._scripts, owner=self.owner, key=self._keys.checkout,
+            cart_key=self._keys.cart,
+            hold_prefix=lambda cart_id: self._keys.hold_prefix(self._keys.shard_of(cart_id)),
             retention=self._retention, lease_now=self._time.lease_now,
         )
 
@@ -132,6 +148,11 @@ class RedisStore:
     def lease(self) -> float:
         """Seconds a claim protects a hold (see the lease rule)."""
         return self._lease
+
+    @property
+    def shards(self) -> int:
+        """How many shards (hash slots on a cluster) the state is split into."""
+        return self._keys.shards
 
     @property
     def available(self) -> bool:
@@ -145,21 +166,10 @@ class RedisStore:
         return self._link.calls
 
     def __repr__(self) -> str:
-        return f"RedisStore({self._link.where!r}, prefix={self.prefix!r}, lease={self._lease!r})"
+        return (f"RedisStore({self._link.where!r}, prefix={self.prefix!r}, lease={self._lease!r},"
+                f" shards={self._keys.shards})")
 
-    # -- keys and clock ------------------------------------------------------------------
-
-    def _key_hold(self, hold_id: str) -> str:
-        return f"{self.prefix}hold:{hold_id}"
-
-    def _key_cart(self, cart_id: str) -> str:
-        return f"{self.prefix}cart:{cart_id}"
-
-    def _key_events(self, cart_id: str) -> str:
-        return f"{self.prefix}events:{cart_id}"
-
-    def _key_checkout(self, cart_id: str) -> str:
-        return f"{self.prefix}checkout:{cart_id}"
+    # -- clock ---------------------------------------------------------------------------
 
     def bind(self, clock: Clock, policy: HoldPolicy | None = None) -> None:
         """Take the manager's clock (and policy); the clock gets the link as a busy probe.
@@ -202,11 +212,16 @@ class RedisStore:
         now, offset = self._times()
         lease = repr(self._lease) if hold.id in self._local.renewing else ""
         last = due if hold.reservation is None else max(due, hold.reservation.deadline + offset)
-        keys = [self._key_hold(hold.id), self._queue, self._key_cart(hold.cart_id), self._seq]
         args = [hold.id, str(fence), action, repr(due), lease, encode_hold(hold, offset),
                 str(max(math.ceil(last - now), 0) + self._retention), self.owner,
                 self._time.lease_now(), mode, hold.cart_id, str(self._acked.get(hold, 0))]
-        return keys, args
+        return self._hold_keys(hold), args
+
+    def _hold_keys(self, hold: Hold) -> list[str]:
+        """The SAVE and FORGET scripts' keys: hold, queue, cart, seq (all in its cart's shard)."""
+        keys, shard = self._keys, self._keys.shard_of(hold.cart_id)
+        return [keys.hold(hold.cart_id, hold.id), keys.queue(shard), keys.cart(hold.cart_id),
+                keys.seq(shard)]
 
     # -- writes -----------------------------------------------------------------------
 
@@ -248,7 +263,7 @@ class RedisStore:
             self._recovery.keep(hold, keys, args, forget=False)
             return True
         if accepted:
-            self._due.acknowledged(int(accepted))
+            self._due.acknowledged(self._keys.shard_of(hold.cart_id), int(accepted))
             self._acked[hold] = int(accepted)
         return local.written(hold, due, accepted=bool(accepted), first=first)
 
@@ -264,7 +279,7 @@ class RedisStore:
         if self._closed or not known:
             return True  # never written by this store: nothing to remove
         force = "1" if hold.state in _APPLICATION_ENDS else "0"
-        keys = [self._key_hold(hold.id), self._queue, self._key_cart(hold.cart_id), self._seq]
+        keys = self._hold_keys(hold)
         args = [hold.id, str(fence), hold.state.value, force, str(self._retention)]
         if self._recovery.keeps(hold.id):
             self._recovery.keep(hold, keys, args, forget=True)
@@ -277,20 +292,12 @@ class RedisStore:
                 return True
             self._recovery.keep(hold, keys, args, forget=True)
             return True
-        self._due.acknowledged(int(done))
+        self._due.acknowledged(self._keys.shard_of(hold.cart_id), int(done))
         if not done:
             logger.info("hold %s belongs to another worker: its end here was not recorded", hold.id)
         return bool(done)
 
     # -- the due queue -----------------------------------------------------------------
-
-    @property
-    def _queue(self) -> str:
-        return f"{self.prefix}queue"
-
-    @property
-    def _seq(self) -> str:
-        return f"{self.prefix}seq"
 
     async def claim_due(self, now: float, limit: int) -> list[Due]:
         """Claim up to ``limit`` actions due at ``now`` (epoch seconds), earliest first.
@@ -323,12 +330,13 @@ class RedisStore:
         await self._time.sync()
         _now, offset = self._times()
         ids = [text(i) for i in await self._link.call(
-            self._redis.zrange(self._key_cart(cart_id), 0, -1)
+            self._redis.zrange(self._keys.cart(cart_id), 0, -1)
         )]
         everyone = ids + sorted(self._local.carts.get(cart_id, set()).difference(ids))
         pipe = self._redis.pipeline(transaction=False)
+        fields = ["fence", "data", "ended", "action", "due"]
         for hold_id in everyone:
-            pipe.hmget(self._key_hold(hold_id), ["fence", "data", "ended", "action", "due"])
+            pipe.hmget(self._keys.hold(cart_id, hold_id), fields)
         rows = await self._link.call(pipe.execute()) if everyone else []
         holds: list[Hold] = []
         for hold_id, (fence, data, ended, action, due) in zip(everyone, rows, strict=True):

@@ -9,10 +9,11 @@ is on *Redis's* clock, and a lease is checked against it inside the scripts:
   checkout claims): a lease's start and its lapse are judged by one clock, so a
   worker's own skew cannot steal or keep a claim.
 - Due times come from the manager's clock; the store shifts them by its
-  *skew* (Redis's time minus this process's wall time). Every claim's answer
-  carries Redis's ``TIME``, and the skew is taken from it and the local wall
-  time halfway through the call, so it is off by at most half a claim's round
-  trip, and follows a stepped local clock within one poll.
+  *skew* (Redis's time minus this process's wall time). Every poll's read of
+  the queues (``next_due``) and every claim's answer carry Redis's ``TIME``,
+  and the skew is taken from it and the local wall time halfway through the
+  call, so it is off by at most half a round trip, and follows a stepped local
+  clock within one poll. On a cluster it is the clock of shard 0's primary.
 
 Bound to a clock that is not real time (a FakeClock in tests, or real time sped
 up) there is no shared clock to follow: the store's own wall time is the lease

@@ -9,6 +9,9 @@ written before the lock is released, so whoever waited reads it instead of
 refreshing again. While the grant runs, the holder extends its lock every third
 of ``lock_ttl``; a holder that dies loses the lock after ``lock_ttl``.
 
+On a Redis Cluster the lock lives in the token set's hash slot (the key's own
+hash tag, or the key as one), so both sit on one primary and fail over together.
+
 Waiting for the lock polls (a refresh happens every few days; a pub/sub wake-up
 would not pay for itself) in real time: token refreshes are not on the
 manager's clock.
@@ -29,13 +32,13 @@ from ..._config import seconds
 from ..._exceptions import InvalidArgument, StoreUnavailable
 from ..._models import TokenSet
 from ..shared import decode_token, encode_token
-from ._link import Client, Link, close, connect, link_for
+from ._link import Client, Link, close, connect, is_cluster, link_for
 from ._scripts import LOCK_EXTEND, LOCK_RELEASE
 
 if TYPE_CHECKING:
     from ..._auth import Grant
 
-__all__ = ["RedisTokenStore"]
+__all__ = ["RedisTokenStore", "lock_key"]
 
 logger = logging.getLogger("openticket_async.stores.redis")
 
@@ -53,11 +56,32 @@ def _newer(stored: TokenSet, stale: TokenSet) -> bool:
     return changed and stored.expires_at >= stale.expires_at
 
 
+def _has_tag(key: str) -> bool:
+    opening = key.find("{")
+    return opening >= 0 and key.find("}", opening + 2) >= 0
+
+
+def lock_key(key: str, *, cluster: bool) -> str:
+    """The refresh lock of the token set at ``key``: ``key + ":lock"``.
+
+    On a cluster, a ``key`` without a hash tag is made the lock's tag
+    (``{key}:lock``), so the lock hashes to the key's own slot; one with a tag
+    keeps it. (A key with braces but no tag would not share the slot: refused.)
+    Raises InvalidArgument for such a key on a cluster.
+    """
+    if not cluster or _has_tag(key):
+        return key + ":lock"
+    if "{" in key or "}" in key:
+        raise InvalidArgument(f"a token key on a cluster needs a hash tag or no braces: {key!r}")
+    return "{" + key + "}:lock"
+
+
 class RedisTokenStore:
     """A :class:`~openticket_async._auth.TokenStore` shared through Redis.
 
     ``redis`` is a ``redis.asyncio.Redis`` client (never closed here) or a URL.
-    ``key`` is where the token set lives (the lock is ``key + ":lock"``); give
+    ``key`` is where the token set lives (the lock is ``key + ":lock"``, on a
+    cluster hash-tagged into the key's slot: see :func:`lock_key`); give
     each OAuth2 client application its own. ``lock_ttl`` bounds how long a dead
     holder blocks others; ``wait`` how long to wait for another process's
     refresh. Pass the store to ``OAuth2(..., store=...)``; :meth:`load` gives the
@@ -84,6 +108,7 @@ class RedisTokenStore:
         self._redis: Client = connect(redis) if isinstance(redis, str) else redis
         self._link: Link = link_for(self._redis)
         self._key = key
+        self._lock = lock_key(key, cluster=is_cluster(self._redis))
         self._unlock = self._redis.register_script(LOCK_RELEASE)
         self._extend = self._redis.register_script(LOCK_EXTEND)
 
@@ -117,7 +142,7 @@ class RedisTokenStore:
         unreachable or another process holds the lock longer than ``wait``.
         """
         holder = os.urandom(12).hex()
-        lock = self._key + ":lock"
+        lock = self._lock
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self._wait
         pause = POLL_FIRST
