@@ -33,6 +33,7 @@ from openticket_async._hold_plan import plan
 from openticket_async._lifecycle import Answered, Due, Plan, Reserve, Rules, sending, step
 from openticket_async.stores import Due as Claimed
 from openticket_async.stores.redis import RedisStore
+from openticket_async.stores.shared._registry import PRUNE_EVERY
 from openticket_async.testing import FakeClock
 from openticket_async.testing.store_conformance import StoreKit
 
@@ -183,25 +184,32 @@ async def test_a_renewal_fenced_out_by_its_own_claim_reaches_the_record(
 
 
 @pytest.mark.asyncio
-async def test_a_hold_fenced_out_by_another_workers_takeover_is_let_go_after_two_claims(
+async def test_a_hold_fenced_out_by_another_workers_takeover_is_let_go_long_after_its_due_time(
     world: World, redis_url: str, redis_prefix: str
 ) -> None:
     peer = RedisStore(redis_url, prefix=redis_prefix, lease=LEASE)
     peer.bind(world.clock, POLICY)
+    store, clock = world.store, world.clock
     try:
-        kept = await fenced_out_by_a_takeover(world, peer)
+        kept, due = await fenced_out_by_a_takeover(world, peer)
+        let_go = due + store._local.keep_after_due - world.offset
+        await clock.advance_to(let_go - 1.0)
+        assert await store.claim_due(world.kit.at(store, 0), 10) == []
         gc.collect()
-        assert kept() is not None  # the claim that fenced it out might have been this store's
-        for _ in range(2):
-            assert await world.store.claim_due(world.kit.at(world.store, 0), 10) == []
+        assert kept() is not None
+        await clock.advance_to(let_go + PRUNE_EVERY)
+        assert await store.claim_due(world.kit.at(store, 0), 10) == []
         gc.collect()
         assert kept() is None
     finally:
         await peer.aclose()
 
 
-async def fenced_out_by_a_takeover(world: World, peer: RedisStore) -> weakref.ref[Hold]:
-    """A renewal's write-back refused because ``peer`` took the hold over meanwhile."""
+async def fenced_out_by_a_takeover(
+    world: World, peer: RedisStore
+) -> tuple[weakref.ref[Hold], float]:
+    """A renewal's write-back refused because ``peer`` took the hold over meanwhile (and
+    planned it for much later); the hold and the refused plan's due time (the store's)."""
     store, clock = world.store, world.clock
     hold = world.kit.hold()
     assert await world.carry_out(hold, plan(hold, clock.now(), RULES)) == [True]
@@ -212,6 +220,7 @@ async def fenced_out_by_a_takeover(world: World, peer: RedisStore) -> weakref.re
     await clock.advance(LEASE + 1.0)
     [taken] = await peer.claim_due(world.kit.at(peer, 0), 10)
     assert taken.takeover
+    assert await peer.save(taken.hold, "renew", world.kit.at(peer, 3600), taken.fence)
     answered = step(hold, Answered(world.renewed(hold), hold._last_sent), clock.now(), RULES)
     assert await world.carry_out(hold, answered) == [False]
-    return weakref.ref(hold)
+    return weakref.ref(hold), hold._due + world.offset

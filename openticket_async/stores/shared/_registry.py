@@ -7,12 +7,13 @@
 - ``owned``: holds this store wrote last, kept (strongly) until a while after
   their due time, when another worker has surely claimed them: after a data loss
   the last writer restores the freshest record.
-- ``fenced``: holds whose write-back was refused, kept (strongly) until the
-  claim whose fence refused it has surely been handed out (see :meth:`prune`).
-  That claim may be this store's own, of its own lease that lapsed while a
-  renewal was on the wire: its record is then older than the hold object here,
-  which alone knows the renewal. Were the object gone by the time the claim is
-  handed out, a new one made from that record would renew the hold again.
+- ``fenced``: holds whose write-back was refused, kept (strongly) as long as
+  ``owned`` keeps its holds. The claim that refused the write may be this
+  store's own, of its own lease that lapsed while a renewal was on the wire:
+  its record is then older than the hold object here, which alone knows the
+  renewal. Were the object gone by the time that claim is handed out, a new one
+  made from the record would renew the hold again; handed the object, the
+  lifecycle puts the stale action back (with the claim's fence) instead.
 - ``renewing``: holds whose renewal this process runs, with their safety-net
   action and its due time (kept here only: in the backend the claim's record,
   lease and ``renew`` action stand for it); the store keeps their leases alive.
@@ -53,9 +54,7 @@ class LocalHolds:
             weakref.WeakKeyDictionary()
         )
         self.owned: dict[str, tuple[Hold, float]] = {}
-        # each with the number of claims handled when its write-back was refused
-        self.fenced: dict[str, tuple[Hold, int]] = {}
-        self._handled = 0  # claims handled so far (counted by prune)
+        self.fenced: dict[str, tuple[Hold, float]] = {}
         self.renewing: dict[str, tuple[Hold, str, float]] = {}
         self.carts: dict[str, set[str]] = {}
         self.keep_after_due = keep_after_due
@@ -76,7 +75,7 @@ class LocalHolds:
         if not accepted:
             self.owned.pop(hold.id, None)
             self.renewing.pop(hold.id, None)
-            self.fenced[hold.id] = (hold, self._handled)
+            self.fenced[hold.id] = (hold, due + self.keep_after_due)
             return False
         self.owned[hold.id] = (hold, due + self.keep_after_due)
         if first:
@@ -212,26 +211,14 @@ class LocalHolds:
         return found
 
     def prune(self, now: float) -> None:
-        """Stop keeping what is no longer needed; called as each claim's answer is
-        handled, before its holds are handed out.
-
-        A fenced-out hold is let go at the second claim handled after its refusal:
-        the claim that fenced it out ran in Redis before the refused write, so it
-        was handed out by then (claims of one store never overlap). Holds written
-        here are let go long after their due time.
-        """
-        self._handled += 1
-        if self.fenced:
-            self.fenced = {
-                hold_id: kept for hold_id, kept in self.fenced.items()
-                if kept[1] >= self._handled - 1
-            }
+        """Stop keeping holds written here (or fenced out) whose due time passed long ago."""
         if now < self._next_prune:
             return
         self._next_prune = now + PRUNE_EVERY
-        stale = [hold_id for hold_id, (_hold, until) in self.owned.items() if until < now]
-        for hold_id in stale:
-            del self.owned[hold_id]
+        for kept in (self.owned, self.fenced):
+            stale = [hold_id for hold_id, (_hold, until) in kept.items() if until < now]
+            for hold_id in stale:
+                del kept[hold_id]
 
     def clear(self) -> None:
         """Forget everything (the store closed)."""
