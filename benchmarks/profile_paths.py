@@ -25,6 +25,15 @@ never with an unprofiled run):
 
 ``--summarize`` prints each function's share of the samples (inclusive and self),
 optionally only of the stacks that pass through ``--under``.
+
+``--instructions`` counts instead of timing, for figures that other work on the
+machine cannot move: it runs the reserve path twice under valgrind's cachegrind
+(``--requests`` calls, and 200), and prints the difference per call of the
+instructions executed and of the simulated cache misses of this process
+(the server is not counted). About two minutes per run:
+
+    python benchmarks/profile_paths.py reserve --case lean --rotation 10000 \\
+        --requests 1700 --instructions
 """
 
 from __future__ import annotations
@@ -32,11 +41,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import cProfile
 import functools
+import gc
 import pstats
 import re
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import _alternatives as alts
@@ -86,14 +100,66 @@ async def reserve(server: c.ServerProcess, side: str, rotation: int, requests: i
             await _raw.drive(call, 500, 16)
             if PROFILE is not None:
                 PROFILE.enable()
-            got = await _raw.drive(call, requests, 16)
+            with collector_watch() as collections:
+                got = await _raw.drive(call, requests, 16)
             if PROFILE is not None:
                 PROFILE.disable()
-            print(f"{side}: {got['cpu'] / requests * 1e6:.1f} us CPU per request")
+            print(f"{side}: {got['cpu'] / requests * 1e6:.1f} us CPU per request; garbage "
+                  f"collections per 1,000 requests: " + ", ".join(
+                      f"gen{g} {n * 1000 / requests:.1f}" for g, n in enumerate(collections[:3]))
+                  + f"; {collections[3] / requests * 1e6:.2f} us per request in them")
+
+
+@contextlib.contextmanager
+def collector_watch() -> Iterator[list[float]]:
+    """Count the garbage collections per generation while the block runs, and their CPU
+    seconds: ``[gen0, gen1, gen2, seconds]``, filled in when the block ends.
+
+    A young collection walks every young object, the requests in flight included,
+    so what a client leaves in its tables per request shows here.
+    """
+    counts: list[float] = [0, 0, 0, 0.0]
+    started = [0.0]
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.process_time()
+        else:
+            counts[info["generation"]] += 1
+            counts[3] += time.process_time() - started[0]
+
+    gc.collect()
+    gc.callbacks.append(watch)
+    try:
+        yield counts
+    finally:
+        gc.callbacks.remove(watch)
 
 
 #: the cProfile profiler of a ``--cprofile`` run (it profiles the timed calls only)
 PROFILE: cProfile.Profile | None = None
+
+
+#: cachegrind's summary lines counted by ``--instructions``, and their short names
+_COUNTED = {"I   refs": "instructions", "I1  misses": "I1 misses", "D1  misses": "D1 misses",
+            "LL misses": "LL misses"}
+
+
+def count_instructions(argv: list[str], requests: int) -> None:
+    """Run this script's path under cachegrind with ``requests`` and 200 calls; print the
+    difference per call (warm-up, imports and server start cancel out)."""
+    base = [arg for arg in argv if arg != "--instructions"]
+    totals = []
+    for n in (requests, 200):
+        command = ["valgrind", "--tool=cachegrind", "--cache-sim=yes",
+                   "--cachegrind-out-file=/dev/null", sys.executable, *base, "--requests", str(n)]
+        err = subprocess.run(command, capture_output=True, text=True, check=True).stderr
+        totals.append({name: int(re.search(re.escape(line) + r":\s+([\d,]+)", err)
+                                 .group(1).replace(",", ""))  # type: ignore[union-attr]
+                       for line, name in _COUNTED.items()})
+    calls = requests - 200
+    print(f"per call, over {calls} calls: " + ", ".join(
+        f"{name} {(totals[0][name] - totals[1][name]) / calls:,.0f}" for name in totals[0]))
 
 
 def summarize(path: str, under: str | None, top: int) -> None:
@@ -138,7 +204,14 @@ def main() -> None:
     p.add_argument("--cprofile", metavar="FILE",
                    help="reserve paths: profile the timed calls with cProfile, write the stats "
                         "to FILE and print the top functions by own time (add-cancel too)")
+    p.add_argument("--instructions", action="store_true",
+                   help="reserve paths: count instructions per call under cachegrind instead")
     args = p.parse_args()
+    if args.instructions:
+        if args.path not in ("reserve", "reserve-raw") or args.requests <= 200:
+            p.error("--instructions counts a reserve path, with --requests over 200")
+        count_instructions(sys.argv, args.requests)
+        return
     if args.summarize:
         summarize(args.summarize, args.under, args.top)
         return

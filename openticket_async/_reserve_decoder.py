@@ -38,7 +38,7 @@ Each table counts entries, and holds at most its limit:
 
 - ``VALUES_LIMIT`` (4096) bounds ``shared`` (event date GUIDs and product tuples,
   keyed by value) and ``one_product`` (the tuple of a lone ``{"guid", "name"}``
-  product, keyed by the pair). A shop has a few event dates and products; 4096
+  product, keyed by its GUID). A shop has a few event dates and products; 4096
   leaves room for a process serving many shops.
 - ``LAYOUTS_LIMIT`` (4096) bounds ``layouts`` and ``product_layouts``, keyed by
   an object's keys in order. A server uses one or two layouts per object; the
@@ -97,6 +97,7 @@ from ._reserve_fields import (
     guid_value,
     layout_of,
     moment,
+    named_product,
     plain,
     product,
     products,
@@ -161,7 +162,7 @@ class DecoderMemory:
     def __init__(self) -> None:
         """Start with every table empty."""
         self.shared: dict[Any, Any] = {}
-        self.one_product: dict[tuple[str, str], tuple[Product, ...]] = {}
+        self.one_product: dict[str, tuple[Product, ...]] = {}
         self.layouts: dict[tuple[Any, ...], Layout] = {}
         self.product_layouts: dict[tuple[Any, ...], Layout] = {}
         # raw may hold unhashable values: one slot, compared, instead of a table; it
@@ -340,14 +341,15 @@ def _timestamps(
 
 def _one_product(value: Any) -> tuple[Product, ...]:
     # The usual answer has one product of exactly {"guid", "name"}: its tuple is
-    # shared by every reservation of the ticket, and found without building it
+    # shared by every reservation of the ticket, and found without building it.
+    # Keyed by the GUID alone (a string, which the garbage collector never walks),
+    # the name compared on a hit
     if type(value) is dict and len(value) == 2:
         guid, name = value.get("guid"), value.get("name")
         if type(guid) is str and type(name) is str:
-            key = (guid, name)
-            found = MEMORY.one_product.get(key)
-            if found is None:
-                found = (product(value, MEMORY.product_layouts, LAYOUTS_LIMIT),)
-                _remember(MEMORY.one_product, VALUES_LIMIT, key, found)
+            found = MEMORY.one_product.get(guid)
+            if found is None or found[0].name != name:
+                found = (named_product(guid, name),)
+                _remember(MEMORY.one_product, VALUES_LIMIT, guid, found)
             return found
     return (product(value, MEMORY.product_layouts, LAYOUTS_LIMIT),)

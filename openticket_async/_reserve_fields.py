@@ -29,6 +29,7 @@ __all__ = [
     "guid_value",
     "layout_of",
     "moment",
+    "named_product",
     "plain",
     "product",
     "products",
@@ -150,6 +151,20 @@ def product(value: Any, layouts: dict[Any, Layout], limit: int) -> Product:
     _P_NAME(decoded, name)
     raw = MappingProxyType({key: value[key] for key in unknown}) if unknown else EMPTY_RAW
     _P_RAW(decoded, raw)
+    return decoded
+
+
+def named_product(guid: str, name: str) -> Product:
+    """The product of an object of exactly the keys ``guid`` and ``name``, both strings.
+
+    Such an object has nothing to normalise, check or keep in ``raw``: no layout
+    to look up, which matters to a client renewing more tickets than the
+    decoder's tables hold (each of their answers is a product never seen).
+    """
+    decoded = _new(Product)
+    _P_GUID(decoded, guid)
+    _P_NAME(decoded, name)
+    _P_RAW(decoded, EMPTY_RAW)
     return decoded
 
 

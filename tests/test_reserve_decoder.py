@@ -180,3 +180,12 @@ def test_answers_decode_right_once_every_table_is_past_its_limit(
     assert reservations == [expected(late)] * 3
     assert [dict(r.raw) for r in reservations] == [{"status": "reserved"}] * 3
     assert [r.products[0].raw for r in reservations] == [{}] * 3
+
+
+def test_a_product_renamed_under_its_guid_decodes_with_its_new_name(
+    memory: DecoderMemory,
+) -> None:
+    first, renamed = answer(1), answer(1)
+    renamed["products"][0]["name"] = "Entrance, late"
+    names = [decode(payload, 1).products[0].name for payload in (first, renamed, first)]
+    assert names == ["Entrance", "Entrance, late", "Entrance"]
