@@ -479,7 +479,8 @@ def main() -> None:
     p.add_argument("--batches", default="64,512", help="claim_due limits of the store side")
     p.add_argument("--fleet-holds", type=int, default=4_000, help="holds in the fleet burst")
     p.add_argument("--redis", help="measure against this Redis URL instead of a fresh server")
-    p.add_argument("--profile", help="fleet workers write cProfile stats (CPU time) to PROFILE.<pid>")
+    p.add_argument("--profile",
+                   help="fleet workers write cProfile stats (CPU time) to PROFILE.<pid>")
     p.add_argument("--cluster", action="store_true",
                    help="also run the fleet on a fresh three-primary Redis Cluster")
     p.add_argument("--cart-size", type=int, default=0,
