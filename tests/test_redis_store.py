@@ -4,6 +4,7 @@ TTLs, the shared token store, and managers sharing carts (fake server + FakeCloc
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -380,6 +381,33 @@ async def test_a_carts_events_can_be_watched_from_another_process(kit: StoreKit)
     resumed = watcher.watch("cart-w", since=renewed.id, block=0.05)
     assert (await asyncio.wait_for(anext(resumed), 5)).id == released.id
     await resumed.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_batch_of_events_sets_each_streams_ttl_once(
+    kit: StoreKit, raw: aioredis.Redis, redis_prefix: str
+) -> None:
+    store = await redis_store(kit)
+    holds = [kit.hold("cart-a") for _ in range(3)] + [kit.hold("cart-b") for _ in range(2)]
+    expires_before = await expire_calls(raw)
+    for hold in holds:  # one turn of the loop: the relay writes them in one batch
+        store.event_sink.publish(Released(hold, 1.0, 0.0))
+    await store.aclose()
+    streams = {cart: redis_prefix + "events:" + cart for cart in ("cart-a", "cart-b")}
+    written = {cart: [fields["e"] for _id, fields in await raw.xrange(key)]
+               for cart, key in streams.items()}
+    assert [len(entries) for entries in written.values()] == [3, 2]
+    assert [hold.id for hold in holds] == [
+        json.loads(text)["hold"] for entries in written.values() for text in entries
+    ]
+    for key in streams.values():
+        assert 0 < await raw.ttl(key) <= 3600
+    assert await expire_calls(raw) - expires_before == 2
+
+
+async def expire_calls(raw: aioredis.Redis) -> int:
+    stats = await raw.info("commandstats")
+    return int(stats.get("cmdstat_expire", {}).get("calls", 0))
 
 
 # -- the shared token store -------------------------------------------------------------

@@ -124,11 +124,19 @@ class EventRelay:
                 delay = RETRY_FIRST
 
     async def _write(self, batch: list[tuple[str, str]]) -> None:
+        # One EXPIRE per stream, after its last XADD of the batch: the TTL still
+        # runs from the stream's newest event, at one command per cart instead
+        # of one per event. XADD goes as a plain command: its arguments are
+        # fixed but for key and text, and ``xadd()`` rebuilds them every time.
         pipe = self._client.pipeline(transaction=False)
+        keys: dict[str, None] = {}
+        maxlen = self._maxlen
         for cart_id, text in batch:
             key = self._key(cart_id)
-            pipe.xadd(key, {"e": text}, maxlen=self._maxlen, approximate=True)
-            pipe.expire(key, self._ttl)
+            pipe.execute_command("XADD", key, "MAXLEN", "~", maxlen, "*", "e", text)
+            keys[key] = None
+        for key in keys:
+            pipe.execute_command("EXPIRE", key, self._ttl)
         await self._link.call(pipe.execute())
 
     async def aclose(self, grace: float) -> None:

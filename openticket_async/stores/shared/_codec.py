@@ -44,8 +44,8 @@ __all__ = [
 FORMAT = 1
 
 
-def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# One encoder for every record: ``json.dumps`` with options builds a new one per call.
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def _raw(value: Any) -> Mapping[str, Any]:
@@ -93,6 +93,7 @@ def encode_hold(hold: Hold, offset: float) -> str:
     (a shared store needs metadata of JSON types with string keys).
     """
     reservation = hold.reservation
+    part = persisted(hold)
     record = {
         "v": FORMAT,
         "cart": hold.cart_id,
@@ -100,7 +101,11 @@ def encode_hold(hold: Hold, offset: float) -> str:
         "ticket": hold.ticket_guid,
         "created": hold.created_at + offset,
         "meta": None if hold.metadata is None else dict(hold.metadata),
-        **_persisted_fields(hold),
+        "state": part.state.value,
+        "renewals": part.renewals,
+        "attempt": part.attempt,
+        "risk": part.risk,
+        "warned": part.warned,
         "res": None if reservation is None else _encode_reservation(reservation, offset),
     }
     try:
@@ -109,17 +114,6 @@ def encode_hold(hold: Hold, offset: float) -> str:
         raise InvalidArgument(
             f"hold {hold.id}: a shared store keeps metadata as JSON, and this does not fit: {error}"
         ) from None
-
-
-def _persisted_fields(hold: Hold) -> dict[str, Any]:
-    part = persisted(hold)
-    return {
-        "state": part.state.value,
-        "renewals": part.renewals,
-        "attempt": part.attempt,
-        "risk": part.risk,
-        "warned": part.warned,
-    }
 
 
 def _load(text: str | bytes) -> dict[str, Any]:

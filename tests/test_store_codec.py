@@ -1,0 +1,53 @@
+"""The shared stores' hold record: records of earlier versions load, new ones read the same."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+from openticket_async._hold import Hold, HoldState
+from openticket_async._models import Product, Reservation
+from openticket_async.stores.shared._codec import encode_hold, new_hold
+
+OFFSET = 1_700_000_000.0
+MOMENT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+#: A record as the previous release wrote it (format 1), for the hold of ``make_hold``.
+EARLIER_RECORD = (
+    '{"v":1,"cart":"cart-1","shop":"shop-1","ticket":"tic-1","created":1700000400.0,'
+    '"meta":{"order":"A7"},"state":"at_risk","renewals":2,"attempt":0,"risk":false,'
+    '"warned":false,"res":{"guid":"res-1","shop":"shop-1","ticket":"tic-1","date":"date-1",'
+    '"products":[["p-1","Adult",{"price":12.5}]],"reserved":"2026-03-01T12:00:00+00:00",'
+    '"expires":"2026-03-01T12:08:00+00:00","deadline":1700001000.0,"raw":{"extra":"é"}}}'
+)
+
+
+def make_hold() -> Hold:
+    reservation = Reservation(
+        guid="res-1", shop_guid="shop-1", ticket_guid="tic-1", event_date_guid="date-1",
+        products=(Product(guid="p-1", name="Adult", raw=MappingProxyType({"price": 12.5})),),
+        reserved_at=MOMENT, expires_at=MOMENT.replace(minute=8), deadline=1000.0,
+        raw=MappingProxyType({"extra": "é"}),
+    )
+    hold = Hold(
+        id="h-1", cart_id="cart-1", shop_guid="shop-1", ticket_guid="tic-1",
+        reservation=reservation, created_at=400.0, metadata=MappingProxyType({"order": "A7"}),
+    )
+    hold.state = HoldState.AT_RISK
+    hold.renewals = 2
+    return hold
+
+
+def test_a_record_of_the_previous_release_loads() -> None:
+    hold = new_hold("h-1", EARLIER_RECORD.encode(), OFFSET)
+    expected = make_hold()
+    assert (hold.cart_id, hold.shop_guid, hold.ticket_guid, hold.created_at) == (
+        "cart-1", "shop-1", "tic-1", 400.0,
+    )
+    assert (hold.state, hold.renewals, dict(hold.metadata or {})) == (
+        HoldState.AT_RISK, 2, {"order": "A7"},
+    )
+    assert hold.reservation == expected.reservation
+
+
+def test_a_hold_is_written_as_the_previous_release_wrote_it() -> None:
+    assert encode_hold(make_hold(), OFFSET) == EARLIER_RECORD
