@@ -7,6 +7,13 @@
 - ``owned``: holds this store wrote last, kept (strongly) until a while after
   their due time, when another worker has surely claimed them: after a data loss
   the last writer restores the freshest record.
+- ``fenced``: holds whose write-back was refused, kept (strongly) as long as
+  ``owned`` keeps its holds. The claim that refused the write may be this
+  store's own, of its own lease that lapsed while a renewal was on the wire:
+  its record is then older than the hold object here, which alone knows the
+  renewal. Were the object gone by the time that claim is handed out, a new one
+  made from the record would renew the hold again; handed the object, the
+  lifecycle puts the stale action back (with the claim's fence) instead.
 - ``renewing``: holds whose renewal this process runs, with their safety-net
   action and its due time (kept here only: in the backend the claim's record,
   lease and ``renew`` action stand for it); the store keeps their leases alive.
@@ -47,6 +54,7 @@ class LocalHolds:
             weakref.WeakKeyDictionary()
         )
         self.owned: dict[str, tuple[Hold, float]] = {}
+        self.fenced: dict[str, tuple[Hold, float]] = {}
         self.renewing: dict[str, tuple[Hold, str, float]] = {}
         self.carts: dict[str, set[str]] = {}
         self.keep_after_due = keep_after_due
@@ -67,6 +75,7 @@ class LocalHolds:
         if not accepted:
             self.owned.pop(hold.id, None)
             self.renewing.pop(hold.id, None)
+            self.fenced[hold.id] = (hold, due + self.keep_after_due)
             return False
         self.owned[hold.id] = (hold, due + self.keep_after_due)
         if first:
@@ -83,6 +92,7 @@ class LocalHolds:
         """Drop every local note of a hold that reached its terminal state."""
         self.renewing.pop(hold.id, None)
         self.owned.pop(hold.id, None)
+        self.fenced.pop(hold.id, None)
         self.plans.pop(hold, None)
         ids = self.carts.get(hold.cart_id)
         if ids is not None:
@@ -201,16 +211,18 @@ class LocalHolds:
         return found
 
     def prune(self, now: float) -> None:
-        """Stop keeping holds written here whose due time passed long ago."""
+        """Stop keeping holds written here (or fenced out) whose due time passed long ago."""
         if now < self._next_prune:
             return
         self._next_prune = now + PRUNE_EVERY
-        stale = [hold_id for hold_id, (_hold, until) in self.owned.items() if until < now]
-        for hold_id in stale:
-            del self.owned[hold_id]
+        for kept in (self.owned, self.fenced):
+            stale = [hold_id for hold_id, (_hold, until) in kept.items() if until < now]
+            for hold_id in stale:
+                del kept[hold_id]
 
     def clear(self) -> None:
         """Forget everything (the store closed)."""
         self.owned.clear()
+        self.fenced.clear()
         self.renewing.clear()
         self.carts.clear()
