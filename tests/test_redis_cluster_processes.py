@@ -132,5 +132,9 @@ async def test_a_renewal_killed_mid_flight_on_a_cluster_is_taken_over_within_one
     print(f"\ncluster kill: takeover={takeover:.2f} s (lease {LEASE} s)"
           f" duplicate_reserves={reserves} duplicate_renewals={renewals}")
     assert takeover <= LEASE + SHARED_POLL + SLACK
-    assert reserves <= 1  # the dead worker's reserve, which nobody will renew
+    # each renewal the victim stalled is a reserve at the server that nobody writes back:
+    # its hold's next reserve, by a survivor, may come within the duplicate window
+    stalls = sum(1 for record in victim.records if record["ev"] == "stalled")
+    assert 1 <= stalls
+    assert reserves <= stalls
     assert stalled["reservation"] not in {e["new"] for e in renewed(survivors)}
