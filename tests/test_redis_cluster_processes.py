@@ -135,6 +135,6 @@ async def test_a_renewal_killed_mid_flight_on_a_cluster_is_taken_over_within_one
     # each renewal the victim stalled is a reserve at the server that nobody writes back:
     # its hold's next reserve, by a survivor, may come within the duplicate window
     stalls = sum(1 for record in victim.records if record["ev"] == "stalled")
-    assert 1 <= stalls
+    assert stalls >= 1
     assert reserves <= stalls
     assert stalled["reservation"] not in {e["new"] for e in renewed(survivors)}
