@@ -8,7 +8,6 @@ lost its data restores its own shards, and the token store refreshes once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -18,10 +17,9 @@ import redis.asyncio as aioredis
 from conftest import ClusterGroup
 from redis.asyncio.cluster import RedisCluster
 
-from openticket_async import OAuth2, OpenTicketClient
 from openticket_async.stores.redis import RedisStore, RedisTokenStore
 from openticket_async.stores.redis._fleet import fleet_snapshot
-from openticket_async.testing import FakeClock, FakeOpenTicket
+from openticket_async.testing import FakeClock
 from openticket_async.testing.store_conformance import StoreKit
 
 pytestmark = pytest.mark.redis
@@ -196,39 +194,3 @@ async def test_the_token_lock_lives_in_the_token_sets_slot(redis_cluster_url: st
         assert cluster.keyslot(tokens._lock) == cluster.keyslot("shop:token")
     finally:
         await tokens.aclose()
-
-
-@pytest.mark.asyncio
-async def test_oauth2_clients_sharing_a_token_store_on_a_cluster_refresh_once(
-    redis_cluster_url: str, redis_prefix: str
-) -> None:
-    async with FakeOpenTicket(FakeClock()) as fake:
-        shop = fake.add_shop()
-        fake.add_payment_method(shop)
-        login = fake.issue_token()
-        fake.expire_access_tokens()
-        stores = [
-            RedisTokenStore(redis_cluster_url, key=redis_prefix + "token") for _ in range(4)
-        ]
-        clients = [
-            OpenTicketClient(
-                auth=OAuth2("test-client", "test-secret", login, store=store),
-                hosts=fake.hosts,
-                clock=fake.clock,
-            )
-            for store in stores
-        ]
-        try:
-            for client in clients:
-                await client.__aenter__()
-            answers = await asyncio.gather(*(c.payment_methods(shop.guid) for c in clients))
-            shared = await stores[0].load()
-        finally:
-            for client in clients:
-                await client.__aexit__(None, None, None)
-            for store in stores:
-                await store.aclose()
-        assert all(len(methods) == 1 for methods in answers)
-        assert fake.refresh_count == 1
-        assert shared is not None
-        assert shared.access_token != login.access_token

@@ -440,15 +440,17 @@ async def test_concurrent_refreshes_through_redis_grant_once(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("url_fixture", ["redis_url", "redis_cluster_url"])
 async def test_oauth2_clients_sharing_a_redis_token_store_refresh_once(
-    redis_url: str, redis_prefix: str
+    url_fixture: str, redis_prefix: str, request: pytest.FixtureRequest
 ) -> None:
+    url = request.getfixturevalue(url_fixture)  # one Redis, or a three-primary cluster
     async with FakeOpenTicket(FakeClock()) as fake:
         shop = fake.add_shop()
         fake.add_payment_method(shop)
         login = fake.issue_token()
         fake.expire_access_tokens()
-        stores = [RedisTokenStore(redis_url, key=redis_prefix + "token") for _ in range(4)]
+        stores = [RedisTokenStore(url, key=redis_prefix + "token") for _ in range(4)]
         clients = [
             OpenTicketClient(
                 auth=OAuth2("test-client", "test-secret", login, store=store),
@@ -461,6 +463,7 @@ async def test_oauth2_clients_sharing_a_redis_token_store_refresh_once(
             for client in clients:
                 await client.__aenter__()
             answers = await asyncio.gather(*(c.payment_methods(shop.guid) for c in clients))
+            shared = await stores[0].load()
         finally:
             for client in clients:
                 await client.__aexit__(None, None, None)
@@ -468,6 +471,8 @@ async def test_oauth2_clients_sharing_a_redis_token_store_refresh_once(
                 await store.aclose()
         assert all(len(methods) == 1 for methods in answers)
         assert fake.refresh_count == 1
+        assert shared is not None
+        assert shared.access_token != login.access_token
 
 
 async def wait_for(condition: Callable[[], bool]) -> None:
