@@ -15,14 +15,17 @@ import itertools
 import signal
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+import redis.asyncio as aioredis
 from conftest import RedisServer, SentinelGroup
 from redis_processes import Sampler, Worker, assert_no_gap, close_pairs
 
 from openticket_async import SystemClock
+from openticket_async.stores.redis._keys import KeyLayout
 from openticket_async.testing import FakeOpenTicket, FakeShop
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -35,7 +38,7 @@ POLICY = {
     "renew_jitter": 0.2,
     "max_hold": None,
 }
-#: Redis restarts (without persistence) in the restart scenario.
+#: Redis restarts in the restart scenarios (with and without persistence).
 RESTARTS = 2
 #: Two reserves of one hold closer than this are a duplicate (see close_pairs).
 DUPLICATE_WITHIN = 1.75
@@ -143,15 +146,23 @@ async def test_workers_two_seconds_apart_lose_and_double_nothing(
 
 @pytest.mark.asyncio
 @pytest.mark.timeout(120)
-async def test_a_restart_without_persistence_costs_at_most_one_extra_reserve_per_hold(
-    fake: FakeOpenTicket[SystemClock], redis_url: str, redis_prefix: str,
-    redis_server: RedisServer,
+@pytest.mark.parametrize("persistent", [False, True], ids=["without-persistence", "with-aof"])
+async def test_a_restart_costs_at_most_one_extra_reserve_per_hold(
+    fake: FakeOpenTicket[SystemClock], redis_prefix: str, redis_server: RedisServer,
+    tmp_path: Path, persistent: bool,
 ) -> None:
+    server = redis_server  # no persistence: a restart loses every key
+    if persistent:  # an append-only file synced at every write: a restart keeps them
+        server = RedisServer(redis_server.binary, tmp_path / "aof",
+                             extra=["--appendonly", "yes", "--appendfsync", "always"])
+        await asyncio.to_thread(server.start)
+    epoch_key = KeyLayout(redis_prefix, 1, tagged=False).claim_keys(0)[1]
+    epochs = []
     shop = fake.add_shop()
     tickets = [fake.add_ticket(shop, stock=3).guid for _ in range(36)]
     sampler = Sampler(fake)
     workers = [
-        await Worker.start(name, config(fake, redis_url, redis_prefix)) for name in "abc"
+        await Worker.start(name, config(fake, server.url, redis_prefix)) for name in "abc"
     ]
     restarts = []
     try:
@@ -164,21 +175,39 @@ async def test_a_restart_without_persistence_costs_at_most_one_extra_reserve_per
         for restart in range(1, RESTARTS + 1):
             await until_renewed(workers, 72 * restart, timeout=30)
             restarts.append(fake.clock.now())
-            await asyncio.to_thread(redis_server.restart)  # every key is gone
+            epochs.append(await read_key(server.url, epoch_key))
+            await asyncio.to_thread(server.restart)
         await until_renewed(workers, 72 * (RESTARTS + 1), timeout=30)
+        epochs.append(await read_key(server.url, epoch_key))
         await close_all(workers[0], shop, [f"cart-{number}" for number in range(3)])
         closed_at = fake.clock.now()
     finally:
         for worker in workers:
             await worker.stop()
         await sampler.stop()
+        if persistent:
+            await asyncio.to_thread(server.stop)
     reserves, renewals = judge(holds, workers, sampler, closed_at)
     extra = extra_reserves_after(restarts, sampler)
     most = max(extra.values(), default=0)
-    print(f"\nrestarts={RESTARTS} holds={len(holds)} renewals={len(renewed(workers))}"
-          f" reserves={len(sampler.seen)} duplicate_reserves={reserves}"
-          f" duplicate_renewals={renewals} most_per_hold_and_restart={most}")
+    print(f"\nrestarts={RESTARTS} persistent={persistent} holds={len(holds)}"
+          f" renewals={len(renewed(workers))} reserves={len(sampler.seen)}"
+          f" duplicate_reserves={reserves} duplicate_renewals={renewals}"
+          f" most_per_hold_and_restart={most} epochs={len(set(epochs))}")
     assert most <= 1
+    assert None not in epochs
+    # with the data kept, no worker saw a loss: one epoch throughout, no restore ran;
+    # without, each restart made a new one (the restore path)
+    assert len(set(epochs)) == (1 if persistent else RESTARTS + 1)
+
+
+async def read_key(url: str, key: str) -> bytes | None:
+    client = aioredis.from_url(url)
+    try:
+        value: bytes | None = await client.get(key)
+        return value
+    finally:
+        await client.aclose()
 
 
 def extra_reserves_after(restarts: list[float], sampler: Sampler) -> Counter[tuple[str, int]]:
