@@ -184,14 +184,22 @@ def restart_redis(server: RedisServer) -> None:
     server.restart()
 
 
+def binaries(*names: str) -> list[str]:
+    """The paths of the Redis programs ``names``: the test is skipped without one,
+    and fails under CI, which must install them (see .ci/run)."""
+    paths = [shutil.which(name) for name in names]
+    missing = [name for name, path in zip(names, paths, strict=True) if path is None]
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{', '.join(missing)} not installed: CI must install it (see .ci/run)")
+        pytest.skip(f"{', '.join(missing)} not installed")
+    return [path for path in paths if path is not None]
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """The session's redis-server (skipped without the binary, failed under CI)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server not installed: CI must install it (see .ci/run)")
-        pytest.skip("redis-server not installed")
+    (binary,) = binaries("redis-server")
     server = RedisServer(binary, tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
@@ -218,11 +226,7 @@ class SentinelGroup:
     SERVICE = "fleet"
 
     def __init__(self, directory: Path) -> None:
-        server, sentinel = shutil.which("redis-server"), shutil.which("redis-sentinel")
-        if server is None or sentinel is None:
-            if os.environ.get("CI"):
-                pytest.fail("redis-sentinel not installed: CI must install it (see .ci/run)")
-            pytest.skip("redis-server or redis-sentinel not installed")
+        server, sentinel = binaries("redis-server", "redis-sentinel")
         self.primary = RedisServer(server, directory / "primary")
         self.replica = RedisServer(
             server, directory / "replica", ["--replicaof", "127.0.0.1", str(self.primary.port)]
@@ -267,11 +271,7 @@ class ClusterGroup:
     NODES = 3
 
     def __init__(self, directory: Path) -> None:
-        server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-        if server is None or cli is None:
-            if os.environ.get("CI"):
-                pytest.fail("redis-server/redis-cli not installed: CI must install them")
-            pytest.skip("redis-server or redis-cli not installed")
+        server, cli = binaries("redis-server", "redis-cli")
         self.cli = cli
         self.nodes = [
             RedisServer(server, directory / f"node{n}", [
