@@ -93,6 +93,7 @@ class Scheduler:
         *,
         memory: MemoryStore | None,
         step: Callable[[Hold, Input], Pending],
+        due: Callable[[Hold, str, float], Pending],
         unsaved: dict[Hold, tuple[str, float]],
         checkouts: CheckoutClaims,
         wakeup: Wakeup,
@@ -103,6 +104,7 @@ class Scheduler:
         self.clock = clock
         self._memory = memory
         self._step = step
+        self._due = due
         self._unsaved = unsaved
         self._checkouts = checkouts
         self._wakeup = wakeup
@@ -117,8 +119,12 @@ class Scheduler:
             wakeup.replan = False
             now = clock.now()
             if memory is not None:  # the default store: no Due values, no awaits
+                due = self._due
                 for due_at, hold, action in memory.pop_due(now + clock.resolution, BATCH):
-                    self._fire(hold, action, due_at, 0)
+                    try:
+                        due(hold, action, due_at)  # never a Pending on this store
+                    except Exception:
+                        logger.exception("handling %s of hold %s failed", action, hold.id)
                 target = memory.peek_due()
             else:
                 target = await self._claim_and_fire(now)
