@@ -151,13 +151,15 @@ class Renewals:
 
     async def _work(self) -> None:
         try:
-            queue = self._queue
+            queue, clock, rules = self._queue, self._clock, self._rules
             while queue:
                 hold = queue.popleft()
-                floor = not_before(hold, self._rules)
-                if floor > self._clock.now():
-                    await self._clock.sleep_until(floor)
-                lateness = sending(hold, self._clock.now())
+                now = clock.now()
+                floor = not_before(hold, rules)
+                if floor > now:
+                    await clock.sleep_until(floor)
+                    now = clock.now()
+                lateness = sending(hold, now)
                 if lateness is None:
                     continue
                 self.lateness.record(lateness)
