@@ -199,7 +199,8 @@ class Executor:
             self._watch(hold, Emit(Renewed, lateness, {"old": old, "new": new}), now)
         if self._publish is None and not self._events.wants(Renewed):
             return
-        event = Renewed(hold, self._time_left(hold, now), lateness, old=old, new=new)
+        left = new.deadline - self.policy.safety_margin - now  # _time_left, inlined
+        event = Renewed(hold, left, lateness, old=old, new=new)
         self._events.emit(event)
         if self._publish is not None:
             self._publish(event)

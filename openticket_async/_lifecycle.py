@@ -192,7 +192,7 @@ def sending(hold: Hold, now: float) -> float | None:
     the wire" and I4. The lateness is measured from the time the reserve was
     planned for, so a stalled loop or a long renewal queue shows in it.
     """
-    if hold._wire != _QUEUED or hold.done:
+    if hold._wire != _QUEUED or hold.state in _TERMINAL_STATES:
         return None
     hold._wire = _SENT
     hold._last_sent = now
@@ -208,7 +208,8 @@ def reserve_now(hold: Hold, planned: float, first: bool = False) -> Reserve:
     """Queue ``hold``'s reserve, planned for ``planned``; the :class:`Reserve` to return."""
     hold._wire = _QUEUED
     hold._planned = planned
-    hold._retry_at = 0.0
+    if hold._more is not None:  # a retry was planned: this reserve is it
+        hold._retry_at = 0.0
     if hold.state is _ACTIVE:
         hold.state = _RENEWING
     return _RESERVE_FIRST if first else _RESERVE
