@@ -66,6 +66,9 @@ class Wakeup:
             self.replan = True  # the scheduler is awake: make it look again before sleeping
         elif self.sleeping_until is None or due < self.sleeping_until:
             scope.cancel()  # wake the scheduler: this is due before it planned to wake
+            # it will look at everything planned until it runs: later plans need no
+            # second cancel (thousands of adds in a row would each pay one)
+            self._sleep_scope = None
 
     async def sleep(self, target: float | None) -> None:
         """Sleep until ``target`` on the clock (None: until woken), or until woken sooner."""
