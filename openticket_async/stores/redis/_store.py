@@ -212,10 +212,10 @@ class RedisStore:
         now, offset = self._times()
         lease = repr(self._lease) if hold.id in self._local.renewing else ""
         last = due if hold.reservation is None else max(due, hold.reservation.deadline + offset)
-        args = [hold.id, str(fence), action, repr(due), lease, encode_hold(hold, offset),
-                str(max(math.ceil(last - now), 0) + self._retention), self.owner,
-                self._time.lease_now(), mode, hold.cart_id, str(self._acked.get(hold, 0))]
-        return self._hold_keys(hold), args
+        ttl = max(math.ceil(last - now), 0) + self._retention
+        fields = (f"{fence},{action},{due!r},{lease},{ttl},{self.owner},"
+                  f"{self._time.lease_now()},{mode},{self._acked.get(hold, 0)}")
+        return self._hold_keys(hold), [hold.id, hold.cart_id, encode_hold(hold, offset), fields]
 
     def _hold_keys(self, hold: Hold) -> list[str]:
         """The SAVE and FORGET scripts' keys: hold, queue, cart, seq (all in its cart's shard)."""
