@@ -57,6 +57,7 @@ __all__ = [
     "CART_EXTEND",
     "CART_RELEASE",
     "CLAIM",
+    "EVENTS",
     "EXTEND",
     "FORGET",
     "LOCK_EXTEND",
@@ -353,8 +354,30 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
+# KEYS: the streams of a batch of hold events, one per event, in their order (a cart
+# with several events repeats its stream; all in one shard). ARGV: maxlen, ttl, then
+# the events' texts in KEYS' order. Appends each, then sets each stream's TTL once,
+# after its last event: the TTL runs from the stream's newest event. One call for a
+# batch, not an XADD per event: redis-py's Python packing of XADD's eight arguments
+# and reading of its answer cost a client more than the event's own encoding.
+# Returns how many events were appended.
+EVENTS = """
+local seen = {}
+for i, key in ipairs(KEYS) do
+  redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i + 2])
+end
+for _, key in ipairs(KEYS) do
+  if not seen[key] then
+    seen[key] = true
+    redis.call('EXPIRE', key, ARGV[2])
+  end
+end
+return #KEYS
+"""
+
 #: The scripts a RedisStore registers, by the name it calls them.
 STORE_SCRIPTS = {
     "save": SAVE, "claim": CLAIM, "extend": EXTEND, "forget": FORGET, "cart_claim": CART_CLAIM,
     "cart_extend": CART_EXTEND, "cart_release": CART_RELEASE, "pace": PACE, "backoff": BACKOFF,
+    "events": EVENTS,
 }

@@ -115,8 +115,9 @@ class RedisStore:
         #: This store's name in Redis (claim owner) and in the events it publishes.
         self.owner = os.urandom(8).hex()
         self._events = EventRelay(
-            self._redis, self._link, self._keys.events,
-            origin=self.owner, maxlen=stream_length, ttl=self._retention,
+            self._redis, self._link, self._keys.events, script=self._scripts["events"],
+            shard_of=self._keys.shard_of, origin=self.owner, maxlen=stream_length,
+            ttl=self._retention,
         )
         #: The relay: each event the manager emits goes to its cart's stream.
         self.event_sink: EventSink = self._events
