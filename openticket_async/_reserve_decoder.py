@@ -243,7 +243,11 @@ def decode_reservation(
     if type(data) is not dict:
         raise DecodeError(f"expected an object for Reservation, got {json_kind(data)}")
     memory = MEMORY
-    fields, unknown = layout_of(data, RESERVATION_NAMES, memory.layouts, LAYOUTS_LIMIT)
+    layouts = memory.layouts
+    # the layout's lookup is layout_of's first line, done here: one call less
+    fields, unknown = layouts.get(tuple(data)) or layout_of(
+        data, RESERVATION_NAMES, layouts, LAYOUTS_LIMIT
+    )
     guid, shop, ticket, event_date, items, reserved, expires = map(data.get, fields)
     if type(guid) is not str:
         guid = guid_value(guid)
@@ -273,7 +277,10 @@ def decode_reservation(
             decoded_products = _one_product(items[0])
         else:
             decoded_products = products(items, memory.product_layouts, LAYOUTS_LIMIT)
-            if all(item.raw is EMPTY_RAW for item in decoded_products):
+            for item in decoded_products:  # a loop: all() of a generator costs a frame
+                if item.raw is not EMPTY_RAW:
+                    break
+            else:
                 decoded_products = _share(decoded_products)
     except DecodeError as error:
         raise field_error(error, field) from None
@@ -311,7 +318,9 @@ def _raw(data: dict[Any, Any], unknown: tuple[object, ...]) -> Mapping[str, Any]
     The unknown keys of a burst of reserves are alike, so equal ones share a view,
     if equal means the same (see ``plain``: 1 == 1.0 == true).
     """
-    raw: dict[Any, Any] = {key: data[key] for key in unknown}
+    raw: dict[Any, Any] = {}
+    for key in unknown:  # a loop: a comprehension is a function call of its own
+        raw[key] = data[key]
     last_raw, frozen = MEMORY.last_raw  # one read: clients in other threads
     if raw != last_raw:
         frozen = MappingProxyType(raw)
