@@ -185,8 +185,9 @@ class EventDispatcher:
         self._closed = False
         self._running = 0  # async callbacks started and not yet finished
         self._finished: anyio.Event | None = None  # set when _running drops to 0
-        # event type -> whether a subscription matches it; cleared when they change
-        self._wanted: dict[type[HoldEvent], bool] = {}
+        # event type -> the callbacks its events reach, in subscription order;
+        # replaced (never changed in place) when the subscriptions change
+        self._targets: dict[type[HoldEvent], tuple[Callable[[Any], object], ...]] = {}
 
     def on(self, event_type: type[E], callback: Callback[E]) -> Callable[[], None]:
         """Call ``callback`` with every event that is an instance of ``event_type``.
@@ -204,11 +205,11 @@ class EventDispatcher:
         # The list is replaced, never changed in place, so a delivery in progress
         # keeps the subscribers it started with.
         self._subscriptions = [*self._subscriptions, subscription]
-        self._wanted = {}
+        self._targets = {}
 
         def unsubscribe() -> None:
             self._subscriptions = [s for s in self._subscriptions if s is not subscription]
-            self._wanted = {}
+            self._targets = {}
 
         return unsubscribe
 
@@ -224,14 +225,16 @@ class EventDispatcher:
 
         Lets the emitter skip building events nobody receives. Raises nothing.
         """
-        if self._streams:
-            return True
-        wanted = self._wanted.get(event_type)
-        if wanted is None:
-            wanted = self._wanted[event_type] = any(
-                issubclass(event_type, s.event_type) for s in self._subscriptions
+        return bool(self._streams) or bool(self._callbacks_for(event_type))
+
+    def _callbacks_for(self, event_type: type[HoldEvent]) -> tuple[Callable[[Any], object], ...]:
+        # found once per event type, not with an isinstance per subscription per event
+        found = self._targets.get(event_type)
+        if found is None:
+            found = self._targets[event_type] = tuple(
+                s.callback for s in self._subscriptions if issubclass(event_type, s.event_type)
             )
-        return wanted
+        return found
 
     def emit(self, event: HoldEvent) -> None:
         """Deliver ``event`` to the matching callbacks, then to every open stream.
@@ -277,9 +280,8 @@ class EventDispatcher:
         self._streams.pop(stream, None)
 
     def _deliver(self, event: HoldEvent) -> None:
-        for subscription in self._subscriptions:
-            if isinstance(event, subscription.event_type):
-                self._call(subscription.callback, event)
+        for callback in self._callbacks_for(type(event)):
+            self._call(callback, event)
         if self._streams:
             for stream in list(self._streams):
                 stream._put(event)

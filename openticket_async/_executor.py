@@ -7,7 +7,10 @@ failed, a checkout started or ended, a removal, the close) goes through
 actions it returns: save a plan in the store (waking the scheduler if it comes
 sooner than it planned to wake), queue a reserve (``_renewal``), emit an event,
 count a lingering unit, forget an ended hold. A renewal's outcome comes back
-here (:meth:`Executor.finish`) as one more input.
+here (:meth:`Executor.finish`) as one more input. The two steps every renewal
+takes, its ``renew`` coming due and its answer, go through the lifecycle's
+shortcuts (``_shortcuts``) on the default store: the same decisions without the
+input and action values (:meth:`Executor.due`, :meth:`Executor.renewed`).
 
 The default :class:`~openticket_async.stores.MemoryStore` is driven without
 awaits, so a cart's add and remove cost no coroutine; a store reached by awaits
@@ -24,11 +27,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from ._cart import Cart
 from ._clock import Clock
 from ._config import HoldPolicy
-from ._events import EventDispatcher, HoldEvent
+from ._events import EventDispatcher, HoldEvent, Renewed
 from ._hold import Hold
 from ._holdlog import WATCHED, HoldWatch
 from ._lifecycle import (
     Action,
+    Answered,
+    Due,
     Emit,
     End,
     Input,
@@ -47,6 +52,7 @@ from ._pending import Pending
 from ._planning import drop_time, local_deadline
 from ._ports import ReservingClient
 from ._renewal import Renewals
+from ._shortcuts import renew_due, renewed
 from ._telemetry import HoldMetrics
 from .stores import MemoryStore, ReservationStore
 
@@ -94,7 +100,9 @@ class Executor:
         self._unsaved = unsaved
         self._wake_for = wake
         self._watch = HoldWatch(self._time_left, metrics)
-        self.renewals = Renewals(client, clock, policy, lingering, self.finish, rules, metrics)
+        self.renewals = Renewals(
+            client, clock, policy, lingering, self.finish, self.renewed, rules, metrics
+        )
 
     def track(self, hold: Hold) -> Pending:
         """Start keeping a freshly reserved hold."""
@@ -106,6 +114,27 @@ class Executor:
         now = self.clock.now()
         self.rules.latency_p99 = self.renewals.latency.p99
         return self._apply(hold, step(hold, inp, now, self.rules), now)
+
+    def due(self, hold: Hold, action: str, at: float) -> Pending:
+        """:meth:`step` with ``Due(action, at)``, made cheap for a renewal going out.
+
+        The scheduler's call for every due action. On the default store a renewal
+        due as planned (``_shortcuts.renew_due``) is queued and its safety net
+        saved without the input and action values; anything else takes :meth:`step`.
+        """
+        memory = self._memory
+        if memory is not None:
+            now = self.clock.now()
+            rules = self.rules
+            rules.latency_p99 = self.renewals.latency.p99
+            if renew_due(hold, action, at, now, rules):
+                self.renewals.enqueue(hold)
+                planned, due = hold._action, hold._due
+                assert planned is not None  # renew_due always plans the safety net
+                memory.put(hold, planned, due)
+                self._wake_for(due)
+                return None
+        return self.step(hold, Due(action, at))
 
     def each(self, holds: Sequence[Hold], inp: Input) -> Pending:
         """:meth:`step` for every hold of ``holds``; raises the first error after all ran."""
@@ -127,6 +156,54 @@ class Executor:
             self._renewal_finished(hold)
             return None
         return self._finish_later(hold, pending)
+
+    def renewed(
+        self, hold: Hold, reservation: Reservation, sent: float, lateness: float
+    ) -> Pending:
+        """Apply a renewal's answer: :meth:`finish` with ``Answered``, made cheap.
+
+        This runs once per renewal. On the default store, a hold in the common
+        case (``_lifecycle.renewed``) is carried through without the action values
+        (the old unit lingers, ``Renewed`` is emitted, the next plan is queued); any
+        other goes through :meth:`finish`, as does every hold on other stores.
+        """
+        memory = self._memory
+        if memory is None:
+            return self.finish(hold, Answered(reservation, sent, lateness))
+        now = self.clock.now()
+        rules = self.rules
+        rules.latency_p99 = self.renewals.latency.p99
+        try:
+            old = renewed(hold, reservation, now, rules)
+        except BaseException:
+            self._renewal_finished(hold)
+            raise
+        if old is None:
+            return self.finish(hold, Answered(reservation, sent, lateness))
+        try:
+            self._linger(hold, old, now)
+            self._announce_renewed(hold, old, reservation, lateness, now)
+            action, due = hold._action, hold._due
+            assert action is not None  # renewed always plans
+            memory.put(hold, action, due)
+            self._wake_for(due)
+        finally:
+            self._renewal_finished(hold)
+        return None
+
+    def _announce_renewed(
+        self, hold: Hold, old: Reservation, new: Reservation, lateness: float, now: float
+    ) -> None:
+        # _announce for Renewed, with no Emit value unless the debug log wants one
+        if logger.isEnabledFor(logging.DEBUG):
+            self._watch(hold, Emit(Renewed, lateness, {"old": old, "new": new}), now)
+        if self._publish is None and not self._events.wants(Renewed):
+            return
+        left = new.deadline - self.policy.safety_margin - now  # _time_left, inlined
+        event = Renewed(hold, left, lateness, old=old, new=new)
+        self._events.emit(event)
+        if self._publish is not None:
+            self._publish(event)
 
     async def _finish_later(self, hold: Hold, pending: Awaitable[None]) -> None:
         try:

@@ -10,11 +10,13 @@ Who writes which field
 field                         written by
 ============================  ==============================================
 ``id``, ``cart_id``, ...      ``Hold()`` only (the cart, or a store's codec)
-``state``, ``reservation``,   ``_lifecycle`` (every transition), and
-``renewals``, ``_attempt``,   :func:`restore` for a record a shared store
-``_risk``, ``_warned``        read (the *persisted part*, see :func:`persisted`)
-``_action``, ``_due``,        ``_lifecycle`` only (this process's plan and the
-``_wire``, ``_planned``,      reserve on the wire: never persisted)
+``state``, ``reservation``,   ``_lifecycle`` (every transition; ``_shortcuts``
+``renewals``, ``_attempt``,   takes two of them the same way), and
+``_risk``, ``_warned``        :func:`restore` for a record a shared store read
+                              (the *persisted part*, see :func:`persisted`)
+``_action``, ``_due``,        ``_lifecycle`` (and ``_shortcuts``) only: this
+``_wire``, ``_planned``,      process's plan and the reserve on the wire,
+                              never persisted
 ``_last_sent``, ``_retry_at``,
 ``_paused``
 ``_entry``                    ``stores.MemoryStore`` (its queue handle)
@@ -129,7 +131,8 @@ class Hold:
         self._warned = False  # Expiring fired for the current reservation
 
     # The rarely set fields (see "Memory" above). Reading one costs a property
-    # call; plan() reads three, far less than the 32 bytes they save per hold.
+    # call, far less than the 32 bytes they save per hold; the planner and the
+    # lifecycle's shortcuts read ``_more`` itself on the renewal path.
 
     @property
     def _attempt(self) -> int:

@@ -21,10 +21,10 @@ import attrs
 
 from ._config import HoldPolicy, RetryPolicy
 from ._hold import Hold, HoldState
-from ._planning import DROP, RENEW, WARN, drop_time, local_deadline, renew_at, warn_at
+from ._planning import DROP, RENEW, WARN, drop_time, renew_at
 from ._steps import Action, Plan
 
-__all__ = ["Rules", "not_before", "not_renewable", "plan"]
+__all__ = ["Rules", "not_before", "not_renewable", "plan", "replan"]
 
 _AT_RISK = HoldState.AT_RISK
 
@@ -68,32 +68,52 @@ def plan(hold: Hold, now: float, rules: Rules) -> list[Action]:
     reserve is then the pending work (I1). Records the plan in ``hold._action``
     and ``hold._due``, which is how a stale claim is told from a live one.
     """
+    if not replan(hold, now, rules):
+        return []
+    action = hold._action
+    assert action is not None
+    return [Plan(action, hold._due)]
+
+
+def replan(hold: Hold, now: float, rules: Rules) -> bool:
+    """:func:`plan` without the :class:`Plan` value: records the plan in
+    ``hold._action`` and ``hold._due``; False (and ``_action`` None) when the
+    reserve on the wire is the pending work. For the lifecycle's renewal fast path.
+    """
     reservation = hold.reservation
     assert reservation is not None  # a live hold always has one
     policy = rules.policy
-    deadline = local_deadline(reservation, policy)
-    floor = not_before(hold, rules)
-    if hold._wire and (hold._risk or (hold.state is _AT_RISK and now >= deadline)):
+    deadline = reservation.deadline - policy.safety_margin  # local_deadline, inlined
+    floor = hold._last_sent + policy.min_renew_interval  # not_before, inlined
+    wire = hold._wire
+    more = hold._more  # the rare fields (risk, paused, retry): None when all are unset
+    risk = more is not None and more.risk
+    if wire and (risk or (hold.state is _AT_RISK and now >= deadline)):
         hold._action = None
-        return []
-    if hold._risk:
+        return False
+    if risk:
         # the deadline is passed or will be: only the try after the drop is left
         action, at = RENEW, drop_time(reservation, policy)
         if floor > at:
             at = floor
     else:
         action, at = DROP, deadline
-        if not hold._wire and not hold._paused and not_renewable(hold, now, rules) is None:
-            renew = hold._retry_at or renew_at(reservation, policy, rules.latency_p99, rules.rng)
+        if (
+            not wire
+            and (more is None or not more.paused)
+            and not_renewable(hold, now, rules) is None
+        ):
+            retry_at = 0.0 if more is None else more.retry_at
+            renew = retry_at or renew_at(reservation, policy, rules.latency_p99, rules.rng)
             if renew < floor:
                 renew = floor
             if renew < at:
                 action, at = RENEW, renew
-    warn = warn_at(reservation, policy)
+    warn = deadline - policy.warn_before  # warn_at, inlined
     if not hold._warned and warn < at:
         action, at = WARN, warn
     hold._action, hold._due = action, at
-    return [Plan(action, at)]
+    return True
 
 
 def not_before(hold: Hold, rules: Rules) -> float:

@@ -148,13 +148,16 @@ __all__ = [
     "Remove",
     "Reserve",
     "Rules",
+    "SAME_DUE",
     "Uncertain",
+    "WIRE_IDLE",
     "classify",
     "disowned",
     "not_before",
     "ended_elsewhere",
     "orphaned",
     "plan",
+    "reserve_now",
     "sending",
     "step",
 ]
@@ -165,7 +168,7 @@ _TERMINAL_STATES = TERMINAL_STATES
 
 #: Due times that differ by less than this are the same plan (a shared store
 #: converts them to wall time and back, which may change the last digits).
-_SAME_DUE = 1e-3
+SAME_DUE = 1e-3
 
 # Actions without a per-hold value are shared: a release or an end allocates only
 # what differs (its list, its Linger).
@@ -189,7 +192,7 @@ def sending(hold: Hold, now: float) -> float | None:
     the wire" and I4. The lateness is measured from the time the reserve was
     planned for, so a stalled loop or a long renewal queue shows in it.
     """
-    if hold._wire != _QUEUED or hold.done:
+    if hold._wire != _QUEUED or hold.state in _TERMINAL_STATES:
         return None
     hold._wire = _SENT
     hold._last_sent = now
@@ -197,13 +200,16 @@ def sending(hold: Hold, now: float) -> float | None:
     return late if late > 0.0 else 0.0
 
 
-_IDLE, _QUEUED, _SENT = 0, 1, 2
+#: ``Hold._wire``: no renewal reserve, one queued, one sent.
+WIRE_IDLE, _QUEUED, _SENT = 0, 1, 2
 
 
-def _reserve(hold: Hold, planned: float, first: bool = False) -> Reserve:
+def reserve_now(hold: Hold, planned: float, first: bool = False) -> Reserve:
+    """Queue ``hold``'s reserve, planned for ``planned``; the :class:`Reserve` to return."""
     hold._wire = _QUEUED
     hold._planned = planned
-    hold._retry_at = 0.0
+    if hold._more is not None:  # a retry was planned: this reserve is it
+        hold._retry_at = 0.0
     if hold.state is _ACTIVE:
         hold.state = _RENEWING
     return _RESERVE_FIRST if first else _RESERVE
@@ -256,7 +262,7 @@ def disowned(hold: Hold, previous: HoldState) -> None:
 
 def _due(hold: Hold, inp: Due, now: float, rules: Rules) -> list[Action]:
     if hold._action is not None and (
-        inp.action != hold._action or abs(inp.at - hold._due) > _SAME_DUE
+        inp.action != hold._action or abs(inp.at - hold._due) > SAME_DUE
     ):
         # a claim of an action a later plan replaced (a heartbeat restored it):
         # never fire it; put the real pending action back
@@ -282,7 +288,7 @@ def _due(hold: Hold, inp: Due, now: float, rules: Rules) -> list[Action]:
             or now + rules.resolution < not_before(hold, rules)
         ):
             return plan(hold, now, rules)
-        return [_reserve(hold, inp.at), *plan(hold, now, rules)]
+        return [reserve_now(hold, inp.at), *plan(hold, now, rules)]
     # DROP: the local deadline came without a renewal
     reason = not_renewable(hold, now, rules)
     if hold.state is _ACTIVE and not hold._wire and reason is not None:
@@ -297,7 +303,7 @@ def _due(hold: Hold, inp: Due, now: float, rules: Rules) -> list[Action]:
 
 
 def _answered(hold: Hold, inp: Answered, now: float, rules: Rules) -> list[Action]:
-    hold._wire = _IDLE
+    hold._wire = WIRE_IDLE
     old = hold.reservation
     assert old is not None
     hold.reservation = inp.reservation
@@ -314,7 +320,7 @@ def _answered(hold: Hold, inp: Answered, now: float, rules: Rules) -> list[Actio
 
 
 def _refused(hold: Hold, inp: Refused, now: float, rules: Rules) -> list[Action]:
-    hold._wire = _IDLE
+    hold._wire = WIRE_IDLE
     failure = inp.failure
     actions: list[Action] = [Uncertain(inp.sent)] if failure.uncertain else []
     reservation = hold.reservation
@@ -364,7 +370,7 @@ def _checkout_started(hold: Hold, inp: CheckoutStarted, now: float, rules: Rules
     needs = hold.state is not _ACTIVE or left < policy.renew_before
     if needs and not hold._wire:
         # the worker keeps the floor (not_before): checkout waits for it, a second at most
-        actions.append(_reserve(hold, now, first=True))
+        actions.append(reserve_now(hold, now, first=True))
     actions += plan(hold, now, rules)
     return actions
 
@@ -396,7 +402,7 @@ def _replan(hold: Hold, inp: ClockJumped, now: float, rules: Rules) -> list[Acti
 def _ended(hold: Hold, inp: Input, now: float, rules: Rules) -> list[Action]:
     """A terminal hold: nothing changes; a late answer's unit is accounted for (I6)."""
     del now, rules
-    hold._wire = _IDLE if isinstance(inp, Answered | Refused) else hold._wire
+    hold._wire = WIRE_IDLE if isinstance(inp, Answered | Refused) else hold._wire
     if isinstance(inp, Answered):
         return [Linger(inp.reservation)]
     if isinstance(inp, Refused) and inp.failure.uncertain:

@@ -34,34 +34,47 @@ class Lingering:
 class LingeringUnits:
     """A time-ordered record of lingering units, pruned as time passes.
 
-    Every released hold leaves one unit here, so units are kept as plain
-    ``(until, ticket_guid, reservation_guid)`` tuples, and :class:`Lingering`
-    values are built only for :meth:`live`.
+    Every renewal and every released hold leaves one unit here, so a unit is kept
+    as three plain values in three parallel deques (its ``until``, ticket GUID and
+    reservation GUID): floats and strings are no objects the garbage collector
+    tracks, where a tuple per unit would be one more for every renewal.
+    :class:`Lingering` values are built only for :meth:`live`.
     """
 
     def __init__(self) -> None:
         # almost always appended in ``until`` order (one TTL after each send), so
-        # pruning from the left on every add keeps the deque at the live units
-        self._units: deque[tuple[float, str, str | None]] = deque()
+        # pruning from the left on every add keeps the deques at the live units
+        self._until: deque[float] = deque()
+        self._tickets: deque[str] = deque()
+        self._guids: deque[str | None] = deque()
 
     def add(self, ticket_guid: str, reservation_guid: str | None, until: float, now: float) -> None:
         """Record a unit held until ``until`` and forget the units that dropped by ``now``."""
-        units = self._units
-        while units and units[0][0] <= now:
-            units.popleft()
+        held = self._until
+        if held and held[0] <= now:  # once per renewal: the call only when one dropped
+            self._prune(now)
         if until > now:
-            units.append((until, ticket_guid, reservation_guid))
+            held.append(until)
+            self._tickets.append(ticket_guid)
+            self._guids.append(reservation_guid)
 
     def live(self, now: float, ticket_guid: str | None = None) -> list[Lingering]:
         """The units still held at ``now``, for one ticket or all."""
-        units = self._units
-        while units and units[0][0] <= now:
-            units.popleft()
+        self._prune(now)
         return [
             Lingering(ticket, reservation, until)
-            for until, ticket, reservation in self._units
+            for until, ticket, reservation in zip(
+                self._until, self._tickets, self._guids, strict=True
+            )
             if until > now and (ticket_guid is None or ticket == ticket_guid)
         ]
 
+    def _prune(self, now: float) -> None:
+        until = self._until
+        while until and until[0] <= now:
+            until.popleft()
+            self._tickets.popleft()
+            self._guids.popleft()
+
     def __len__(self) -> int:
-        return len(self._units)
+        return len(self._until)

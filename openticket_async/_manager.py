@@ -121,8 +121,8 @@ class ReservationManager:
         self._checkouts = CheckoutClaims(self.store, self.clock, self.policy, self._wakeup.wake_for)
         self._scheduling = Scheduler(
             self.store, self.clock, memory=self._memory, step=self._executor.step,
-            unsaved=self._unsaved, checkouts=self._checkouts, wakeup=self._wakeup,
-            store_watch=self._store_watch, metrics=self._metrics,
+            due=self._executor.due, unsaved=self._unsaved, checkouts=self._checkouts,
+            wakeup=self._wakeup, store_watch=self._store_watch, metrics=self._metrics,
         )
         self._tg: TaskGroup | None = None
         self._closed = False

@@ -66,19 +66,13 @@ def renew_at(
     whichever is longer; jitter only ever subtracts, so a renewal never starts
     later than ``local_deadline - lead``.
     """
-    return _renew_time(reservation.deadline - policy.safety_margin, policy, latency_p99, rng)
-
-
-def _renew_time(
-    deadline: float, policy: HoldPolicy, latency_p99: float, rng: random.Random | None
-) -> float:
     lead = LATENCY_LEAD_FACTOR * latency_p99
     if lead < policy.renew_before:
         lead = policy.renew_before
     jitter = policy.renew_jitter
     if jitter:
         jitter *= (rng or random).random()  # uniform over [0, renew_jitter)
-    return deadline - lead - jitter
+    return reservation.deadline - policy.safety_margin - lead - jitter
 
 
 def plausible(

@@ -66,6 +66,9 @@ class Wakeup:
             self.replan = True  # the scheduler is awake: make it look again before sleeping
         elif self.sleeping_until is None or due < self.sleeping_until:
             scope.cancel()  # wake the scheduler: this is due before it planned to wake
+            # it will look at everything planned until it runs: later plans need no
+            # second cancel (thousands of adds in a row would each pay one)
+            self._sleep_scope = None
 
     async def sleep(self, target: float | None) -> None:
         """Sleep until ``target`` on the clock (None: until woken), or until woken sooner."""
@@ -93,6 +96,7 @@ class Scheduler:
         *,
         memory: MemoryStore | None,
         step: Callable[[Hold, Input], Pending],
+        due: Callable[[Hold, str, float], Pending],
         unsaved: dict[Hold, tuple[str, float]],
         checkouts: CheckoutClaims,
         wakeup: Wakeup,
@@ -103,6 +107,7 @@ class Scheduler:
         self.clock = clock
         self._memory = memory
         self._step = step
+        self._due = due
         self._unsaved = unsaved
         self._checkouts = checkouts
         self._wakeup = wakeup
@@ -117,8 +122,12 @@ class Scheduler:
             wakeup.replan = False
             now = clock.now()
             if memory is not None:  # the default store: no Due values, no awaits
+                due = self._due
                 for due_at, hold, action in memory.pop_due(now + clock.resolution, BATCH):
-                    self._fire(hold, action, due_at, 0)
+                    try:
+                        due(hold, action, due_at)  # never a Pending on this store
+                    except Exception:
+                        logger.exception("handling %s of hold %s failed", action, hold.id)
                 target = memory.peek_due()
             else:
                 target = await self._claim_and_fire(now)

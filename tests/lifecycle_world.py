@@ -8,12 +8,15 @@ records what the invariants I1-I6 are checked against.
 
 from __future__ import annotations
 
+import collections
 import random
 from datetime import UTC, datetime
 
+import attrs
+
 from openticket_async import HoldPolicy, HoldState, Reservation, RetryPolicy
-from openticket_async._events import TERMINAL_EVENTS, HoldEvent
-from openticket_async._hold import Hold
+from openticket_async._events import TERMINAL_EVENTS, HoldEvent, Renewed
+from openticket_async._hold import Hold, _Rare
 from openticket_async._lifecycle import (
     Action,
     Answered,
@@ -34,6 +37,7 @@ from openticket_async._lifecycle import (
     step,
 )
 from openticket_async._planning import plausible
+from openticket_async._shortcuts import renew_due, renewed
 
 TTL = 480.0
 SHOP = "11111111-1111-4111-8111-111111111111"
@@ -87,9 +91,19 @@ class World:
     # -- driving --------------------------------------------------------------------
 
     def feed(self, inp: Input) -> list[Action]:
+        # every Due and Answered also goes through the shortcut of _shortcuts on a
+        # twin of the hold, which must end exactly where step ends (or not move)
+        twin, twin_rules = _twin(self.hold), self._twin_rules()
         actions = step(self.hold, inp, self.now, self.rules)
+        _same_as_step(twin, inp, self.now, twin_rules, self.hold, actions)
         self.carry(actions)
         return actions
+
+    def _twin_rules(self) -> Rules:
+        rng = random.Random()
+        assert self.rules.rng is not None
+        rng.setstate(self.rules.rng.getstate())  # the same jitter as step will draw
+        return attrs.evolve(self.rules, rng=rng)
 
     def carry(self, actions: list[Action]) -> None:
         for action in actions:
@@ -191,3 +205,64 @@ class World:
 
     def emitted(self, kind: type[HoldEvent]) -> list[Emit]:
         return [e for e in self.events if e.kind is kind]
+
+
+# -- the shortcuts, held to step ---------------------------------------------------------
+
+#: How often each shortcut took a step (and how often it declined one), over a run.
+SHORTCUTS_TAKEN: collections.Counter[str] = collections.Counter()
+
+_SLOTS = [name for name in Hold.__slots__ if name not in ("__weakref__", "_more", "_entry")]
+
+
+def _twin(hold: Hold) -> Hold:
+    twin = Hold.__new__(Hold)
+    for name in _SLOTS:
+        setattr(twin, name, getattr(hold, name))
+    twin._entry = None
+    more = hold._more
+    if more is None:
+        twin._more = None
+    else:
+        twin._more = copy = _Rare()
+        for name in _Rare.__slots__:
+            setattr(copy, name, getattr(more, name))
+    return twin
+
+
+def _fields(hold: Hold) -> dict[str, object]:
+    fields = {name: getattr(hold, name) for name in _SLOTS}
+    more = hold._more
+    fields["_more"] = None if more is None else {n: getattr(more, n) for n in _Rare.__slots__}
+    return fields
+
+
+def _same_as_step(
+    twin: Hold, inp: Input, now: float, rules: Rules, stepped: Hold, actions: list[Action]
+) -> None:
+    """The shortcut for ``inp`` on ``twin`` either leaves it as it was, or leaves it
+    as ``step`` left ``stepped`` and implies the very ``actions`` step returned."""
+    before = _fields(twin)
+    implied: list[Action] | None = None
+    if isinstance(inp, Due):
+        if renew_due(twin, inp.action, inp.at, now, rules):
+            assert twin._action is not None
+            implied = [Reserve(), Plan(twin._action, twin._due)]
+        name = "renew_due"
+    elif isinstance(inp, Answered):
+        old = renewed(twin, inp.reservation, now, rules)
+        if old is not None:
+            assert twin._action is not None
+            fields = {"old": old, "new": inp.reservation}
+            implied = [Linger(old), Emit(Renewed, inp.lateness, fields),
+                       Plan(twin._action, twin._due)]  # fmt: skip
+        name = "renewed"
+    else:
+        return
+    if implied is None:
+        SHORTCUTS_TAKEN[name + " declined"] += 1
+        assert _fields(twin) == before, f"{name} declined but changed the hold"
+        return
+    SHORTCUTS_TAKEN[name] += 1
+    assert _fields(twin) == _fields(stepped), f"{name} left the hold unlike step"
+    assert implied == actions, (name, implied, actions)
