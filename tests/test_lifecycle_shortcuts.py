@@ -27,7 +27,9 @@ def taken(name: str) -> int:
 def test_a_plain_renewal_takes_both_shortcuts() -> None:
     world = world_of()
     due, answered = taken("renew_due"), taken("renewed")
-    renewal_on_the_wire(world)
+    world.now = RENEWAL + 0.5  # claimed a little late, as a busy loop does
+    world.feed(Due("renew", RENEWAL))
+    assert world.send()
     world.answer()
     assert (taken("renew_due"), taken("renewed")) == (due + 1, answered + 1)
     assert world.hold.state is HoldState.ACTIVE
@@ -92,15 +94,15 @@ def test_a_renewal_due_during_a_checkout_is_left_to_the_table() -> None:
 def test_a_renewal_due_before_the_reserve_floor_is_left_to_the_table() -> None:
     # a reserve went out since the plan was made (one this module never saw): the
     # table plans the renewal for the floor, and the shortcut must not send it now
-    world = world_of(min_renew_interval=5.0)
+    world = world_of(min_renew_interval=0.5)
     world.now = RENEWAL
-    world.hold._last_sent = RENEWAL - 1.0
+    world.hold._last_sent = RENEWAL - 0.25
     declined = taken("renew_due declined")
     world.feed(Due("renew", RENEWAL))
     assert taken("renew_due declined") == declined + 1
     assert world.queued == 0
     assert world.pending is not None
-    assert world.pending.at == RENEWAL + 4.0
+    assert world.pending.at == RENEWAL + 0.25
 
 
 def test_a_stale_or_early_claim_is_left_to_the_table() -> None:
@@ -114,3 +116,15 @@ def test_a_stale_or_early_claim_is_left_to_the_table() -> None:
     assert world.queued == 0
     fire_pending(world)
     assert world.queued == 1
+
+
+def test_an_at_risk_record_read_back_is_left_to_the_table() -> None:
+    # a shared store may hand back an AT_RISK hold with its renewal due and none of
+    # the rare fields set (its risk try spent, nothing on the wire): not the common case
+    world = world_of()
+    world.hold.state = HoldState.AT_RISK
+    world.now = RENEWAL
+    declined = taken("renew_due declined")
+    world.feed(Due("renew", RENEWAL))
+    assert taken("renew_due declined") == declined + 1
+    assert world.hold.state is HoldState.AT_RISK

@@ -8,6 +8,7 @@ lost its data restores its own shards, and the token store refreshes once.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 
@@ -17,6 +18,7 @@ import redis.asyncio as aioredis
 from conftest import ClusterGroup
 from redis.asyncio.cluster import RedisCluster
 
+from openticket_async import Released
 from openticket_async.stores.redis import RedisStore, RedisTokenStore
 from openticket_async.stores.redis._fleet import fleet_snapshot
 from openticket_async.testing import FakeClock
@@ -151,6 +153,28 @@ async def test_the_fleet_snapshot_reads_the_holds_of_every_primary(kit: StoreKit
     snapshot = await fleet_snapshot(store)
     assert {row.hold_id for row in snapshot.holds} == {hold.id for hold in holds}
     assert len(snapshot.carts) == CARTS
+
+
+@pytest.mark.asyncio
+async def test_one_batch_of_events_reaches_the_streams_of_carts_in_every_shard(
+    kit: StoreKit, redis_cluster: ClusterGroup
+) -> None:
+    # one EVENTS call per shard: a call across slots would be refused, its events dropped
+    store = await cluster_store(kit)
+    holds = [kit.hold(f"cart-{number % CARTS}") for number in range(2 * CARTS)]
+    for hold in holds:  # one turn of the loop: the relay writes them in one batch
+        store.event_sink.publish(Released(hold, 1.0, 0.0))
+    await store.aclose()
+    layout = store._keys
+    assert len({layout.shard_of(hold.cart_id) for hold in holds}) == 16
+    raw = RedisCluster(host="127.0.0.1", port=redis_cluster.nodes[0].port, decode_responses=True)
+    try:
+        for number in range(CARTS):
+            entries = await raw.xrange(layout.events(f"cart-{number}"))
+            written = [json.loads(fields["e"])["hold"] for _id, fields in entries]
+            assert written == [hold.id for hold in holds if hold.cart_id == f"cart-{number}"]
+    finally:
+        await raw.aclose()
 
 
 @pytest.mark.asyncio

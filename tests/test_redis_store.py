@@ -228,6 +228,21 @@ async def test_metadata_that_is_not_json_is_refused(kit: StoreKit) -> None:
 
 
 @pytest.mark.asyncio
+async def test_ids_with_commas_are_written_whole_beside_the_joined_fields(
+    kit: StoreKit, raw: aioredis.Redis, redis_prefix: str
+) -> None:
+    # SAVE takes its numeric and fixed fields joined by commas: ids must stay apart
+    store = await redis_store(kit)
+    hold = kit.hold("cart,a,b")
+    hold.id = "hold,1,2"
+    assert await store.save(hold, "renew", kit.at(store, 0), 0)
+    record = await raw.hgetall(f"{redis_prefix}hold:hold,1,2")
+    assert (record["cart"], record["action"], record["fence"]) == ("cart,a,b", "renew", "0")
+    [claim] = await store.claim_due(kit.at(store, 0), 10)
+    assert (claim.hold.id, claim.hold.cart_id, claim.action) == ("hold,1,2", "cart,a,b", "renew")
+
+
+@pytest.mark.asyncio
 async def test_prefixes_keep_deployments_apart(
     redis_url: str, redis_prefix: str
 ) -> None:

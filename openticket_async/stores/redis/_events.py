@@ -9,10 +9,10 @@ a little memory per active cart, bounded by ``maxlen`` and the key's TTL.
 
 The relay is the store's ``event_sink``. The manager emits from its scheduler
 and must never wait on the network, so :meth:`EventRelay.publish` only encodes
-the event, appends it to an in-memory outbox and wakes one
-publisher task the relay owns; the task writes batches in one pipeline. While
-Redis is unreachable the outbox keeps the newest ``outbox`` events and the task
-retries; :meth:`EventRelay.aclose` flushes what it can in a bounded time and
+the event, appends it to an in-memory outbox and wakes one publisher task the
+relay owns; the task writes each batch in one round trip (one EVENTS script call
+per shard). While Redis is unreachable the outbox keeps the newest ``outbox``
+events and the task retries; :meth:`EventRelay.aclose` flushes what it can in a bounded time and
 then stops the task, so no task outlives the store. The task stops on a flag
 and is cancelled only as a last resort: redis-py can absorb a cancellation that
 arrives while it runs a command, and a task blocked on its next wake-up after
@@ -32,7 +32,7 @@ from ..._clock import Clock
 from ..._events import HoldEvent
 from ..._exceptions import StoreUnavailable
 from ..shared import CartEvent, decode_event, encode_event
-from ._link import Client, Link
+from ._link import Client, Link, Script, run_scripts
 
 __all__ = ["EventRelay"]
 
@@ -62,6 +62,8 @@ class EventRelay:
         link: Link,
         stream_key: Callable[[str], str],
         *,
+        script: Script,
+        shard_of: Callable[[str], int],
         origin: str,
         maxlen: int,
         ttl: int,
@@ -73,8 +75,9 @@ class EventRelay:
         self._client = client
         self._link = link
         self._key = stream_key
-        self._maxlen = maxlen
-        self._ttl = ttl
+        self._script = script
+        self._shard_of = shard_of
+        self._limits = [str(maxlen).encode(), str(ttl).encode()]  # EVENTS' first arguments
         self._limit = outbox
         self._outbox: deque[tuple[str, str]] = deque()
         self._dropped = 0
@@ -124,20 +127,18 @@ class EventRelay:
                 delay = RETRY_FIRST
 
     async def _write(self, batch: list[tuple[str, str]]) -> None:
-        # One EXPIRE per stream, after its last XADD of the batch: the TTL still
-        # runs from the stream's newest event, at one command per cart instead
-        # of one per event. XADD goes as a plain command: its arguments are
-        # fixed but for key and text, and ``xadd()`` rebuilds them every time.
-        pipe = self._client.pipeline(transaction=False)
-        keys: dict[str, None] = {}
-        maxlen = self._maxlen
+        # One EVENTS call per shard (its streams share a cluster slot) carries all
+        # of the shard's events, as bytes: redis-py packs each argument in Python.
+        by_shard: dict[int, tuple[list[bytes], list[bytes]]] = {}
         for cart_id, text in batch:
-            key = self._key(cart_id)
-            pipe.execute_command("XADD", key, "MAXLEN", "~", maxlen, "*", "e", text)
-            keys[key] = None
-        for key in keys:
-            pipe.execute_command("EXPIRE", key, self._ttl)
-        await self._link.call(pipe.execute())
+            shard = self._shard_of(cart_id)
+            if shard not in by_shard:
+                by_shard[shard] = ([], [*self._limits])
+            keys, args = by_shard[shard]
+            keys.append(self._key(cart_id).encode())
+            args.append(text.encode())
+        calls = [(self._script, keys, args) for keys, args in by_shard.values()]
+        await run_scripts(self._client, self._link, calls)
 
     async def aclose(self, grace: float) -> None:
         """Write what is queued (for at most ``grace`` real seconds), then stop."""

@@ -259,7 +259,7 @@ class Link:
             await self._idle.wait()
 
 
-_Call: TypeAlias = tuple[Script, list[str], list[str], "asyncio.Future[Any]"]
+_Call: TypeAlias = tuple[Script, list[bytes], list[bytes], "asyncio.Future[Any]"]
 
 
 class ScriptBatch:
@@ -277,7 +277,7 @@ class ScriptBatch:
         self._link = link
         self._waiting: list[_Call] = []
 
-    async def run(self, script: Script, keys: list[str], args: list[str]) -> Any:
+    async def run(self, script: Script, keys: list[bytes], args: list[bytes]) -> Any:
         """Run ``script`` with the other calls of this turn; its answer.
 
         Raises StoreUnavailable as :meth:`Link.call` does.
@@ -328,7 +328,7 @@ class ScriptBatch:
 
 
 async def run_scripts(
-    client: Client, link: Link, calls: list[tuple[Script, list[str], list[str]]]
+    client: Client, link: Link, calls: list[tuple[Script, list[bytes], list[bytes]]]
 ) -> list[Any]:
     """Run script calls in one pipeline (one round trip per node); their answers, in order.
 
@@ -352,7 +352,7 @@ async def run_scripts(
 
 
 async def _evalsha_all(
-    client: Client, link: Link, calls: list[tuple[Script, list[str], list[str]]]
+    client: Client, link: Link, calls: list[tuple[Script, list[bytes], list[bytes]]]
 ) -> list[Any]:
     if not calls:
         return []

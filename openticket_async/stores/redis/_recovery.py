@@ -27,14 +27,14 @@ __all__ = ["Recovery"]
 logger = logging.getLogger("openticket_async.stores.redis")
 
 #: Builds a hold's SAVE arguments: (hold, action, due) -> (keys, args).
-SaveArgs = Callable[[Hold, str, float], tuple[list[str], list[str]]]
+SaveArgs = Callable[[Hold, str, float], tuple[list[bytes], list[bytes]]]
 
 
 class _Write:
     __slots__ = ("args", "forget", "hold", "keys", "shard")
 
     def __init__(
-        self, hold: Hold, keys: list[str], args: list[str], *, forget: bool, shard: int
+        self, hold: Hold, keys: list[bytes], args: list[bytes], *, forget: bool, shard: int
     ) -> None:
         self.hold = hold
         self.keys = keys
@@ -69,7 +69,7 @@ class Recovery:
         """Whether a write-back of ``hold_id`` waits for Redis."""
         return hold_id in self._kept
 
-    def keep(self, hold: Hold, keys: list[str], args: list[str], *, forget: bool) -> None:
+    def keep(self, hold: Hold, keys: list[bytes], args: list[bytes], *, forget: bool) -> None:
         """Keep a write-back (SAVE or FORGET arguments) until Redis answers."""
         shard = self._shard_of(hold.cart_id)
         self._kept[hold.id] = _Write(hold, keys, args, forget=forget, shard=shard)
