@@ -203,9 +203,9 @@ class OpenTicketClient(Caller):
         for this call. Raises TicketUnavailable when sold out, NotFound for an
         unknown shop or ticket, plus the errors listed on the class.
         """
-        # Nothing is kept per ticket: a manager may renew thousands of tickets in
-        # rotation, and objects kept per ticket would outlive their call and wake
-        # the garbage collector; checked GUIDs are found in one lookup each.
+        # A manager may renew thousands of tickets in rotation: what is kept per
+        # ticket (checked GUIDs, the transport's URL, the decoder's product) sits
+        # in bounded tables large enough for all of them, found in one lookup each.
         shop = guid(shop_guid, "shop_guid")
         ticket = guid(ticket_guid, "ticket_guid")
         request, response, sent_at, sent_wall = await self._call(

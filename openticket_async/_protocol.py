@@ -31,6 +31,7 @@ from ._models import Hosts, Receiver, Reservation
 from ._version import __version__
 
 __all__ = [
+    "TICKETS_IN_ROTATION",
     "USER_AGENT",
     "Request",
     "RequestFactory",
@@ -84,10 +85,15 @@ _ANY_GUID = re.compile(
     r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\Z"
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# GUIDs seen before, mapped to their canonical form: renewals reserve the same few
-# tickets over and over, and a lookup is far cheaper than parsing again
+#: How many tickets a client may renew in rotation and still find each one in its
+#: per-ticket tables (checked GUIDs here, the transport's URLs, the decoder's
+#: products): each table is bounded by it, and emptied when full.
+TICKETS_IN_ROTATION = 16_384
+# GUIDs seen before, mapped to their canonical form: renewals reserve the same
+# tickets over and over, and a lookup is far cheaper than parsing again. Room for
+# the tickets in rotation and as many other GUIDs (shops, orders, raw spellings)
 _KNOWN_GUIDS: dict[str, str] = {}
-_KNOWN_GUIDS_LIMIT = 4096
+_KNOWN_GUIDS_LIMIT = 2 * TICKETS_IN_ROTATION
 _CURRENCY = re.compile(r"[A-Z]{3}\Z")
 _LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{2,8})*\Z")
 _TOKEN68 = re.compile(r"[\x21-\x7e]{1,255}\Z")

@@ -131,7 +131,10 @@ def product(value: Any, layouts: dict[Any, Layout], limit: int) -> Product:
     """
     if type(value) is not dict:
         raise DecodeError(f"expected an object for Product, got {json_kind(value)}")
-    (guid_key, name_key), unknown = layout_of(value, PRODUCT_NAMES, layouts, limit)
+    # the layout's lookup is layout_of's first line, done here: one call less per product
+    (guid_key, name_key), unknown = layouts.get(tuple(value)) or layout_of(
+        value, PRODUCT_NAMES, layouts, limit
+    )
     guid = value.get(guid_key)
     name = value.get(name_key)
     if guid is None:
@@ -149,8 +152,13 @@ def product(value: Any, layouts: dict[Any, Layout], limit: int) -> Product:
     decoded = _new(Product)
     _P_GUID(decoded, guid)
     _P_NAME(decoded, name)
-    raw = MappingProxyType({key: value[key] for key in unknown}) if unknown else EMPTY_RAW
-    _P_RAW(decoded, raw)
+    if unknown:
+        raw: dict[Any, Any] = {}
+        for key in unknown:  # a loop: a comprehension is a function call of its own
+            raw[key] = value[key]
+        _P_RAW(decoded, MappingProxyType(raw))
+    else:
+        _P_RAW(decoded, EMPTY_RAW)
     return decoded
 
 

@@ -27,7 +27,7 @@ SENT_AT = 5000.0
 TTL = timedelta(seconds=480)
 SHOP = "11111111-1111-4111-8111-111111111111"
 #: well past every limit
-DISTINCT = 10_000
+DISTINCT = max(VALUES_LIMIT, LAYOUTS_LIMIT) + 2_000
 
 
 @pytest.fixture

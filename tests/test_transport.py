@@ -14,7 +14,12 @@ from aiohttp import web
 
 from openticket_async import Hosts, Timeouts, TransportError, UsageError
 from openticket_async._protocol import USER_AGENT, Request, RequestFactory
-from openticket_async._transport import AiohttpTransport, _SentAndLost, transport_error
+from openticket_async._transport import (
+    URL_CACHE_LIMIT,
+    AiohttpTransport,
+    _SentAndLost,
+    transport_error,
+)
 from openticket_async.testing import FakeClock, FakeOpenTicket, FakeShop, FakeTicket
 
 SHOP = "11111111-1111-4111-8111-111111111111"
@@ -327,3 +332,32 @@ def test_transport_used_from_a_second_loop_raises_usage_error() -> None:
         first.run_until_complete(transport.aclose())
     finally:
         first.close()
+
+
+# -- the table of parsed URLs ---------------------------------------------------------
+
+
+def rotation_requests(tickets: int) -> list[Request]:
+    """A reserve request for each of ``tickets`` distinct tickets of one shop."""
+    factory = RequestFactory(Hosts(shop="http://127.0.0.1:8080/shop"))
+    return [
+        factory.reserve(SHOP, f"22222222-2222-4222-8222-{i:012x}", "Bearer t")
+        for i in range(tickets)
+    ]
+
+
+def test_a_rotation_as_large_as_the_url_table_finds_every_url_again() -> None:
+    transport = AiohttpTransport()
+    requests = rotation_requests(URL_CACHE_LIMIT)
+    first = [transport._url(r.url, r.path) for r in requests]
+    found = [transport._urls.get(r.url) for r in requests]
+    assert all(again is url for again, url in zip(found, first, strict=True))
+    assert [str(url) for url in first[:2]] == [r.url for r in requests[:2]]
+
+
+def test_the_url_table_never_holds_more_than_its_limit() -> None:
+    transport = AiohttpTransport()
+    for request in rotation_requests(URL_CACHE_LIMIT + 1):
+        transport._url(request.url, request.path)
+        assert len(transport._urls) <= URL_CACHE_LIMIT
+    assert len(transport._urls) == 1  # emptied by the entry past the limit
