@@ -163,7 +163,7 @@ class Executor:
         """Apply a renewal's answer: :meth:`finish` with ``Answered``, made cheap.
 
         This runs once per renewal. On the default store, a hold in the common
-        case (``_lifecycle.renewed``) is carried through without the action values
+        case (``_shortcuts.renewed``) is carried through without the action values
         (the old unit lingers, ``Renewed`` is emitted, the next plan is queued); any
         other goes through :meth:`finish`, as does every hold on other stores.
         """

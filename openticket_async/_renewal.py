@@ -5,8 +5,9 @@ The lifecycle (``_lifecycle``) decides that a hold needs a reserve and returns a
 At most ``renewal_concurrency`` worker tasks exist, only while there is work;
 each takes the next hold, asks :func:`~openticket_async._lifecycle.sending`
 whether that reserve is still wanted (checkout may have made it already, the
-hold may have ended), sends one try, and feeds the outcome back as an
-``Answered`` or ``Refused`` input. Whatever a reserve raises is contained here:
+hold may have ended), sends one try, and feeds the outcome back: a failure as a
+``Refused`` input, an answer to the executor's ``renewed`` (the ``Answered`` input,
+taken by the lifecycle's shortcut when it can). Whatever a reserve raises is contained here:
 a closed client, a store error or a bug fails that hold's attempt, is logged
 once with its traceback, and never reaches the task group.
 
