@@ -216,19 +216,9 @@ class RedisStore:
         ttl = max(math.ceil(last - now), 0) + self._retention
         fields = (f"{fence},{action},{due!r},{lease},{ttl},{self.owner},"
                   f"{self._time.lease_now()},{mode},{self._acked.get(hold, 0)}")
-        return self._hold_keys(hold), [hold.id.encode(), hold.cart_id.encode(),
-                                       encode_hold(hold, offset).encode(), fields.encode()]
-
-    def _hold_keys(self, hold: Hold) -> list[bytes]:
-        """The SAVE and FORGET scripts' keys: hold, queue, cart, seq (all in its cart's shard).
-
-        Keys and arguments go to redis-py as bytes: it packs each argument of a
-        command in Python, and a str costs it several type checks more than bytes
-        (together an eighth of a write-back's client CPU).
-        """
-        keys, shard = self._keys, self._keys.shard_of(hold.cart_id)
-        return [keys.hold(hold.cart_id, hold.id).encode(), keys.queue(shard).encode(),
-                keys.cart(hold.cart_id).encode(), keys.seq(shard).encode()]
+        args = [hold.id.encode(), hold.cart_id.encode(), encode_hold(hold, offset).encode(),
+                fields.encode()]
+        return self._keys.write_keys(hold.cart_id, hold.id), args
 
     # -- writes -----------------------------------------------------------------------
 
@@ -286,7 +276,7 @@ class RedisStore:
         if self._closed or not known:
             return True  # never written by this store: nothing to remove
         force = "1" if hold.state in _APPLICATION_ENDS else "0"
-        keys = self._hold_keys(hold)
+        keys = self._keys.write_keys(hold.cart_id, hold.id)
         args = [str(value).encode() for value in
                 (hold.id, fence, hold.state.value, force, self._retention)]
         if self._recovery.keeps(hold.id):
