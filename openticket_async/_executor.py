@@ -49,7 +49,7 @@ from ._lifecycle import (
 from ._lingering import LingeringUnits
 from ._models import Reservation
 from ._pending import Pending
-from ._planning import drop_time, local_deadline
+from ._planning import RENEW, drop_time, local_deadline
 from ._ports import ReservingClient
 from ._renewal import Renewals
 from ._shortcuts import renew_due, renewed
@@ -123,7 +123,7 @@ class Executor:
         saved without the input and action values; anything else takes :meth:`step`.
         """
         memory = self._memory
-        if memory is not None:
+        if memory is not None and action == RENEW:  # warnings and drops: step at once
             now = self.clock.now()
             rules = self.rules
             rules.latency_p99 = self.renewals.latency.p99
