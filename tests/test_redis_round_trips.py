@@ -41,13 +41,15 @@ async def redis_store(kit: StoreKit) -> RedisStore:
 @pytest.mark.asyncio
 async def test_saves_made_at_once_cost_one_round_trip(kit: StoreKit) -> None:
     store = await redis_store(kit)
-    await store.save(kit.hold(), "warn", kit.at(store, 1))  # the clock is measured
+    # the clock is measured, and Redis learns the scripts of a lone save and of several
+    await store.save(kit.hold(), "warn", kit.at(store, 1))
+    await asyncio.gather(*(store.save(kit.hold(), "warn", kit.at(store, 1)) for _ in range(2)))
     before = store.round_trips
     holds = [kit.hold() for _ in range(20)]
     written = await asyncio.gather(*(store.save(h, "warn", kit.at(store, 5)) for h in holds))
     assert written == [True] * 20
     assert store.round_trips - before == 1
-    assert len(await store.claim_due(kit.at(store, 5), 100)) == 21
+    assert len(await store.claim_due(kit.at(store, 5), 100)) == 23
 
 
 @pytest.mark.asyncio

@@ -265,14 +265,22 @@ _Call: TypeAlias = tuple[Script, list[bytes], list[bytes], int, "asyncio.Future[
 class _Send:
     """One script call of a batch's pipeline: one call made, or several merged."""
 
-    __slots__ = ("args", "futures", "keys", "merged", "script")
+    __slots__ = ("args", "futures", "keys", "many", "script")
 
-    def __init__(self, script: Script, keys: list[bytes], args: list[bytes], *, merged: bool):
+    def __init__(self, script: Script, many: Script | None) -> None:
         self.script = script
-        self.keys = keys
-        self.args = args
-        self.merged = merged
+        self.many = many  # the merged form, if the script has one
+        self.keys: list[bytes] = []
+        self.args: list[bytes] = []
         self.futures: list[asyncio.Future[Any]] = []
+
+    def merged(self) -> bool:
+        """Whether this call carries several calls (one alone goes as it was made)."""
+        return self.many is not None and len(self.futures) > 1
+
+    def sent(self) -> Script:
+        """The script this call runs."""
+        return self.many if self.many is not None and self.merged() else self.script
 
 
 class ScriptBatch:
@@ -334,7 +342,7 @@ class ScriptBatch:
             many = self._merged.get(script.sha)
             send = None if many is None else runs.get((script.sha, shard))
             if send is None:
-                send = _Send(many or script, [], [], merged=many is not None)
+                send = _Send(script, many)
                 sends.append(send)
                 if many is None:
                     runs.clear()  # a later call may not move before this one
@@ -351,7 +359,7 @@ class ScriptBatch:
         sends = self._merge(batch)
         pipe = self._client.pipeline(transaction=False)
         for send in sends:
-            pipe.evalsha(send.script.sha, len(send.keys), *send.keys, *send.args)
+            pipe.evalsha(send.sent().sha, len(send.keys), *send.keys, *send.args)
         answers: list[Any] = await pipe.execute(raise_on_error=False)
         return list(zip(sends, answers, strict=True))
 
@@ -359,12 +367,12 @@ class ScriptBatch:
         for send, answer in sent:
             if isinstance(answer, NoScriptError):
                 try:
-                    answer = await self._link.call(send.script(send.keys, send.args))
+                    answer = await self._link.call(send.sent()(send.keys, send.args))
                 except StoreUnavailable as error:
                     for future in send.futures:
                         future.set_exception(error)
                     continue
-            if not send.merged or isinstance(answer, BaseException):
+            if not send.merged() or isinstance(answer, BaseException):
                 answer = [answer] * len(send.futures)
             for future, one in zip(send.futures, answer, strict=True):
                 if isinstance(one, BaseException):
