@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
+from sys import getrecursionlimit
 from typing import Any, Final, cast
 
 from ._config import RetryPolicy
@@ -92,17 +93,18 @@ def load_json(body: bytes) -> Any:
     return value if end == len(text) else json.loads(text)
 
 
-# orjson (the `fast` extra) reads an answer in about a quarter of json's time, a
-# real share of the client's own CPU per request. It gives json's value for every
-# body it accepts but two kinds (tests/test_answers_json.py): an integer beyond 64
-# bits becomes a float, and nesting to depth 1024 is read where json stops at
-# Python's recursion limit (1000 frames on 3.11, the caller's included). A body
-# that may hold either, a run of 19 digits or more than _DEPTH_MAX opening
-# brackets (a body under 2 * _DEPTH_MAX bytes cannot nest that deep), goes to
-# json; so does every body orjson refuses (NaN, 1e400, a lone surrogate...), so
-# the value or the error is always json's. To turn it off, install without the
-# extra (or uninstall orjson): JSON_PARSER then says "json".
-_DEPTH_MAX = 256  # json reads this deep unless the caller is ~700 frames down
+# orjson (the `fast` extra) parses an answer in about half of json's instructions,
+# a real share of the client's own CPU per request. It gives json's value for
+# every body it accepts but two kinds (tests/test_answers_json.py): an integer
+# beyond 64 bits becomes a float, and nesting to depth 1024 is read where json
+# stops at Python's recursion limit (1000 frames by default, the caller's
+# included). A body that may hold either goes to json: one with a run of 19
+# digits, or one nested deeper than half the recursion limit (a body shorter than
+# the limit in bytes cannot be, so only a longer one has its brackets counted).
+# So does every body orjson refuses (NaN, 1e400, a lone surrogate...): the value
+# or the error is always json's, as long as the caller has not used half the
+# recursion limit already. To turn it off, install without the extra (or
+# uninstall orjson): JSON_PARSER then says "json".
 _DIGITS_AND_OPENS = bytes.maketrans(b"0123456789{", b"0000000000[")
 _LONG_DIGITS = b"0" * 19  # 18 digits always fit in 64 bits (10**18 < 2**63)
 
@@ -116,9 +118,8 @@ def _fast_loader() -> Callable[[bytes], Any] | None:
     def load_fast(body: bytes) -> Any:
         """:func:`load_json`'s value or error, read by orjson where it agrees."""
         marks = body.translate(_DIGITS_AND_OPENS)
-        if _LONG_DIGITS in marks or (
-            len(body) > 2 * _DEPTH_MAX and marks.count(b"[") > _DEPTH_MAX
-        ):
+        limit = getrecursionlimit()
+        if _LONG_DIGITS in marks or (len(body) > limit and marks.count(b"[") > limit // 2):
             return load_json(body)
         try:
             return loads(body)

@@ -9,6 +9,7 @@ same exception type. orjson is in the ``test`` extra, so these run on it in CI.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import sys
 from collections.abc import Callable
@@ -147,7 +148,8 @@ ACCEPTED_BODIES = [
     pytest.param(b'"\xef\xbf\xbf"', id="noncharacter-U+FFFF"),
     pytest.param(b' \t\n\r{"a": 1}\r\n ', id="surrounding-whitespace"),
     pytest.param(b"[" * 256 + b"]" * 256, id="depth-256"),
-    pytest.param(b"[" + b"{}," * 300 + b"{}]", id="many-brackets-little-depth"),
+    pytest.param(b"[" + b"{}," * 300 + b"{}]", id="301-brackets-in-900-bytes"),
+    pytest.param(b"[" + b"{}," * 600 + b"{}]", id="601-brackets-in-1800-bytes"),
 ]
 
 REFUSED_BODIES = [
@@ -202,3 +204,18 @@ def test_nesting_json_refuses_for_recursion_is_refused(monkeypatch: pytest.Monke
     monkeypatch.setattr(_answers, "_load", load_fast)
     with pytest.raises(DecodeError, match="not valid JSON"):
         read_json(a_request(), answer(body))
+
+
+def test_nesting_json_refuses_under_a_lowered_recursion_limit_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 150 deep: orjson alone reads it, json cannot with 100 frames to spare
+    body = b"[" * 150 + b"]" * 150
+    monkeypatch.setattr(_answers, "_load", load_fast)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + 100)
+    try:
+        with pytest.raises(DecodeError, match="not valid JSON"):
+            read_json(a_request(), answer(body))
+    finally:
+        sys.setrecursionlimit(limit)
