@@ -183,14 +183,21 @@ def burst_section(rb: dict[str, Any]) -> str:
     parts = [f"### Renewal burst (`{rb['command']}`)", ""]
     for run in rb["runs"]:
         rows = []
-        for side in ("manager", "raw"):
-            s = run[side]
+        for side in ("manager", "raw", "floor"):
+            s = run.get(side)
+            if s is None:  # results from before the floor side
+                continue
             rows.append([side, s["total_s_median"], s["renewals_per_s"],
                          s["client_cpu_us_per_renewal"], s["call_latency"]["p50_ms"],
                          s["call_latency"]["p99_ms"], s["server_cpu_us_per_renewal"]])
+        for name in ("manager_over_raw", "floor_over_raw", "manager_over_floor"):
+            r = run.get(f"ratio_{name}")
+            if r is not None:
+                label = name.replace("_over_", "/")
+                rows.append([f"**{label}**", f"{r['total_time']} (paired "
+                             f"{r.get('total_time_paired_median', '-')})", "",
+                             r["client_cpu_per_renewal"], "", r["p99_call"], ""])
         q = run["ratio_manager_over_raw"]
-        rows.append(["**manager/raw**", q["total_time"], "", q["client_cpu_per_renewal"], "",
-                     q["p99_call"], ""])
         parts.append(f"loop `{run['loop']}`: {run['holds']:,} holds due at once, pool "
                      f"{run['concurrency']}, {run['rounds']} rounds per side (median); "
                      f"total time by round, manager/raw: {q['total_time_by_round']}")

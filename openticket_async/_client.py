@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import partial
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -24,8 +23,10 @@ from ._exceptions import DecodeError, InvalidArgument, UsageError
 from ._models import Hosts, Order, PaymentMethod, Receiver, Reservation, TokenSet, User
 from ._observe import OnRequest, OnResponse
 from ._protocol import (
+    TICKETS_IN_ROTATION,
     Request,
     RequestFactory,
+    ReserveRequests,
     Response,
     encode_order,
     guid,
@@ -117,6 +118,8 @@ class OpenTicketClient(Caller):
         self._company = _company_header(company)
         self._ttl = ttl
         self._ttl_delta = timedelta(seconds=ttl)
+        # (shop, ticket) as given -> their checked GUIDs and requests; see reserve_ticket
+        self._reserves: dict[tuple[str, str], ReserveRequests] = {}
         policy = _policy(retry) or RetryPolicy()
         factory = RequestFactory(
             hosts, company=self._company, user_path=route_path(user_path, "user_path")
@@ -204,12 +207,16 @@ class OpenTicketClient(Caller):
         unknown shop or ticket, plus the errors listed on the class.
         """
         # A manager may renew thousands of tickets in rotation: what is kept per
-        # ticket (checked GUIDs, the transport's URL, the decoder's product) sits
-        # in bounded tables large enough for all of them, found in one lookup each.
-        shop = guid(shop_guid, "shop_guid")
-        ticket = guid(ticket_guid, "ticket_guid")
+        # ticket (its checked GUIDs and requests, the transport's URL, the
+        # decoder's product) sits in bounded tables large enough for all of them,
+        # found in one lookup each.
+        requests = None
+        if type(shop_guid) is str and type(ticket_guid) is str:
+            requests = self._reserves.get((shop_guid, ticket_guid))
+        if requests is None:
+            requests = self._reserve_requests(shop_guid, ticket_guid)
         request, response, sent_at, sent_wall = await self._call(
-            partial(self._factory.reserve, shop, ticket),
+            requests.__getitem__,
             Replay.IF_REFUSED,
             retry if retry is None else _policy(retry),
         )
@@ -217,14 +224,26 @@ class OpenTicketClient(Caller):
         try:
             return decode_reservation(
                 data,
-                shop_guid=shop,
-                ticket_guid=ticket,
+                shop_guid=requests.shop,
+                ticket_guid=requests.ticket,
                 sent_at=sent_at,
                 sent_wall=sent_wall,
                 ttl=self._ttl_delta,
             )
         except DecodeError as error:
             raise with_context(error, request, response, self._known) from None
+
+    def _reserve_requests(self, shop_guid: object, ticket_guid: object) -> ReserveRequests:
+        """Check the GUIDs (InvalidArgument before any request) and keep their requests."""
+        requests = self._factory.reserver(
+            guid(shop_guid, "shop_guid"), guid(ticket_guid, "ticket_guid")
+        )
+        if type(shop_guid) is str and type(ticket_guid) is str:
+            table = self._reserves
+            if len(table) >= TICKETS_IN_ROTATION:  # emptied when full: no eviction order
+                table.clear()
+            table[shop_guid, ticket_guid] = requests
+        return requests
 
     async def payment_methods(
         self, shop_guid: str, *, retry: RetryPolicy | None = None

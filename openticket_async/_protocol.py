@@ -35,6 +35,7 @@ __all__ = [
     "USER_AGENT",
     "Request",
     "RequestFactory",
+    "ReserveRequests",
     "Response",
     "encode_order",
     "guid",
@@ -86,8 +87,9 @@ _ANY_GUID = re.compile(
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: How many tickets a client may renew in rotation and still find each one in its
-#: per-ticket tables (checked GUIDs here, the transport's URLs, the decoder's
-#: products): each table is bounded by it, and emptied when full.
+#: per-ticket tables (checked GUIDs here, the client's reserve requests, the
+#: transport's URLs, the decoder's products): each table is bounded by it, and
+#: emptied when full.
 TICKETS_IN_ROTATION = 16_384
 # GUIDs seen before, mapped to their canonical form: renewals reserve the same
 # tickets over and over, and a lookup is far cheaper than parsing again. Room for
@@ -284,6 +286,10 @@ class RequestFactory:
             False,
         )
 
+    def reserver(self, shop_guid: str, ticket_guid: str) -> ReserveRequests:
+        """The reserve requests of one shop and ticket, by authorization (see the class)."""
+        return ReserveRequests(self, shop_guid, ticket_guid)
+
     def payment_methods(self, shop_guid: str, authorization: str) -> Request:
         """``GET {api}/shop/{shopGUID}/payment_methods``."""
         path = f"/shop/{shop_guid}/payment_methods"
@@ -319,6 +325,34 @@ class RequestFactory:
         return Request(
             "POST", base + path, base_path + path, "token", headers, urlencode(form).encode(), False
         )
+
+
+class ReserveRequests(dict[str, Request]):
+    """The reserve request of one shop and ticket for each authorization, made on first use.
+
+    A manager renews the same tickets over and over: a client that keeps one of
+    these per ticket it reserves (bounded by :data:`TICKETS_IN_ROTATION`) finds
+    a renewal's request, its URL and headers already built, by a lookup:
+    ``__getitem__`` is the builder :meth:`Caller._call` takes, a C-level call on
+    a hit. Requests are values, never mutated, so one serves every try.
+    ``shop`` and ``ticket`` are the canonical GUIDs. About 0.7 kB per ticket,
+    half of it the URL and path texts (the transport keys its parsed URLs by the
+    same URL text).
+    """
+
+    __slots__ = ("_factory", "shop", "ticket")
+
+    def __init__(self, factory: RequestFactory, shop: str, ticket: str) -> None:
+        super().__init__()
+        self._factory = factory
+        self.shop = shop
+        self.ticket = ticket
+
+    def __missing__(self, authorization: str) -> Request:
+        if len(self) >= 2:  # a refreshed token: the old one is never sent again
+            self.clear()
+        request = self[authorization] = self._factory.reserve(self.shop, self.ticket, authorization)
+        return request
 
 
 _ROUTE_PATH = re.compile(r"(?:/[A-Za-z0-9._~-]+)+\Z")

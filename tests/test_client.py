@@ -24,6 +24,7 @@ from openticket_async import (
     SystemClock,
     UsageError,
 )
+from openticket_async import _client as client_module
 from openticket_async._protocol import Request, Response, guid
 from openticket_async.testing import FakeClock, FakeOpenTicket, FakeShop, FakeTicket
 
@@ -166,6 +167,24 @@ async def test_reserve_of_many_tickets_in_turn_reserves_each_one(
         reservation = await client.reserve_ticket(shop.guid, ticket.guid)
         assert reservation.ticket_guid == ticket.guid
     assert [fake.stock_left(ticket.guid) for ticket in tickets] == [0] * 5
+
+
+@pytest.mark.asyncio
+async def test_reserve_keeps_the_requests_of_no_more_tickets_than_a_rotation_holds(
+    fake: FakeOpenTicket[FakeClock],
+    shop: FakeShop,
+    client: OpenTicketClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(client_module, "TICKETS_IN_ROTATION", 3)
+    tickets = [fake.add_ticket(shop, stock=2) for _ in range(5)]
+    for ticket in tickets + tickets:
+        reservation = await client.reserve_ticket(shop.guid, ticket.guid)
+        assert reservation.ticket_guid == ticket.guid
+        assert len(client._reserves) <= 3
+    assert [r.path for r in fake.requests[-5:]] == [
+        f"/shop/{shop.guid}/reserve/ticket/{ticket.guid}" for ticket in tickets
+    ]
 
 
 @pytest.mark.asyncio

@@ -163,6 +163,23 @@ def test_route_path_rejects_unsafe_paths(path: Any) -> None:
 # -- building requests ----------------------------------------------------------------
 
 
+def test_a_reserver_builds_the_request_of_an_authorization_once() -> None:
+    factory = RequestFactory(HOSTS, company=COMPANY)
+    requests = factory.reserver(SHOP, TICKET)
+    first = requests["Bearer tok"]
+    assert requests["Bearer tok"] is first
+    assert first == factory.reserve(SHOP, TICKET, "Bearer tok")
+    assert (requests.shop, requests.ticket) == (SHOP, TICKET)
+
+
+def test_a_reserver_keeps_the_requests_of_two_authorizations_at_most() -> None:
+    requests = RequestFactory(HOSTS).reserver(SHOP, TICKET)
+    for token in ("Bearer a", "Bearer b", "Bearer c"):
+        assert requests[token].headers["Authorization"] == token
+    assert len(requests) <= 2
+    assert "Bearer c" in requests
+
+
 def test_reserve_request_is_a_non_replayable_get_on_the_shop_host() -> None:
     request = RequestFactory(HOSTS, company=COMPANY).reserve(SHOP, TICKET, "Bearer tok")
     assert request.method == "GET"
