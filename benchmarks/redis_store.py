@@ -39,6 +39,17 @@ spread the burst over the shards, or it all lands on one primary.
     python benchmarks/redis_store.py            # full run, writes results/
     python benchmarks/redis_store.py --cluster --cart-size 4  # plus the fleet on a cluster
     python benchmarks/redis_store.py --quick    # seconds; asserts nothing (no cluster)
+    python benchmarks/redis_store.py --instructions --holds 3000 --fleet-holds 600
+
+The store side awaits each write-back before the next, so each is a round trip of
+its own; the manager's renewals run concurrently and their write-backs share one
+(the fleet's round trips per renewal). ``--together`` makes a claim's write-backs
+at once, as the manager's renewals do.
+
+``--instructions`` counts instead of timing, for figures other load on the machine
+cannot move: one store-side worker and one fleet worker, each run under valgrind's
+cachegrind with a third of ``--holds`` (``--fleet-holds``) and with all of them;
+the difference per renewal (start, imports and warm-up cancel out).
 """
 
 from __future__ import annotations
@@ -47,6 +58,7 @@ import asyncio
 import cProfile
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -67,6 +79,8 @@ from openticket_async import HoldPolicy
 NAME = "redis_store"
 CLUSTER, CLUSTER_SHARDS = "redis+cluster", 16  # the store's URL scheme and default shards
 WORKER_COUNTS = (1, 2, 4)
+#: What runs a worker process: this Python, or (``--instructions``) it under cachegrind.
+RUNNER = [sys.executable]
 #: The fleet run's policy: the default lead, no jitter, so every renewal is due at once.
 FLEET_POLICY = {"renew_before": 60.0, "safety_margin": 2.0, "renew_jitter": 0.0,
                 "warn_before": 0.0, "max_hold": None, "min_server_ttl": 0.0}
@@ -89,9 +103,22 @@ def make_hold(clock: Any, index: int) -> Any:
 SHOP, TICKET, DATE = (str(uuid.uuid4()) for _ in range(3))
 
 
-async def renew_all(store: Any, clock: Any, batch: int, shared: bool) -> dict[str, Any]:
-    """Claim and write back, as the manager does, until nothing is due; time it."""
+async def renew_all(
+    store: Any, clock: Any, batch: int, shared: bool, together: bool = False
+) -> dict[str, Any]:
+    """Claim and write back, as the manager does, until nothing is due; time it.
+
+    Each write-back awaited before the next, or (``together``) a claim's all at once.
+    """
     from openticket_async import HoldState
+
+    async def renew(due: Any, now: float) -> None:
+        hold = due.hold
+        hold.state = HoldState.RENEWING
+        await store.save(hold, "drop", now + 400.0, due.fence)  # the safety net
+        hold.state = HoldState.ACTIVE
+        hold.renewals += 1
+        await store.save(hold, "renew", now + 3600.0, due.fence)  # the next plan
 
     latencies, renewed = [], 0
     empty = 0
@@ -107,14 +134,12 @@ async def renew_all(store: Any, clock: Any, batch: int, shared: bool) -> dict[st
             await asyncio.sleep(0.01)
             continue
         empty = 0
-        for due in claims:
-            hold = due.hold
-            hold.state = HoldState.RENEWING
-            await store.save(hold, "drop", now + 400.0, due.fence)  # the safety net
-            hold.state = HoldState.ACTIVE
-            hold.renewals += 1
-            await store.save(hold, "renew", now + 3600.0, due.fence)  # the next plan
-            renewed += 1
+        if together:
+            await asyncio.gather(*(renew(due, now) for due in claims))
+        else:
+            for due in claims:
+                await renew(due, now)
+        renewed += len(claims)
     return {
         "renewed": renewed,
         "wall": time.perf_counter() - started,
@@ -123,7 +148,7 @@ async def renew_all(store: Any, clock: Any, batch: int, shared: bool) -> dict[st
     }
 
 
-async def memory_side(holds: int, batch: int) -> dict[str, Any]:
+async def memory_side(holds: int, batch: int, together: bool) -> dict[str, Any]:
     from openticket_async import SystemClock
     from openticket_async.stores import MemoryStore
 
@@ -133,7 +158,7 @@ async def memory_side(holds: int, batch: int) -> dict[str, Any]:
     for index in range(holds):
         await store.save(make_hold(clock, index), "renew", clock.now() - 1.0)
     with c.settled_gc():
-        got = await renew_all(store, clock, batch, shared=False)
+        got = await renew_all(store, clock, batch, shared=False, together=together)
     return summarize(holds, [got], got["wall"])
 
 
@@ -163,7 +188,7 @@ async def worker_main(args: Any) -> None:
     print(json.dumps({"ready": True}), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     with c.settled_gc():
-        got = await renew_all(store, clock, args.batch, shared=True)
+        got = await renew_all(store, clock, args.batch, shared=True, together=args.together)
     await store.aclose()
     print(json.dumps(got), flush=True)
 
@@ -171,8 +196,8 @@ async def worker_main(args: Any) -> None:
 def redis_side(args: Any, url: str, server_pid: int | None, workers: int) -> dict[str, Any]:
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     c.run_on("asyncio", lambda: preload(url, prefix, args.holds))
-    command = [sys.executable, __file__, "--worker", "--redis", url, "--prefix", prefix,
-               "--batch", str(args.batch)]
+    command = [*RUNNER, __file__, "--worker", "--redis", url, "--prefix", prefix,
+               "--batch", str(args.batch), *(["--together"] if args.together else [])]
     procs = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
              for _ in range(workers)]
     for proc in procs:
@@ -324,7 +349,7 @@ def fleet_side(args: Any, url: str, server: c.ServerProcess, workers: int) -> di
     holds = args.fleet_holds
     due = c.run_on("asyncio", lambda: load(url, prefix, server, holds, args.cart_size))
     info = json.dumps({"token": server.token, "hosts": server.hosts})
-    command = [sys.executable, __file__, "--fleet-worker", "--redis", url, "--prefix", prefix,
+    command = [*RUNNER, __file__, "--fleet-worker", "--redis", url, "--prefix", prefix,
                "--server", info, *(["--profile", args.profile] if args.profile else [])]
     procs = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
              for _ in range(workers)]
@@ -485,6 +510,10 @@ def main() -> None:
                    help="also run the fleet on a fresh three-primary Redis Cluster")
     p.add_argument("--cart-size", type=int, default=0,
                    help="fleet holds per cart (default 0: all in one cart, one shard)")
+    p.add_argument("--together", action="store_true",
+                   help="store side: a claim's write-backs at once, as the manager's renewals")
+    p.add_argument("--instructions", action="store_true",
+                   help="count instructions per renewal under cachegrind (one worker) instead")
     for hidden in ("--worker", "--fleet-worker"):
         p.add_argument(hidden, action="store_true", help=argparse_hidden())
     for hidden in ("--prefix", "--server"):
@@ -497,6 +526,9 @@ def main() -> None:
     if args.fleet_worker:
         asyncio.run(fleet_worker(args))
         return
+    if args.instructions:
+        count_instructions(args)
+        return
     counts = WORKER_COUNTS
     if args.quick:
         args.holds, args.fleet_holds = min(args.holds, 1_000), min(args.fleet_holds, 200)
@@ -505,7 +537,8 @@ def main() -> None:
     with redis_server(args.redis) as (url, pid):
         for batch in (int(b) for b in args.batches.split(",")):
             args.batch = batch
-            memory = c.run_on("asyncio", lambda: memory_side(args.holds, args.batch))
+            memory = c.run_on("asyncio",
+                              lambda: memory_side(args.holds, args.batch, args.together))
             sides = [redis_side(args, url, pid, n) for n in counts]
             store[batch] = {"memory": memory, "redis": sides}
         with c.fake_server() as server:
@@ -530,6 +563,35 @@ def main() -> None:
                   "store": store, **({"cluster": cluster} if cluster else {})}],
     }
     c.emit(NAME, result, render(result), args)
+
+
+def count_instructions(args: Any) -> None:
+    """``--instructions``: one worker of each side under cachegrind, at two sizes; prints
+    the instructions per renewal."""
+    with redis_server(args.redis) as (url, pid), c.fake_server() as server, \
+            tempfile.TemporaryDirectory() as out:
+        RUNNER[:0] = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--log-file=/dev/null",
+                      f"--cachegrind-out-file={out}/%p"]
+
+        def counted(side: Any) -> tuple[int, int]:
+            renewed = side()["renewed"]
+            [path] = [os.path.join(out, name) for name in os.listdir(out)]
+            with open(path) as counts:
+                found = re.search(r"^summary: (\d+)", counts.read(), re.M)
+            os.remove(path)
+            assert found is not None, "cachegrind wrote no summary"
+            return renewed, int(found.group(1))
+
+        sides = {"store side": ("holds", lambda: redis_side(args, url, pid, 1)),
+                 "fleet": ("fleet_holds", lambda: fleet_side(args, url, server, 1))}
+        for name, (size, side) in sides.items():
+            runs = []
+            for holds in (getattr(args, size) // 3, getattr(args, size)):
+                setattr(args, size, holds)
+                runs.append(counted(side))
+            (few, low), (many, high) = runs
+            print(f"{name}: {(high - low) / (many - few):,.0f} instructions per renewal "
+                  f"({few} and {many} renewals, one worker)")
 
 
 def argparse_hidden() -> str:

@@ -41,13 +41,76 @@ async def redis_store(kit: StoreKit) -> RedisStore:
 @pytest.mark.asyncio
 async def test_saves_made_at_once_cost_one_round_trip(kit: StoreKit) -> None:
     store = await redis_store(kit)
-    await store.save(kit.hold(), "warn", kit.at(store, 1))  # the clock is measured
+    # the clock is measured, and Redis learns the scripts of a lone save and of several
+    await store.save(kit.hold(), "warn", kit.at(store, 1))
+    await asyncio.gather(*(store.save(kit.hold(), "warn", kit.at(store, 1)) for _ in range(2)))
     before = store.round_trips
     holds = [kit.hold() for _ in range(20)]
     written = await asyncio.gather(*(store.save(h, "warn", kit.at(store, 5)) for h in holds))
     assert written == [True] * 20
     assert store.round_trips - before == 1
-    assert len(await store.claim_due(kit.at(store, 5), 100)) == 21
+    assert len(await store.claim_due(kit.at(store, 5), 100)) == 23
+
+
+@pytest.mark.asyncio
+async def test_a_turns_saves_go_to_redis_as_one_script_call(
+    kit: StoreKit, raw: aioredis.Redis
+) -> None:
+    store = await redis_store(kit)
+    await store.save(kit.hold(), "warn", kit.at(store, 1))
+    before = await evalsha_calls(raw)
+    holds = [kit.hold() for _ in range(20)]
+    written = await asyncio.gather(
+        *(store.save(h, "warn", kit.at(store, 2 + at)) for at, h in enumerate(holds))
+    )
+    assert written == [True] * 20
+    assert await evalsha_calls(raw) - before == 1
+    claimed = await store.claim_due(kit.at(store, 30), 100)
+    assert [due.hold.id for due in claimed][1:] == [hold.id for hold in holds]
+
+
+@pytest.mark.asyncio
+async def test_a_turns_saves_in_several_shards_go_as_one_script_call_per_shard(
+    redis_url: str, redis_prefix: str, raw: aioredis.Redis
+) -> None:
+    kit = StoreKit(lambda: RedisStore(redis_url, prefix=redis_prefix, shards=4), FakeClock())
+    try:
+        store = await redis_store(kit)
+        await store.save(kit.hold(), "warn", kit.at(store, 1))
+        holds = [kit.hold(f"cart-{number % 6}") for number in range(18)]
+        before = await evalsha_calls(raw)
+        written = await asyncio.gather(*(store.save(h, "warn", kit.at(store, 2)) for h in holds))
+        assert written == [True] * 18
+        shards = {store._keys.shard_of(hold.cart_id) for hold in holds}
+        assert await evalsha_calls(raw) - before == len(shards) > 1
+        claimed = await store.claim_due(kit.at(store, 2), 100)
+        assert sorted(due.hold.id for due in claimed) == sorted(
+            [hold.id for hold in holds] + [claimed[0].hold.id]
+        )
+    finally:
+        await kit.close()
+
+
+@pytest.mark.asyncio
+async def test_a_batch_keeps_a_forget_between_saves_in_its_place(kit: StoreKit) -> None:
+    store = await redis_store(kit)
+    hold, other = kit.hold(), kit.hold()
+    for known in (hold, other):
+        await store.save(known, "warn", kit.at(store, 1))
+    other.state = hold.state = HoldState.RELEASED
+    await store.forget(other)  # Redis knows FORGET: it runs in its place, not again after
+    outcomes = await asyncio.gather(
+        store.save(hold, "warn", kit.at(store, 2)),
+        store.forget(hold),
+        store.save(hold, "warn", kit.at(store, 3)),
+    )
+    assert outcomes == [True, True, False]  # the save after the end finds its tombstone
+    assert await store.claim_due(kit.at(store, 3), 10) == []
+
+
+async def evalsha_calls(raw: aioredis.Redis) -> int:
+    stats = await raw.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
 @pytest.mark.asyncio

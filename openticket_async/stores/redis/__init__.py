@@ -25,7 +25,8 @@ its lease (and gets its own safety net back when that comes due); a dead one's
 lapses after at most ``lease``, and the next claimer gets the ``renew`` again,
 long before the reservation drops. One write per renewal reaches Redis: the
 next plan, once the renewal came back; the write-backs made in one turn of the
-event loop (a burst of renewals coming back) share one pipeline, one round trip.
+event loop (a burst of renewals coming back) share one pipeline, one round trip,
+and those of one shard one script call (SAVES).
 
 Rules (the ones deployments must know)
 --------------------------------------

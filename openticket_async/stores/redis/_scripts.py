@@ -64,6 +64,7 @@ __all__ = [
     "LOCK_RELEASE",
     "PACE",
     "SAVE",
+    "SAVES",
     "STORE_SCRIPTS",
 ]
 
@@ -76,56 +77,81 @@ local function lease_now(given)
 end
 """
 
-# KEYS: hold, queue, cart, seq
-# ARGV: id, cart id, data, and the write's fields joined by commas: fence, action, due,
-#       lease (s; '' when no renewal runs in the writer), ttl, owner, lease now ('' = TIME),
-#       mode ("save" | "restore"), and for a restore the seq at which Redis had acknowledged
-#       the writer's copy (0: unknown). Joined, because redis-py packs each argument of a
-#       command in Python: one argument for the nine costs a renewal's write-back a third
-#       less client CPU to send; none of them can hold a comma.
+# One write-back (SAVE runs one, SAVES several): hold, queue, cart and seq are its keys;
+# id, cart id, data, and the write's fields joined by commas: fence, action, due,
+# lease (s; '' when no renewal runs in the writer), ttl, owner, lease now ('' = TIME),
+# mode ("save" | "restore"), and for a restore the seq at which Redis had acknowledged
+# the writer's copy (0: unknown). Joined, because redis-py packs each argument of a
+# command in Python: one argument for the nine costs a renewal's write-back a third
+# less client CPU to send; none of them can hold a comma.
 # Returns the write's seq if written, 0 if refused (tombstone, or stale fence).
 # A restore writes only a fresher copy than the record: a larger fence, or the same
 # fence written later (a larger seq; Redis's seq is raised past every acknowledged one
 # when it is found to have lost writes, so a write made since counts as later).
 # Only a restore of a hold whose renewal runs in the writer gives a lease: the score is
 # then min(due, lease end), so another worker takes the renewal over if the writer dies.
-SAVE = _LEASE_NOW + """
-local a = {}
-for field in string.gmatch(ARGV[4] .. ',', '([^,]*),') do a[#a + 1] = field end
-local h = redis.call('HMGET', KEYS[1], 'fence', 'ended', 'member')
-if h[2] then return 0 end
-local fence = tonumber(a[1])
-local current = tonumber(h[1])
-if current then
-  if a[8] == 'restore' then
-    local written = h[3] and tonumber(string.sub(h[3], 1, 16), 16) or 0
-    if current > fence or (current == fence and written >= tonumber(a[9])) then
+_SAVE_ONE = _LEASE_NOW + """
+local function save(hold, queue, cart, seqkey, id, cart_id, data, joined)
+  local a = {}
+  for field in string.gmatch(joined .. ',', '([^,]*),') do a[#a + 1] = field end
+  local h = redis.call('HMGET', hold, 'fence', 'ended', 'member')
+  if h[2] then return 0 end
+  local fence = tonumber(a[1])
+  local current = tonumber(h[1])
+  if current then
+    if a[8] == 'restore' then
+      local written = h[3] and tonumber(string.sub(h[3], 1, 16), 16) or 0
+      if current > fence or (current == fence and written >= tonumber(a[9])) then
+        return 0
+      end
+    elseif fence < current then
       return 0
     end
-  elseif fence < current then
-    return 0
   end
+  local score, lease = a[3], '0'
+  if a[4] ~= '' then
+    local ends = lease_now(a[7]) + tonumber(a[4])
+    lease = string.format('%.6f', ends)
+    if ends < tonumber(a[3]) then score = lease end
+  end
+  local seq = redis.call('INCR', seqkey)
+  local member = string.format('%016x', seq) .. ':' .. id
+  if h[3] then redis.call('ZREM', queue, h[3]) end
+  redis.call('ZADD', queue, score, member)
+  redis.call('HSET', hold, 'fence', a[1], 'action', a[2], 'due', a[3],
+             'member', member, 'data', data, 'owner', a[6], 'lease', lease,
+             'cart', cart_id)
+  local ttl = tonumber(a[5])
+  redis.call('EXPIRE', hold, ttl)
+  if not redis.call('ZSCORE', cart, id) then redis.call('ZADD', cart, seq, id) end
+  for _, key in ipairs({queue, cart, seqkey}) do
+    if redis.call('TTL', key) < ttl then redis.call('EXPIRE', key, ttl) end
+  end
+  return seq
 end
-local score, lease = a[3], '0'
-if a[4] ~= '' then
-  local ends = lease_now(a[7]) + tonumber(a[4])
-  lease = string.format('%.6f', ends)
-  if ends < tonumber(a[3]) then score = lease end
+"""
+
+# KEYS: hold, queue, cart, seq. ARGV: id, cart id, data, the joined fields (above).
+SAVE = _SAVE_ONE + """
+return save(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+"""
+
+# Several write-backs of one shard in one call, in order: KEYS and ARGV are SAVE's of
+# each, one write-back after the other. Returns a list of SAVE's answers; a write-back
+# that fails (a key of the wrong type, a refused write) answers its error in its
+# place, and the others go on, as in a pipeline of SAVE calls. One call, not one per
+# write-back: redis-py packs every argument and reads every answer in Python, which
+# costs a client more than the write-back's own work.
+SAVES = _SAVE_ONE + """
+local out = {}
+for i = 0, #KEYS / 4 - 1 do
+  local n = i * 4
+  local ok, answer = pcall(save, KEYS[n + 1], KEYS[n + 2], KEYS[n + 3], KEYS[n + 4],
+                           ARGV[n + 1], ARGV[n + 2], ARGV[n + 3], ARGV[n + 4])
+  if not ok and type(answer) ~= 'table' then answer = {err = tostring(answer)} end
+  out[i + 1] = answer
 end
-local seq = redis.call('INCR', KEYS[4])
-local member = string.format('%016x', seq) .. ':' .. ARGV[1]
-if h[3] then redis.call('ZREM', KEYS[2], h[3]) end
-redis.call('ZADD', KEYS[2], score, member)
-redis.call('HSET', KEYS[1], 'fence', a[1], 'action', a[2], 'due', a[3],
-           'member', member, 'data', ARGV[3], 'owner', a[6], 'lease', lease,
-           'cart', ARGV[2])
-local ttl = tonumber(a[5])
-redis.call('EXPIRE', KEYS[1], ttl)
-if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then redis.call('ZADD', KEYS[3], seq, ARGV[1]) end
-for i = 2, 4 do
-  if redis.call('TTL', KEYS[i]) < ttl then redis.call('EXPIRE', KEYS[i], ttl) end
-end
-return seq
+return out
 """
 
 # KEYS: queue, epoch, restoring, seq
@@ -377,7 +403,7 @@ return #KEYS
 
 #: The scripts a RedisStore registers, by the name it calls them.
 STORE_SCRIPTS = {
-    "save": SAVE, "claim": CLAIM, "extend": EXTEND, "forget": FORGET, "cart_claim": CART_CLAIM,
-    "cart_extend": CART_EXTEND, "cart_release": CART_RELEASE, "pace": PACE, "backoff": BACKOFF,
-    "events": EVENTS,
+    "save": SAVE, "saves": SAVES, "claim": CLAIM, "extend": EXTEND, "forget": FORGET,
+    "cart_claim": CART_CLAIM, "cart_extend": CART_EXTEND, "cart_release": CART_RELEASE,
+    "pace": PACE, "backoff": BACKOFF, "events": EVENTS,
 }

@@ -108,10 +108,12 @@ class RedisStore:
         count = shards if shards is not None else (CLUSTER_SHARDS if cluster else 1)
         self._keys = KeyLayout(prefix, count, tagged=cluster or count > 1)
         self._link = link_for(self._redis)
-        self._writes = ScriptBatch(self._redis, self._link)
         self._scripts: dict[str, Script] = {
             name: self._redis.register_script(source) for name, source in STORE_SCRIPTS.items()
         }
+        self._writes = ScriptBatch(
+            self._redis, self._link, {self._scripts["save"]: self._scripts["saves"]}
+        )
         #: This store's name in Redis (claim owner) and in the events it publishes.
         self.owner = os.urandom(8).hex()
         self._events = EventRelay(
@@ -251,8 +253,9 @@ class RedisStore:
         if self._recovery.keeps(hold.id):
             self._recovery.keep(hold, keys, args, forget=False)
             return True
+        shard = self._keys.shard_of(hold.cart_id)
         try:
-            accepted = await self._writes.run(self._scripts["save"], keys, args)
+            accepted = await self._writes.run(self._scripts["save"], keys, args, shard)
         except StoreUnavailable as error:
             if first or error.refused:
                 local.unknown(hold)
@@ -260,7 +263,7 @@ class RedisStore:
             self._recovery.keep(hold, keys, args, forget=False)
             return True
         if accepted:
-            self._due.acknowledged(self._keys.shard_of(hold.cart_id), int(accepted))
+            self._due.acknowledged(shard, int(accepted))
             self._acked[hold] = int(accepted)
         return local.written(hold, due, accepted=bool(accepted), first=first)
 
@@ -282,15 +285,16 @@ class RedisStore:
         if self._recovery.keeps(hold.id):
             self._recovery.keep(hold, keys, args, forget=True)
             return True
+        shard = self._keys.shard_of(hold.cart_id)
         try:
-            done = await self._writes.run(self._scripts["forget"], keys, args)
+            done = await self._writes.run(self._scripts["forget"], keys, args, shard)
         except StoreUnavailable as error:
             if error.refused:
                 logger.exception("the end of hold %s could not be recorded", hold.id)
                 return True
             self._recovery.keep(hold, keys, args, forget=True)
             return True
-        self._due.acknowledged(self._keys.shard_of(hold.cart_id), int(done))
+        self._due.acknowledged(shard, int(done))
         if not done:
             logger.info("hold %s belongs to another worker: its end here was not recorded", hold.id)
         return bool(done)
