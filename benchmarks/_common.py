@@ -124,7 +124,7 @@ def machine() -> dict[str, Any]:
                 break
     versions = {}
     for dist in ("openticket-async", "aiohttp", "attrs", "cattrs", "anyio", "uvloop",
-                 "APScheduler"):
+                 "APScheduler", "orjson", "redis", "hiredis"):
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -136,9 +136,19 @@ def machine() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
         "packages": versions,
+        "json_parser": _json_parser(),
         "loadavg_at_start": LOAD_AT_START,
         "loadavg_at_end": loadavg(),
     }
+
+
+def _json_parser() -> str | None:
+    """The parser the SDK reads answers with here ("orjson" with the fast extra)."""
+    try:
+        from openticket_async._answers import JSON_PARSER
+    except ImportError:  # a library from before the fast extra, first on PYTHONPATH
+        return None
+    return str(JSON_PARSER)
 
 
 def pct(values: Sequence[float], q: float) -> float:

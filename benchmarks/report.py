@@ -78,7 +78,8 @@ def targets_section(co: dict[str, Any] | None, ss: dict[str, Any] | None,
     if rb:
         for run in rb["runs"]:
             t = run["target"]
-            rows.append([f"renewal burst {t['target']} ({run['loop']})", t["value"], t["met"],
+            met = "no verdict: " + t["disturbed"] if "disturbed" in t else t["met"]
+            rows.append([f"renewal burst {t['target']} ({run['loop']})", t["value"], met,
                          rb["command"]])
     return "### Targets\n\n" + md_table(["target", "measured", "met", "command"], rows)
 
