@@ -36,7 +36,7 @@ import gc
 import heapq
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import _alternatives as alts
@@ -158,16 +158,8 @@ async def raw_round(call: _raw.Call, n: int, conc: int) -> dict[str, Any]:
             fresh[i] = await call()
             latencies.append(perf() - start)
 
-    await asyncio.gather(*(worker() for _ in range(conc)))
-    end = time.monotonic()
-    cpu = time.process_time() - cpu0
-    return {
-        "total_s": end - due,
-        "cpu_us_per_renewal": cpu / n * 1e6,
-        "latencies": latencies,
-        "renewed": sum(1 for r in fresh if r is not None),
-        "failures": 0,
-    }
+    return await _pool(worker, n, conc, due, cpu0, latencies,
+                       lambda: sum(1 for r in fresh if r is not None))
 
 
 async def floor_round(call: _raw.Call, n: int, conc: int) -> dict[str, Any]:
@@ -202,6 +194,12 @@ async def floor_round(call: _raw.Call, n: int, conc: int) -> dict[str, Any]:
             push(planned, (due + 420.0, seq, hold))  # the next renewal, 7 minutes on
             on_renewed((hold, old, fresh))
 
+    return await _pool(worker, n, conc, due, cpu0, latencies, lambda: len(events))
+
+
+async def _pool(worker: Callable[[], Awaitable[None]], n: int, conc: int, due: float,
+                cpu0: float, latencies: list[float], renewed: Callable[[], int]) -> dict[str, Any]:
+    """Run ``conc`` copies of ``worker`` for ``n`` renewals; the round's figures."""
     await asyncio.gather(*(worker() for _ in range(conc)))
     end = time.monotonic()
     cpu = time.process_time() - cpu0
@@ -209,7 +207,7 @@ async def floor_round(call: _raw.Call, n: int, conc: int) -> dict[str, Any]:
         "total_s": end - due,
         "cpu_us_per_renewal": cpu / n * 1e6,
         "latencies": latencies,
-        "renewed": len(events),
+        "renewed": renewed(),
         "failures": 0,
     }
 
