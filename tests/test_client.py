@@ -26,6 +26,7 @@ from openticket_async import (
 )
 from openticket_async import _client as client_module
 from openticket_async._protocol import Request, Response, guid
+from openticket_async._transport import AiohttpTransport
 from openticket_async.testing import FakeClock, FakeOpenTicket, FakeShop, FakeTicket
 
 RECEIVER = Receiver(email="ann@example.com", firstname="Ann", lastname="Lee")
@@ -167,6 +168,38 @@ async def test_reserve_of_many_tickets_in_turn_reserves_each_one(
         reservation = await client.reserve_ticket(shop.guid, ticket.guid)
         assert reservation.ticket_guid == ticket.guid
     assert [fake.stock_left(ticket.guid) for ticket in tickets] == [0] * 5
+
+
+class Recording:
+    """The real transport, keeping every request it was given."""
+
+    def __init__(self) -> None:
+        self.inner = AiohttpTransport()
+        self.sent: list[Request] = []
+
+    async def send(self, request: Request) -> Response:
+        self.sent.append(request)
+        return await self.inner.send(request)
+
+
+@pytest.mark.asyncio
+async def test_reserve_sends_a_tickets_request_built_once(
+    fake: FakeOpenTicket[FakeClock], shop: FakeShop
+) -> None:
+    ticket = fake.add_ticket(shop, stock=4)
+    transport = Recording()
+    try:
+        async with client_for(fake, transport=transport) as client:
+            for _ in range(3):
+                await client.reserve_ticket(shop.guid, ticket.guid)
+            await client.reserve_ticket(shop.guid.upper(), ticket.guid)
+    finally:
+        await transport.inner.aclose()
+    first, second, third, other_spelling = transport.sent
+    assert second is first
+    assert third is first
+    assert other_spelling is not first  # kept by the spelling given: checked once more
+    assert other_spelling == first  # ... and canonical all the same
 
 
 @pytest.mark.asyncio
