@@ -108,55 +108,63 @@ async def once_reachable(store: RedisStore, cart_id: str) -> list[Hold]:
                 await asyncio.sleep(0.2)  # the replica is not elected yet
 
 
-async def planned(kit: StoreKit, store: RedisStore) -> list[Hold]:
-    """One hold per cart, each planned to renew 10 s from now."""
+async def cluster_store(kit: StoreKit) -> RedisStore:
+    store = await kit.store()
+    assert isinstance(store, RedisStore)
+    return store
+
+
+async def planned(kit: StoreKit, store: RedisStore) -> list[str]:
+    """The ids of one hold per cart, each planned to renew 10 s from now."""
     holds = [kit.hold(f"cart-{number}") for number in range(CARTS)]
     for hold in holds:
         assert await store.save(hold, "renew", kit.at(store, 10))
-    return holds
+    return sorted(hold.id for hold in holds)
+
+
+async def hand_over(replicas: list[int]) -> None:
+    """Each replica takes its primary's place (a coordinated failover: no write lost)."""
+    for port in replicas:
+        assert await on_node(port, "CLUSTER", "FAILOVER") == "OK"
+    for port in replicas:
+        await until_primary(port)
+
+
+async def claimed_now(kit: StoreKit, store: RedisStore) -> list[str]:
+    """The ids of the holds whose plan is due at the planned time, claimed."""
+    return sorted(due.hold.id for due in await store.claim_due(kit.at(store, 10), 2 * CARTS))
 
 
 @pytest.mark.asyncio
 async def test_after_every_primary_hands_over_to_its_replica_each_plan_comes_due_once(
     kit: StoreKit, replicated: ClusterGroup
 ) -> None:
-    store = await kit.store()
-    assert isinstance(store, RedisStore)
+    store = await cluster_store(kit)
     holds = await planned(kit, store)
     primaries, replicas = await nodes_by_role(replicated)
     await replicated_now(primaries)
-    for port in replicas:
-        assert await on_node(port, "CLUSTER", "FAILOVER") == "OK"
-    for port in replicas:
-        await until_primary(port)
-    claimed = await store.claim_due(kit.at(store, 10), 2 * CARTS)
-    assert sorted(due.hold.id for due in claimed) == sorted(hold.id for hold in holds)
-    assert await store.claim_due(kit.at(store, 10), 2 * CARTS) == []
+    await hand_over(replicas)
+    assert await claimed_now(kit, store) == holds
+    assert await claimed_now(kit, store) == []
 
 
 @pytest.mark.asyncio
 async def test_a_store_writes_and_claims_on_the_new_primaries_after_a_failover(
     kit: StoreKit, replicated: ClusterGroup
 ) -> None:
-    store = await kit.store()
-    assert isinstance(store, RedisStore)
+    store = await cluster_store(kit)
     await store.save(kit.hold("cart-warm"), "warn", kit.at(store, 30))  # scripts in use
     _primaries, replicas = await nodes_by_role(replicated)
-    for port in replicas:
-        assert await on_node(port, "CLUSTER", "FAILOVER") == "OK"
-    for port in replicas:
-        await until_primary(port)
+    await hand_over(replicas)
     holds = await planned(kit, store)  # every script again, on nodes that never ran one
-    claimed = await store.claim_due(kit.at(store, 10), 2 * CARTS)
-    assert sorted(due.hold.id for due in claimed) == sorted(hold.id for hold in holds)
+    assert await claimed_now(kit, store) == holds
 
 
 @pytest.mark.asyncio
 async def test_a_killed_primary_is_replaced_by_its_replica_with_every_hold(
     kit: StoreKit, replicated: ClusterGroup
 ) -> None:
-    store = await kit.store()
-    assert isinstance(store, RedisStore)
+    store = await cluster_store(kit)
     holds = await planned(kit, store)
     primaries, _replicas = await nodes_by_role(replicated)
     await replicated_now(primaries)
@@ -164,6 +172,5 @@ async def test_a_killed_primary_is_replaced_by_its_replica_with_every_hold(
     killed.signal(signal.SIGKILL)
     found = [hold.id for number in range(CARTS)
              for hold in await once_reachable(store, f"cart-{number}")]
-    assert sorted(found) == sorted(hold.id for hold in holds)
-    claimed = await store.claim_due(kit.at(store, 10), 2 * CARTS)
-    assert sorted(due.hold.id for due in claimed) == sorted(hold.id for hold in holds)
+    assert sorted(found) == holds
+    assert await claimed_now(kit, store) == holds
