@@ -54,9 +54,9 @@ Where a pipeline can still mix (a call ran after one that answered NOSCRIPT):
 
 - Someone else loads scripts while it runs into an emptied cache. Redis runs a
   client's pipeline in order but serves other clients between the chunks it
-  reads of it (what has arrived, 16 KiB at most): after a restart each worker loads the
-  set at its first NOSCRIPT, and one's load (or this store's own, for another
-  of its pipelines) can land between two calls of a long pipeline of another.
+  reads of it (what has arrived, 16 KiB at most): after a restart each worker
+  loads the set at its first NOSCRIPT, and one's load (or this store's own, for
+  another of its pipelines) can land between two calls of another's pipeline.
 - A client loads only some of the scripts: a worker of another version of this
   package (whose scripts differ), or a person.
 
