@@ -26,6 +26,9 @@ from openticket_async.testing.store_conformance import StoreKit
 
 pytestmark = pytest.mark.redis
 
+#: The SHA1 names of the store's scripts in Redis.
+SHAS = [hashlib.sha1(text.encode()).hexdigest() for text in STORE_SCRIPTS.values()]  # noqa: S324
+
 
 @pytest_asyncio.fixture
 async def kit(redis_url: str, redis_prefix: str) -> AsyncIterator[StoreKit]:
@@ -126,10 +129,41 @@ async def test_on_a_cluster_every_primary_learns_every_script_before_the_first_w
             await node.script_flush()
         store = await redis_store(kit)
         await store.save(kit.hold(), "warn", kit.at(store, 1))
-        shas = [hashlib.sha1(text.encode()).hexdigest() for text in STORE_SCRIPTS.values()]  # noqa: S324 (Redis names scripts by SHA1)
-        known = [await node.script_exists(*shas) for node in nodes]
-        assert known == [[True] * len(shas)] * len(nodes)
+        known = [await node.script_exists(*SHAS) for node in nodes]
+        assert known == [[True] * len(SHAS)] * len(nodes)
     finally:
         await kit.close()
         for node in nodes:
             await node.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_noscript_answers_loads_every_script_at_most_twice_not_once_each(
+    redis_cluster: ClusterGroup, redis_prefix: str
+) -> None:
+    # The first answer's load starts at once; the answers read while it is on the wire
+    # may be of calls it does not cover, so one more load follows it for all of them.
+    nodes = [aioredis.Redis(port=node.port, decode_responses=True) for node in redis_cluster.nodes]
+    kit = StoreKit(lambda: RedisStore(redis_cluster.url, prefix=redis_prefix), FakeClock())
+    try:
+        store = await redis_store(kit)
+        holds = [kit.hold(f"cart-{number}") for number in range(48)]
+        for hold in holds:
+            await store.save(hold, "warn", kit.at(store, 1))
+        for node in nodes:
+            await node.script_flush()
+        before = [await script_loads(node) for node in nodes]
+        claimed = await store.claim_due(kit.at(store, 1), 100)  # a claim per shard, at once
+        assert len(claimed) == len(holds)
+        loads = [await script_loads(node) - at for node, at in zip(nodes, before, strict=True)]
+        assert all(len(STORE_SCRIPTS) <= made <= 2 * len(STORE_SCRIPTS) for made in loads)
+        assert [await node.script_exists(*SHAS) for node in nodes] == [[True] * len(SHAS)] * 3
+    finally:
+        await kit.close()
+        for node in nodes:
+            await node.aclose()
+
+
+async def script_loads(raw: aioredis.Redis) -> int:
+    stats = await raw.info("commandstats")
+    return int(stats.get("cmdstat_script|load", {}).get("calls", 0))

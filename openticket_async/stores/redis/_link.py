@@ -27,18 +27,18 @@ would add kilobytes to every write-back. Redis keeps scripts in a cache that a
 restart, the promotion of a replica and SCRIPT FLUSH empty; a call of a script
 it does not know answers NOSCRIPT and does nothing. A pipeline is no
 transaction: a call answering NOSCRIPT does not stop the calls after it, so
-sending it again afterwards runs it *after* them. A FORGET of a hold would then
-land before an earlier SAVE of it, whose tombstone refuses the save: reported
-as another worker's, though this worker owns the hold.
+sending it again afterwards runs it *after* them: a FORGET of a hold before an
+earlier SAVE of it, whose tombstone refuses the save (reported as another
+worker's, though this worker owns the hold).
 
 So a store's scripts form one :class:`ScriptSet`, and Redis is only ever given
 all of them at once (the set decides when; nothing else loads them, not even a
-:class:`Script` called alone, which would otherwise let redis-py load just it):
+:class:`Script` called alone, which redis-py would load alone):
 
 1. Before the first call of any of them, the set loads them all.
-2. Whenever a call answers NOSCRIPT, the set loads them all again, then sends
-   the calls that answered it again, in their order (a pipeline's in one
-   pipeline).
+2. Whenever a call answers NOSCRIPT, the set loads them all again (one load for
+   a burst of NOSCRIPTs, made after all of them), then sends the calls that
+   answered it again, in their order (a pipeline's in one pipeline).
 3. A load is one pipeline of SCRIPT LOAD; on a cluster, whose pipeline refuses
    SCRIPT LOAD, one command per script, which redis-py sends to every primary.
 
@@ -50,32 +50,27 @@ again all come after those that ran. Either way its calls apply in the order
 they were made. The cost: one round trip at a store's first script call, two
 after a NOSCRIPT (the load, the calls again), none on the hot path.
 
-Where a pipeline can still mix (a call ran after one that answered NOSCRIPT):
-
-- Someone else loads scripts while it runs into an emptied cache. Redis runs a
-  client's pipeline in order but serves other clients between the chunks it
-  reads of it (what has arrived, 16 KiB at most): after a restart each worker
-  loads the set at its first NOSCRIPT, and one's load (or this store's own, for
-  another of its pipelines) can land between two calls of another's pipeline.
-- A client loads only some of the scripts: a worker of another version of this
-  package (whose scripts differ), or a person.
-
-Then a SAVE re-sent after a FORGET of its hold is refused by the tombstone, as
-described above: no data is lost, the save reports False. On a cluster the
-rule holds per primary, and calls that must keep their order touch one hold:
-one slot, one primary. A primary that dies mid-pipeline answers none of its
-calls from some point on; those fail (StoreUnavailable: the store keeps the
-writes for its replay) or are re-sent by redis-py, in order, to the replica
-promoted in its place, whose cache holds all of the set or none of it. A slot
-that moves mid-pipeline redirects its calls from then on, and redis-py re-sends
-the redirected ones one by one after the pipeline, in order: after those that ran.
+A pipeline can still mix (a call runs after one that answered NOSCRIPT) when
+someone else loads scripts while it runs into an emptied cache (Redis serves
+other clients between the chunks it reads of a pipeline, 16 KiB at most: after
+a restart one worker's load can land between two calls of another's), or loads
+only some of them (a worker of another version of this package, a person).
+Then a SAVE re-sent after a FORGET of its hold is refused, as above: no data is
+lost, the save reports False. On a cluster the rule holds per primary, and
+calls that must keep their order touch one hold: one slot, one primary. A
+primary that dies mid-pipeline answers none of its calls from some point on;
+those fail (StoreUnavailable: the store keeps the writes for its replay) or
+redis-py re-sends them, in order, to the replica promoted in its place, whose
+cache holds all of the set or none of it. A slot that moves mid-pipeline
+redirects its calls from then on; redis-py re-sends them one by one after the
+pipeline, in order: after those that ran.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeAlias, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -313,10 +308,7 @@ _Send: TypeAlias = Callable[[Sequence[Call]], Awaitable[list[Any]]]
 
 
 class Script:
-    """One Lua script of a :class:`ScriptSet`, run by its SHA1 (EVALSHA).
-
-    ``sha`` names it in Redis, ``source`` is its text, ``family`` the set it belongs to.
-    """
+    """One Lua script of a :class:`ScriptSet` (``family``): its ``source``, run by its ``sha``."""
 
     __slots__ = ("family", "sha", "source")
 
@@ -338,41 +330,30 @@ class Script:
         return answer
 
 
-class ScriptSet(Mapping[str, Script]):
-    """The Lua scripts of one store, by name, loaded into Redis only all together.
-
-    ``sources`` maps each name to a script's text; the set makes the calls
-    that load the scripts, and decides when (see "Scripts" above).
-    """
+class ScriptSet(dict[str, Script]):
+    """The Lua scripts of one store by name (``sources``: their texts), loaded into Redis
+    only all together, when the set decides (see "Scripts" above)."""
 
     def __init__(self, client: Client, link: Link, sources: Mapping[str, str]) -> None:
-        self._client, self._link = client, link
-        self._scripts = {
-            name: Script(self, client.register_script(source).sha, source)
+        super().__init__(
+            (name, Script(self, client.register_script(source).sha, source))
             for name, source in sources.items()
-        }
-        self._loaded = False  # once loaded, only a NOSCRIPT loads the set again
-        self._first_load = asyncio.Lock()
-
-    def __getitem__(self, name: str) -> Script:
-        return self._scripts[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._scripts)
-
-    def __len__(self) -> int:
-        return len(self._scripts)
+        )
+        self._client, self._link = client, link
+        # Loads, one at a time: how many, whether one succeeded, the last one's failure.
+        self._loads, self._loaded = 0, False
+        self._failure: StoreUnavailable | None = None
+        self._loading = asyncio.Lock()
 
     async def ready(self) -> None:
         """Load the set unless it was loaded already: await it before sending a call.
 
         Raises StoreUnavailable as :meth:`Link.call` does.
         """
-        if self._loaded:
-            return
-        async with self._first_load:
-            if not self._loaded:
-                await self._load()
+        if not self._loaded:
+            async with self._loading:
+                if not self._loaded:
+                    await self._load()
 
     async def rerun_missing(
         self, calls: Sequence[Call], answers: list[Any], send: _Send
@@ -388,7 +369,7 @@ class ScriptSet(Mapping[str, Script]):
         if not missing:
             return answers
         try:
-            await self._load()
+            await self._reload(after=self._loads)
             again = await send([calls[at] for at in missing])
         except StoreUnavailable as error:
             again = [error] * len(missing)
@@ -404,20 +385,38 @@ class ScriptSet(Mapping[str, Script]):
         except NoScriptError as error:
             return [error]
 
-    async def _load(self) -> None:
-        sources = [script.source for script in self._scripts.values()]
+    async def _reload(self, after: int) -> None:
+        """Load the set, unless a load was made since ``after`` loads were: its outcome is ours.
+
+        A burst of NOSCRIPT answers (a restart, a failover) thus costs one load
+        made after all of them, not one each (nor a connection per script each).
+        """
+        async with self._loading:
+            if self._loads > after:
+                if self._failure is not None:
+                    raise self._failure
+                return
+            await self._load()
+
+    async def _load(self) -> None:  # holding self._loading
+        self._loads += 1
+        sources = [script.source for script in self.values()]
         loads: Awaitable[list[Any]]
         if isinstance(self._client, RedisCluster):
             # A cluster's pipeline refuses SCRIPT LOAD; the cluster client sends each to
-            # every primary (at once: one round trip's wait).
+            # every primary (all at once: one round trip's wait).
             loads = asyncio.gather(*(self._client.script_load(source) for source in sources))
         else:
             pipe = self._client.pipeline(transaction=False)
             for source in sources:
                 pipe.script_load(source)
             loads = pipe.execute()
-        await self._link.call(loads)
-        self._loaded = True
+        try:
+            await self._link.call(loads)
+        except StoreUnavailable as error:
+            self._failure = error
+            raise
+        self._failure, self._loaded = None, True
 
 
 def pipelined(client: Client, calls: Sequence[Call]) -> Awaitable[list[Any]]:
