@@ -26,9 +26,11 @@ how some floats are spelt (``1e16`` for ``1e+16``), which read back the same.
 Elsewhere it differs in values: NaN and infinities become ``null`` (json
 refuses them), and it writes types json refuses (datetimes, UUIDs, enums,
 dataclasses). So :data:`dump_own` is only for values the SDK made (a hold
-record without the application's metadata or the server's unknown keys, an
-event record); whatever an application or a server handed in goes through
-:func:`dump` or :data:`dump_text`, which are json's. What orjson refuses (a lone
+record without the application's metadata, an event record) and for values
+:func:`json_plain` clears (a server's unknown keys, as json parsed them: JSON's
+own types, where NaN or an infinity is all that could tell orjson from json).
+Whatever else an application handed in goes through :func:`dump` or
+:data:`dump_text`, which are json's. What orjson refuses (a lone
 surrogate, an integer beyond 64 bits) is written by json as well.
 
 To turn orjson off, install without the extra (or uninstall orjson):
@@ -43,7 +45,16 @@ from collections.abc import Callable
 from sys import getrecursionlimit
 from typing import Any, Final, cast
 
-__all__ = ["JSON_PARSER", "dump", "dump_own", "dump_text", "load", "load_fast", "load_json"]
+__all__ = [
+    "JSON_PARSER",
+    "dump",
+    "dump_own",
+    "dump_text",
+    "load",
+    "load_fast",
+    "load_json",
+    "json_plain",
+]
 
 # json's scanner, as a JSONDecoder makes it: raw_decode minus its Python frame
 _SCAN = json.scanner.make_scanner(cast(Any, json.JSONDecoder()))
@@ -103,6 +114,36 @@ def dump(value: Any) -> bytes:
     infinity, and UnicodeEncodeError for a lone surrogate.
     """
     return dump_text(value).encode()
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def json_plain(value: Any) -> bool:
+    """Whether ``value`` holds only JSON's own types, at any depth, and no NaN or infinity.
+
+    JSON's own types: dicts with string keys, lists, strings, integers, floats,
+    booleans, None, each of exactly that type (no subclass). Such a value is
+    written by :data:`dump_own` with json's values. Walks the value without
+    recursion, so no nesting is too deep for it.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            for key in item:
+                if type(key) is not str:
+                    return False
+            pending.extend(item.values())
+        elif kind is list:
+            pending.extend(item)
+        elif kind is float:
+            if item - item != 0.0:  # NaN and the infinities
+                return False
+        elif kind not in _SCALARS:
+            return False
+    return True
 
 
 def _fast_own_dumper() -> Callable[[Any], bytes] | None:

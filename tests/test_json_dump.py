@@ -8,8 +8,11 @@ the ``test`` extra, so these run on it in CI.
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -17,7 +20,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from openticket_async import _json
-from openticket_async._json import dump, dump_own
+from openticket_async._json import dump, dump_own, json_plain
+
+
+class Kind(enum.IntEnum):
+    A = 1
 
 
 def shape(value: Any) -> Any:
@@ -92,3 +99,46 @@ def test_dump_writes_compact_utf8_without_escapes() -> None:
 def test_dump_refuses_what_json_cannot_read_back(value: float) -> None:
     with pytest.raises(ValueError):
         dump({"x": value})
+
+
+# -- which values dump_own may take -----------------------------------------------------
+
+any_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats()
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=5)
+    | st.dictionaries(st.text() | st.integers(), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@given(any_values)
+def test_a_value_json_plain_clears_is_written_as_json_writes_it(value: Any) -> None:
+    if json_plain(value):
+        assert outcome(dump_own, value) == outcome(dump, value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param({"a": [1, {"b": float("nan")}]}, id="nan-deep"),
+        pytest.param([float("-inf")], id="infinity"),
+        pytest.param({1: "a"}, id="int-key"),
+        pytest.param({"when": datetime(2026, 1, 1, tzinfo=UTC)}, id="datetime"),
+        pytest.param({"n": Decimal("1.5")}, id="decimal"),
+        pytest.param({"kind": Kind.A}, id="int-enum"),
+        pytest.param(("a", "b"), id="tuple"),
+    ],
+)
+def test_json_plain_refuses_what_orjson_would_write_otherwise(value: Any) -> None:
+    assert not json_plain(value)
+
+
+def test_json_plain_walks_any_depth() -> None:
+    deep: Any = "leaf"
+    for _ in range(100_000):
+        deep = [deep]
+    assert json_plain({"deep": deep})

@@ -101,3 +101,25 @@ def test_a_non_finite_unknown_value_of_the_server_s_is_refused_not_written_as_nu
     hold.reservation = attrs.evolve(hold.reservation, raw=MappingProxyType({"score": value}))
     with pytest.raises(InvalidArgument, match="hold h-1"):
         encode_hold(hold, OFFSET)
+
+
+def test_a_hold_with_plain_unknown_keys_is_written_with_json_s_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hold = plain_hold()
+    assert hold.reservation is not None
+    raw = MappingProxyType({"status": "reserved", "lines": [1, 2.5, {"tax": None}]})
+    hold.reservation = attrs.evolve(hold.reservation, raw=raw)
+    written = encode_hold(hold, OFFSET)
+    monkeypatch.setattr(_codec, "dump_own", dump)  # json's writing throughout
+    assert json.loads(written) == json.loads(encode_hold(hold, OFFSET))
+    assert new_hold("h-1", written, OFFSET).reservation == hold.reservation
+
+
+def test_an_unknown_value_json_cannot_write_is_refused_not_written_as_text() -> None:
+    hold = plain_hold()
+    assert hold.reservation is not None
+    moment = MappingProxyType({"when": MOMENT})  # a Reservation built by hand
+    hold.reservation = attrs.evolve(hold.reservation, raw=moment)
+    with pytest.raises(InvalidArgument, match="hold h-1"):
+        encode_hold(hold, OFFSET)

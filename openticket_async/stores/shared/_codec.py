@@ -11,9 +11,9 @@ The manager's private bookkeeping on a hold (``_attempt``, ``_risk``,
 continues its retry rules where the last one stopped. ``_fence`` does not: the
 store keeps it beside the record and counts it up at every claim.
 
-Records are UTF-8 JSON with json's values (``._json``): a hold record that
-carries only the SDK's own values (no metadata, no unknown keys of the server's
-in its reservation or products) and every event record are written by orjson
+Records are UTF-8 JSON with json's values (``._json``): a hold record without
+the application's metadata (and whose unknown keys of the server's are plain
+JSON, as the decoder leaves them) and every event record are written by orjson
 with the ``fast`` extra, the rest by json; every record is read by orjson where
 it gives json's value. A worker with the extra and one without read each
 other's records alike.
@@ -31,7 +31,7 @@ import attrs
 from ..._events import HoldEvent
 from ..._exceptions import InvalidArgument
 from ..._hold import Hold, HoldState, Persisted, persisted, restore
-from ..._json import dump_own, dump_text, load
+from ..._json import dump_own, dump_text, json_plain, load
 from ..._models import EMPTY_RAW, Product, Reservation, TokenSet
 from ..._records import RECORD_KEYS, event_record
 
@@ -124,8 +124,14 @@ def encode_hold(hold: Hold, offset: float) -> bytes:
 
 
 def _own(reservation: Reservation) -> bool:
-    """Whether ``reservation`` holds only values the decoder made (no unknown keys)."""
-    return not reservation.raw and not any(product.raw for product in reservation.products)
+    """Whether ``reservation``'s unknown keys are plain JSON (``json_plain``).
+
+    As the decoder keeps them they are; a Reservation built by hand may hold anything.
+    """
+    for raw in (reservation.raw, *(product.raw for product in reservation.products)):
+        if raw and not json_plain(dict(raw)):
+            return False
+    return True
 
 
 def _read(text: str | bytes) -> Any:
