@@ -160,8 +160,8 @@ class _Screen:
 def fleet_shards(given: int | None, recorded: list[int], default: int, prefix: str) -> int:
     """The shard count to read the fleet with: ``given`` (``--shards``), else the one recorded.
 
-    With nothing recorded, ``default`` (the store's), said once on stderr: no
-    worker has claimed yet, or the record expired. Raises CommandError (usage)
+    With neither, ``default`` (the store's), said once on stderr: no worker has
+    claimed yet, or the record expired. Raises CommandError (usage)
     when ``given`` is not a recorded count, or when nothing is given and two are
     recorded: a view in another layout than the fleet's would show no hold at all.
     """
