@@ -50,10 +50,10 @@ __all__ = [
     "dump",
     "dump_own",
     "dump_text",
+    "json_plain",
     "load",
     "load_fast",
     "load_json",
-    "json_plain",
 ]
 
 # json's scanner, as a JSONDecoder makes it: raw_decode minus its Python frame
@@ -125,19 +125,25 @@ def json_plain(value: Any) -> bool:
     JSON's own types: dicts with string keys, lists, strings, integers, floats,
     booleans, None, each of exactly that type (no subclass). Such a value is
     written by :data:`dump_own` with json's values. Walks the value without
-    recursion, so no nesting is too deep for it.
+    recursion, so no nesting is too deep for it; a container met twice (a
+    cycle, or one shared) is refused too, and left to json to judge.
     """
     pending = [value]
+    seen: set[int] = set()
     while pending:
         item = pending.pop()
         kind = type(item)
-        if kind is dict:
+        if kind is dict or kind is list:
+            if id(item) in seen:
+                return False
+            seen.add(id(item))
+            if kind is list:
+                pending.extend(item)
+                continue
             for key in item:
                 if type(key) is not str:
                     return False
             pending.extend(item.values())
-        elif kind is list:
-            pending.extend(item)
         elif kind is float:
             if item - item != 0.0:  # NaN and the infinities
                 return False

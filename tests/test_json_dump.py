@@ -142,3 +142,9 @@ def test_json_plain_walks_any_depth() -> None:
     for _ in range(100_000):
         deep = [deep]
     assert json_plain({"deep": deep})
+
+
+def test_json_plain_refuses_a_cycle_rather_than_walking_it_for_ever() -> None:
+    cycle: dict[str, Any] = {"a": []}
+    cycle["a"].append(cycle)
+    assert not json_plain(cycle)
