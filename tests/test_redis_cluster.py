@@ -197,6 +197,53 @@ async def test_stores_with_different_shard_counts_on_one_prefix_claim_nothing(
         await kit.close()
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("first", "second"), [(1, 3), (3, 1)])
+async def test_a_one_shard_store_and_a_sharded_one_on_one_prefix_claim_nothing_together(
+    redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture, first: int, second: int
+) -> None:
+    # one shard on a single Redis records its count untagged, several tagged: each
+    # store must read both spellings, or each finds only its own and both claim
+    kit = StoreKit(lambda: RedisStore(redis_url, prefix=redis_prefix, shards=first), FakeClock())
+    other = RedisStore(redis_url, prefix=redis_prefix, shards=second)
+    try:
+        store = await kit.store()
+        other.bind(kit.clock)
+        await store.save(kit.hold(), "renew", kit.at(store, 0))
+        assert len(await store.claim_due(kit.at(store, 0), 10)) == 1
+        await other.save(kit.hold("cart-2"), "renew", kit.at(store, 0))
+        with caplog.at_level(logging.ERROR):
+            assert await other.claim_due(kit.at(store, 1), 10) == []
+        assert f"use {first} shards, this one {second}" in caplog.text
+    finally:
+        await other.aclose()
+        await kit.close()
+
+
+@pytest.mark.asyncio
+async def test_a_claiming_store_keeps_its_recorded_shard_count_from_lapsing(
+    redis_url: str, redis_prefix: str
+) -> None:
+    retention = 600
+    kit = StoreKit(
+        lambda: RedisStore(redis_url, prefix=redis_prefix, shards=3, retention=retention),
+        FakeClock(),
+    )
+    raw = aioredis.Redis.from_url(redis_url)
+    marker = f"{redis_prefix}{{0}}shards"
+    try:
+        store = await kit.store()
+        await store.claim_due(kit.at(store, 0), 10)
+        assert await raw.ttl(marker) > retention - 10
+        await raw.expire(marker, 5)  # as if most of a retention had passed
+        await kit.clock.advance(retention / 2 + 1)
+        await store.claim_due(kit.at(store, 0), 10)
+        assert await raw.ttl(marker) > retention - 10
+    finally:
+        await raw.aclose()
+        await kit.close()
+
+
 def test_a_cluster_url_with_a_database_is_refused() -> None:
     with pytest.raises(ValueError, match="no database but 0"):
         RedisStore("redis+cluster://127.0.0.1:7000/3")

@@ -174,12 +174,14 @@ async def fleet_snapshot(store: RedisStore) -> FleetSnapshot:
 async def recorded_shards(store: RedisStore) -> list[int]:
     """The shard counts recorded by the stores on ``store``'s prefix, sorted; empty if none.
 
-    Each store records its count at its first claim, in its layout's shard 0:
+    Each store records its count at its first claim (and every half retention
+    after), in its layout's shard 0:
     ``P{0}shards`` when its keys are tagged (on a cluster, or with several
     shards), ``P shards`` with one shard on a single Redis. Both are read, so
     the answer does not depend on ``store``'s own ``shards``; a single Redis may
-    hold both, from workers of one shard and of several. A record expires after
-    the retention of the store that wrote it. Writes nothing.
+    hold both, from workers of one shard and of several (whose stores then
+    refuse to claim). A record lapses at most a retention after the last claim
+    of a store that wrote it. Writes nothing.
     Raises StoreUnavailable if Redis is unreachable or refuses the read.
     """
     redis, link, prefix = store._redis, store._link, store._keys.prefix

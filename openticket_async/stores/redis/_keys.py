@@ -16,7 +16,8 @@ the token keys touch nothing else and stay untagged: each is a slot of its own.
 
 Every worker on one prefix must use the same ``shards``: the shard of a cart is
 computed, not stored. A store records its count under ``P{0}shards`` (or
-``P shards``) and refuses to claim work when another count is there.
+``P shards``), again every half retention, and refuses to claim work when
+another count is under either.
 """
 
 from __future__ import annotations

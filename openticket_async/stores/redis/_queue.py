@@ -40,7 +40,7 @@ from ..._hold import HoldState
 from .. import MIN_LEASE, Due
 from ..shared import LocalHolds
 from ._keys import KeyLayout
-from ._link import Client, Link, Script, queue_time
+from ._link import Client, Link, Script, is_cluster, queue_time
 from ._recovery import Recovery, SaveArgs
 from ._time import FleetClock
 
@@ -126,7 +126,9 @@ class DueQueue:
         self._shards = [_Shard() for _ in range(layout.shards)]
         # where the odd units of a split limit go first: a different shard each claim
         self._turn = int.from_bytes(os.urandom(2), "big") % layout.shards
-        self._layout_checked = False
+        # when the shard count is next recorded and checked (on the fleet clock): at the
+        # first claim, then every half retention, so its record never lapses under a fleet
+        self._layout_due = -math.inf
         # What the last next_due read showed of each shard, for the claim right after
         # it only: (head score, whether the shard lost writes); None: claim every shard.
         self._heads: list[tuple[float | None, bool]] | None = None
@@ -180,7 +182,7 @@ class DueQueue:
         """See :meth:`RedisStore.claim_due`; ``lease`` is the store's lease."""
         fleet_now = now + self._time.skew
         try:
-            await self._check_layout()
+            await self._check_layout(fleet_now)
             await self._recovery.replay()
         except StoreUnavailable as error:
             if error.refused:
@@ -258,13 +260,18 @@ class DueQueue:
         state.epoch, state.claimed_at = epoch, fleet_now
         return rows
 
-    async def _check_layout(self) -> None:
+    async def _check_layout(self, now: float) -> None:
         """Record this store's shard count, or refuse to claim if another is recorded.
 
-        Raises StoreUnavailable (refused) on a mismatch: two counts on one prefix
-        put one cart in two shards.
+        The count is written (and its expiry pushed back a retention) at the first
+        claim and then every half retention, so it lapses only a retention after
+        the last store on the prefix stopped. On a single Redis a count may sit
+        under either spelling of the marker (``P shards`` for one shard, untagged;
+        ``P{0}shards`` tagged): both are read, or stores of one shard and of
+        several would each find only their own. Raises StoreUnavailable (refused)
+        on a mismatch: two counts on one prefix put one cart in two shards.
         """
-        if self._layout_checked:
+        if now < self._layout_due:
             return
         count = str(self._layout.shards)
         key = self._layout.marker()
@@ -272,11 +279,16 @@ class DueQueue:
         pipe.set(key, count, nx=True)
         pipe.get(key)
         pipe.expire(key, self._retention)
-        _set, found, _expire = await self._link.call(pipe.execute())
-        if found is not None and text(found) != count:
-            raise StoreUnavailable(f"the stores on prefix {self._layout.prefix!r} use"
-                                   f" {text(found)} shards, this one {count}", refused=True)
-        self._layout_checked = True
+        if not is_cluster(self._redis):  # a cluster's keys are all tagged: one spelling
+            other = KeyLayout(self._layout.prefix, 1, tagged=not self._layout.tagged)
+            pipe.get(other.marker())
+        _set, found, _expire, *others = await self._link.call(pipe.execute())
+        for recorded in (found, *others):
+            if recorded is not None and text(recorded) != count:
+                raise StoreUnavailable(f"the stores on prefix {self._layout.prefix!r} use"
+                                       f" {text(recorded)} shards, this one {count}",
+                                       refused=True)
+        self._layout_due = now + self._retention / 2
 
     async def extend(self, lease: float, now: float | None = None) -> set[int]:
         """Lease the holds whose renewal runs here for ``lease`` more seconds (the heartbeat).
