@@ -34,6 +34,12 @@ from openticket_async.stores.redis._keys import MAX_SHARDS
 from openticket_async.testing import FakeOpenTicket
 
 CLI = [sys.executable, "-m", "openticket_async.cli", "holds"]
+#: What the view says on stderr when no worker has recorded a shard count.
+NO_RECORD = (
+    "openticket holds: note: no shard count is recorded on prefix {prefix!r} (a worker records"
+    " it at its first claim, and it expires after the store's retention): reading with"
+    " shards=1, the store's default here; if the workers use another, give --shards N\n"
+)
 TTL = 60.0
 POLICY = {"renew_before": 2.0, "warn_before": 3.0, "safety_margin": 0.3,
           "renew_jitter": 0.2, "max_hold": None}
@@ -185,7 +191,8 @@ def test_watch_refreshes_until_ctrl_c_and_exits_130(redis_url: str, redis_prefix
     process.send_signal(signal.SIGINT)
     _out, err = process.communicate(timeout=20)
     assert [head.split(" on Redis")[0] for head in heads] == ["0 hold(s) in 0 cart(s)"] * 2
-    assert (process.returncode, err) == (130, "")
+    # nothing on stderr but the note that no worker recorded a shard count, said once
+    assert (process.returncode, err) == (130, NO_RECORD.format(prefix=redis_prefix))
 
 
 @pytest.mark.realtime
@@ -202,18 +209,18 @@ def test_an_unreachable_redis_is_an_error_line_without_its_password() -> None:
     assert "hunter2-secret" not in result.stderr + result.stdout
 
 
-@pytest.mark.redis
-@pytest.mark.realtime
-@pytest.mark.asyncio
-@pytest.mark.timeout(60)
-async def test_shards_shows_every_hold_of_a_fleet_split_in_three(
-    redis_url: str, redis_prefix: str,
-) -> None:
-    store = RedisStore(redis_url, prefix=redis_prefix, shards=3)
+async def split_fleet(url: str, prefix: str, shards: int | None, *, claimed: bool
+                      ) -> dict[str, str]:
+    """A hold in each shard of a fleet of ``shards``; returns their carts by hold id.
+
+    ``claimed``: the store then claims once (nothing is due yet), which records
+    its shard count in Redis, as a worker's first poll does.
+    """
+    store = RedisStore(url, prefix=prefix, shards=shards)
     clock = SystemClock()
     store.bind(clock, HoldPolicy())
     carts: dict[int, str] = {}  # one cart in each shard
-    while len(carts) < 3:
+    while len(carts) < store.shards:
         cart = f"cart-{uuid.uuid4().hex[:8]}"
         carts.setdefault(store._keys.shard_of(cart), cart)
     saved = {}
@@ -223,13 +230,119 @@ async def test_shards_shows_every_hold_of_a_fleet_split_in_three(
                         ticket_guid="ticket", reservation=None, created_at=time.monotonic())
             await store.save(hold, "renew", clock.wall().timestamp() + 60.0)
             saved[hold.id] = cart
+        if claimed:
+            assert await store.claim_due(clock.wall().timestamp(), 10) == []
     finally:
         await store.aclose()
+    return saved
+
+
+def shown(out: str) -> dict[str, str]:
+    """The carts by hold id of the ``--json`` lines in ``out``."""
+    return {record["hold"]: record["cart"] for record in map(json.loads, out.splitlines())}
+
+
+@pytest.mark.redis
+@pytest.mark.realtime
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_shards_shows_every_hold_of_a_fleet_split_in_three(
+    redis_url: str, redis_prefix: str,
+) -> None:
+    saved = await split_fleet(redis_url, redis_prefix, 3, claimed=False)
     code, out, err = await run_cli("--redis", redis_url, "--prefix", redis_prefix,
                                    "--shards", "3", "--json")
     assert (code, err) == (0, "")
-    assert {record["hold"]: record["cart"] for record in map(json.loads, out.splitlines())
-            } == saved
+    assert shown(out) == saved
+
+
+@pytest.mark.redis
+@pytest.mark.realtime
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_without_shards_a_fleet_split_in_three_is_read_with_its_recorded_count(
+    redis_url: str, redis_prefix: str,
+) -> None:
+    saved = await split_fleet(redis_url, redis_prefix, 3, claimed=True)
+    code, out, err = await run_cli("--redis", redis_url, "--prefix", redis_prefix, "--json")
+    assert (code, err) == (0, "")
+    assert shown(out) == saved
+
+
+@pytest.mark.redis
+@pytest.mark.realtime
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_a_shards_other_than_the_recorded_count_is_a_usage_error_naming_both(
+    redis_url: str, redis_prefix: str,
+) -> None:
+    await split_fleet(redis_url, redis_prefix, 3, claimed=True)
+    code, out, err = await run_cli("--redis", redis_url, "--prefix", redis_prefix,
+                                   "--shards", "1")
+    assert (code, out) == (2, "")
+    assert err == (f"openticket holds: error: --shards 1 does not match the fleet: its workers"
+                   f" on prefix {redis_prefix!r} recorded shards=3\n")
+
+
+@pytest.mark.redis
+@pytest.mark.realtime
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_a_one_shard_fleets_untagged_record_refuses_another_shards(
+    redis_url: str, redis_prefix: str,
+) -> None:
+    await split_fleet(redis_url, redis_prefix, None, claimed=True)  # recorded as "P shards"
+    code, _out, err = await run_cli("--redis", redis_url, "--prefix", redis_prefix,
+                                    "--shards", "3")
+    assert code == 2
+    assert err.endswith("--shards 3 does not match the fleet: its workers on prefix "
+                        f"{redis_prefix!r} recorded shards=1\n")
+
+
+@pytest.mark.redis
+@pytest.mark.realtime
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_two_recorded_counts_without_shards_are_a_usage_error_naming_both(
+    redis_url: str, redis_prefix: str,
+) -> None:
+    # on a single Redis a one-shard store records untagged, a sharded one tagged: both stay
+    await split_fleet(redis_url, redis_prefix, None, claimed=True)
+    await split_fleet(redis_url, redis_prefix, 3, claimed=True)
+    code, out, err = await run_cli("--redis", redis_url, "--prefix", redis_prefix)
+    assert (code, out) == (2, "")
+    assert err == (f"openticket holds: error: the workers on prefix {redis_prefix!r} recorded"
+                   " shards=1 and shards=3: give --shards N to choose which of them to show\n")
+
+
+@pytest.mark.redis
+@pytest.mark.realtime
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_with_no_recorded_count_the_default_is_used_and_said_once_on_stderr(
+    redis_url: str, redis_prefix: str,
+) -> None:
+    saved = await split_fleet(redis_url, redis_prefix, None, claimed=False)
+    code, out, err = await run_cli("--redis", redis_url, "--prefix", redis_prefix, "--json")
+    assert code == 0
+    assert shown(out) == saved  # every stdout line is a hold's JSON, the note is not one
+    assert err == NO_RECORD.format(prefix=redis_prefix)
+
+
+@pytest.mark.redis
+@pytest.mark.realtime
+@pytest.mark.asyncio
+@pytest.mark.timeout(90)
+async def test_on_a_cluster_a_shards_other_than_the_recorded_count_is_refused(
+    redis_cluster_url: str, redis_prefix: str,
+) -> None:
+    # the count is recorded tagged, under "P{0}shards", in the slot of shard 0
+    await split_fleet(redis_cluster_url, redis_prefix, 5, claimed=True)
+    code, out, err = await run_cli("--redis", redis_cluster_url, "--prefix", redis_prefix,
+                                   "--shards", "16")
+    assert (code, out) == (2, "")
+    assert err.endswith("--shards 16 does not match the fleet: its workers on prefix "
+                        f"{redis_prefix!r} recorded shards=5\n")
 
 
 @pytest.mark.realtime

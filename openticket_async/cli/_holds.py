@@ -7,6 +7,12 @@ table; a pipe gets one plain line per hold under a header line per refresh;
 ``--json`` one JSON object per hold per line (with the snapshot's ``at``).
 ``--watch`` refreshes every second until Ctrl-C (exit 130, as every command).
 
+The view must read the fleet in its workers' shard layout, or it finds no
+hold at all. So before the first refresh it reads the shard count the workers
+recorded: without ``--shards`` it uses that count (or, with none recorded, the
+store's default, saying so on stderr); a ``--shards`` that differs from it is a
+usage error naming both.
+
 Nothing is written to Redis, and a hold record holds no token, so none can be
 shown. The Redis URL's password never appears either: the store names its
 server by host, port and database only.
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -31,7 +38,7 @@ if TYPE_CHECKING:
 
     from ..stores.redis._fleet import FleetHold, FleetSnapshot
 
-__all__ = ["describe_hold", "fleet_table", "header", "run_holds"]
+__all__ = ["describe_hold", "fleet_shards", "fleet_table", "header", "run_holds"]
 
 #: Real seconds between two snapshots with ``--watch``.
 REFRESH_EVERY = 1.0
@@ -150,35 +157,71 @@ class _Screen:
             self._live.stop()
 
 
+def fleet_shards(given: int | None, recorded: list[int], default: int, prefix: str) -> int:
+    """The shard count to read the fleet with: ``given`` (``--shards``), else the one recorded.
+
+    With neither, ``default`` (the store's), said once on stderr: no worker has
+    claimed yet, or the record expired. Raises CommandError (usage)
+    when ``given`` is not a recorded count, or when nothing is given and two are
+    recorded: a view in another layout than the fleet's would show no hold at all.
+    """
+    counts = " and ".join(f"shards={count}" for count in recorded)
+    if given is not None:
+        if recorded and given not in recorded:
+            raise CommandError(f"--shards {given} does not match the fleet: its workers on "
+                               f"prefix {prefix!r} recorded {counts}", USAGE)
+        return given
+    if len(recorded) > 1:
+        raise CommandError(f"the workers on prefix {prefix!r} recorded {counts}: "
+                           "give --shards N to choose which of them to show", USAGE)
+    if recorded:
+        return recorded[0]
+    print(f"openticket holds: note: no shard count is recorded on prefix {prefix!r} (a worker "
+          "records it at its first claim, and it expires after the store's retention): "
+          f"reading with shards={default}, the store's default here; if the workers use "
+          "another, give --shards N", file=sys.stderr, flush=True)
+    return default
+
+
 async def run_holds(args: argparse.Namespace, interrupt: Interrupt) -> int:
     """Run ``openticket holds`` with the parsed ``args``; return the exit code.
 
-    Raises CommandError when the redis extra is missing or Redis cannot be read.
+    Raises CommandError when the redis extra is missing, Redis cannot be read,
+    or ``--shards`` is not the fleet's (see :func:`fleet_shards`).
     """
     try:
         from ..stores.redis import RedisStore
-        from ..stores.redis._fleet import fleet_snapshot
+        from ..stores.redis._fleet import fleet_snapshot, recorded_shards
     except ImportError as exc:
         if not (exc.name or "").startswith("redis"):
             raise
         raise CommandError("reading a fleet needs redis: pip install 'openticket-async[redis]'"
                            ) from None
-    try:
-        # the store checks the options before it connects: a bad one never reaches Redis
-        store = RedisStore(args.redis, prefix=args.prefix, shards=args.shards)
-    except ValueError as error:  # InvalidArgument included: an empty prefix, bad shards
-        raise CommandError(f"bad --redis, --prefix or --shards: {error}", USAGE) from None
-    screen = _Screen(args, store._link.where)
-    try:
-        with interrupt.scope:
-            while True:
-                screen.show(await fleet_snapshot(store))
-                if not args.watch:
-                    break
-                await anyio.sleep(REFRESH_EVERY)
-    except StoreUnavailable as error:
-        raise CommandError(f"cannot read the fleet: {error}") from None
-    finally:
-        screen.close()
-        await store.aclose()
+
+    def open_store(shards: int | None) -> RedisStore:
+        try:
+            # the store checks the options before it connects: a bad one never reaches Redis
+            return RedisStore(args.redis, prefix=args.prefix, shards=shards)
+        except ValueError as error:  # InvalidArgument included: an empty prefix, bad shards
+            raise CommandError(f"bad --redis, --prefix or --shards: {error}", USAGE) from None
+
+    async with AsyncExitStack() as resources:
+        store = open_store(args.shards)
+        resources.push_async_callback(store.aclose)
+        try:
+            with interrupt.scope:
+                shards = fleet_shards(args.shards, await recorded_shards(store), store.shards,
+                                      args.prefix)
+                if shards != store.shards:
+                    store = open_store(shards)
+                    resources.push_async_callback(store.aclose)
+                screen = _Screen(args, store._link.where)
+                resources.callback(screen.close)
+                while True:
+                    screen.show(await fleet_snapshot(store))
+                    if not args.watch:
+                        break
+                    await anyio.sleep(REFRESH_EVERY)
+        except StoreUnavailable as error:
+            raise CommandError(f"cannot read the fleet: {error}") from None
     return OK

@@ -193,16 +193,20 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Show every live hold that the workers sharing a RedisStore keep: its cart, "
             "ticket, reservation, state, time left, renewals, owning worker and lease, "
-            "at-risk first, then by time left. Reads only; never shows a token."
+            "at-risk first, then by time left. The fleet's shard count is read from "
+            "Redis, where its workers record it. Reads only; never shows a token."
         ),
     )
     holds.add_argument("--redis", required=True, metavar="URL",
-                       help="the fleet's Redis (redis://, rediss:// or redis+sentinel://)")
+                       help="the fleet's Redis (redis://, rediss://, redis+sentinel:// or "
+                            "redis+cluster://)")
     holds.add_argument("--prefix", default="openticket:",
                        help="the fleet's key prefix (default: openticket:)")
     holds.add_argument("--shards", type=int, default=None, metavar="N",
-                       help="the fleet's shard count, as given to RedisStore(shards=N) "
-                            "(default: the store's, 1 on a single Redis, 16 on a cluster)")
+                       help="the fleet's shard count, as given to RedisStore(shards=N); "
+                            "refused if the workers recorded another (default: the count "
+                            "they recorded, else the store's: 1 on a single Redis, 16 on "
+                            "a cluster)")
     holds.add_argument("--json", action="store_true", help="one JSON object per hold per line")
     holds.add_argument("--watch", action="store_true",
                        help="refresh every second until Ctrl-C")

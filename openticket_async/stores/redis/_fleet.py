@@ -14,7 +14,10 @@ deadlines and leases with (see ``._time``); a fleet whose workers run on a
 virtual clock writes times this view cannot judge.
 
 The key layout is the store's (``._keys``): one pattern matches the hold keys of
-every shard, and the id is what follows ``hold:`` in each.
+every shard, and the id is what follows ``hold:`` in each. A view whose layout
+is not the fleet's finds none of them (a one-shard view of a single Redis looks
+for untagged keys, a sharded fleet's are all tagged), so :func:`recorded_shards`
+reads the count the workers recorded, for the view to use or check.
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ import attrs
 
 from ..._hold import HoldState
 from ..shared._codec import new_hold
+from ._keys import KeyLayout
 from ._link import is_cluster
 from ._queue import text
 
 if TYPE_CHECKING:
     from ._store import RedisStore
 
-__all__ = ["FleetHold", "FleetSnapshot", "fleet_snapshot"]
+__all__ = ["FleetHold", "FleetSnapshot", "fleet_snapshot", "recorded_shards"]
 
 #: Keys asked for per SCAN call: a hint to Redis, which may answer with more or fewer.
 SCAN_COUNT = 500
@@ -165,6 +169,25 @@ async def fleet_snapshot(store: RedisStore) -> FleetSnapshot:
             if hold is not None:
                 holds[hold_id] = hold
     return FleetSnapshot.of(now, holds.values())
+
+
+async def recorded_shards(store: RedisStore) -> list[int]:
+    """The shard counts recorded by the stores on ``store``'s prefix, sorted; empty if none.
+
+    Each store records its count at its first claim, in its layout's shard 0:
+    ``P{0}shards`` when its keys are tagged (on a cluster, or with several
+    shards), ``P shards`` with one shard on a single Redis. Both are read, so
+    the answer does not depend on ``store``'s own ``shards``; a single Redis may
+    hold both, from workers of one shard and of several. A record expires after
+    the retention of the store that wrote it. Writes nothing.
+    Raises StoreUnavailable if Redis is unreachable or refuses the read.
+    """
+    redis, link, prefix = store._redis, store._link, store._keys.prefix
+    # shard 0 is named alike whatever the count: the one-shard layouts name both keys
+    tags = (True,) if is_cluster(redis) else (True, False)  # a cluster's keys are all tagged
+    keys = [KeyLayout(prefix, 1, tagged=tagged).marker() for tagged in tags]
+    found: list[Any] = await link.call(redis.mget(keys))
+    return sorted({int(text(value)) for value in found if value is not None})
 
 
 async def _pages(store: RedisStore) -> AsyncIterator[list[Any]]:

@@ -217,7 +217,7 @@ class RedisStore:
         ttl = max(math.ceil(last - now), 0) + self._retention
         fields = (f"{fence},{action},{due!r},{lease},{ttl},{self.owner},"
                   f"{self._time.lease_now()},{mode},{self._acked.get(hold, 0)}")
-        args = [hold.id.encode(), hold.cart_id.encode(), encode_hold(hold, offset).encode(),
+        args = [hold.id.encode(), hold.cart_id.encode(), encode_hold(hold, offset),
                 fields.encode()]
         return self._keys.write_keys(hold.cart_id, hold.id), args
 
