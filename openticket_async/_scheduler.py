@@ -32,7 +32,7 @@ from ._lifecycle import Due, Input
 from ._pending import Pending, settle
 from ._stats import StoreWatch
 from ._telemetry import HoldMetrics
-from .stores import MemoryStore, ReservationStore
+from .stores import SHARED_POLL, MemoryStore, ReservationStore
 
 __all__ = ["BATCH", "SHARED_POLL", "Scheduler", "Wakeup"]
 
@@ -40,8 +40,6 @@ logger = logging.getLogger("openticket_async.manager")
 
 #: How many due actions one scheduler pass takes before it yields to other tasks.
 BATCH = 512
-#: How often a manager on a shared store looks for work other processes made due.
-SHARED_POLL = 0.5
 
 
 class Wakeup:

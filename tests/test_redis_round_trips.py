@@ -162,19 +162,47 @@ async def test_a_batch_sent_while_redis_is_down_is_kept_and_replayed(
     assert len(await store.claim_due(kit.at(store, 7), 10)) == 3
 
 
-@pytest.mark.asyncio
-async def test_claims_back_to_back_send_the_renewals_heartbeat_once_per_half_lease(
-    kit: StoreKit,
-) -> None:
-    store = await redis_store(kit)
+async def renewing_hold_claimed(kit: StoreKit, store: RedisStore) -> None:
+    """One hold claimed at 0 s whose renewal runs here: each beat carries it."""
     hold = kit.hold()
     await store.save(hold, "renew", kit.at(store, 0))
     [claim] = await store.claim_due(kit.at(store, 0), 10)
     hold.state = HoldState.RENEWING
     await store.save(hold, "drop", kit.at(store, 400), claim.fence)  # its safety net
+
+
+async def trips_per_claim(kit: StoreKit, store: RedisStore, times: list[float]) -> list[int]:
+    """The round trips of a claim at each of ``times`` (seconds): 2 with a beat, else 1."""
     trips = []
-    for seconds in (0.1, 0.2, 0.3, 2.5, 2.6):  # the lease is 5 s
+    for seconds in times:
         before = store.round_trips
         assert await store.claim_due(kit.at(store, seconds), 10) == []
         trips.append(store.round_trips - before)
-    assert trips == [2, 1, 1, 1, 2]  # a beat, then none until half a lease after it
+    return trips
+
+
+@pytest.mark.asyncio
+async def test_claims_back_to_back_send_the_renewals_heartbeat_once_per_half_lease(
+    kit: StoreKit,
+) -> None:
+    store = await redis_store(kit)
+    await renewing_hold_claimed(kit, store)
+    # the lease is 5 s, a poll 0.5 s: the next beat is due 2.5 - 0.25 s after one
+    trips = await trips_per_claim(kit, store, [0.1, 0.2, 0.3, 2.3, 2.4])
+    assert trips == [2, 1, 1, 1, 2]
+
+
+@pytest.mark.asyncio
+async def test_a_poll_a_little_early_still_beats_for_the_shortest_lease(
+    redis_url: str, redis_prefix: str
+) -> None:
+    kit = StoreKit(lambda: RedisStore(redis_url, prefix=redis_prefix, lease=1.0), FakeClock())
+    try:
+        store = await redis_store(kit)
+        await renewing_hold_claimed(kit, store)
+        # polls every 0.5 s, each a millisecond early: skipping one would leave the
+        # lease its last moment before the next
+        trips = await trips_per_claim(kit, store, [0.1, 0.599, 1.098, 1.597])
+        assert trips == [2, 2, 2, 2]
+    finally:
+        await kit.close()

@@ -58,9 +58,12 @@ __all__ = [
 
 #: A claim's lease is this share of ``renew_before``, leaving the rest for a takeover.
 LEASE_FRACTION = 1 / 3
+#: How often a manager on a shared store looks for work other processes made due;
+#: the store's heartbeat of the renewals in hand rides on those polls.
+SHARED_POLL = 0.5
 #: The shortest lease: twice a shared store's poll interval, so the holder's
 #: heartbeat always comes before its lease lapses.
-MIN_LEASE = 1.0
+MIN_LEASE = 2 * SHARED_POLL
 
 
 def claim_lease(policy: HoldPolicy) -> float:

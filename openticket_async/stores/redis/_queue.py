@@ -37,7 +37,7 @@ from typing import Any, TypeVar, cast
 
 from ..._exceptions import StoreUnavailable
 from ..._hold import HoldState
-from .. import MIN_LEASE, Due
+from .. import MIN_LEASE, SHARED_POLL, Due
 from ..shared import LocalHolds
 from ._keys import KeyLayout
 from ._link import Client, Link, Script, is_cluster, queue_time
@@ -133,7 +133,7 @@ class DueQueue:
         # it only: (head score, whether the shard lost writes); None: claim every shard.
         self._heads: list[tuple[float | None, bool]] | None = None
         self._touched: set[int] = set()  # shards written since that read
-        # the heartbeat renews every lease at half its length, not at every poll: a
+        # the heartbeat renews the leases about twice a lease, not at every poll: a
         # burst's claims poll back to back, and each beat carries every renewal in hand
         self._next_beat = -math.inf  # on the fleet clock
         #: A safety net comes due before its lease ends: beat at the next claim.
@@ -294,7 +294,8 @@ class DueQueue:
         """Lease the holds whose renewal runs here for ``lease`` more seconds (the heartbeat).
 
         ``now`` is the claim's time on the fleet clock: the beat is skipped until
-        half a lease after the last one, unless a safety net comes due sooner.
+        half a lease (less half a poll) after the last one, unless a safety net
+        comes due sooner.
         Returns the shards that could not be reached (their claims wait). At
         close, ``lease`` is 0: other workers take them over at once; then raises
         StoreUnavailable if a shard is unreachable.
@@ -336,7 +337,10 @@ class DueQueue:
                 logger.info("hold %s was taken over while its renewal ran here", text(hold_id))
                 renewing.pop(text(hold_id), None)
         if now is not None and not failed:
-            self._next_beat, self.beat_now = now + lease / 2, False
+            # the beat is due half a lease on, less half a poll: a poll that comes a
+            # little early then beats all the same, and the gap between two beats
+            # stays under half a lease plus half a poll: 3/4 of the shortest lease
+            self._next_beat, self.beat_now = now + lease / 2 - SHARED_POLL / 2, False
         return failed
 
     async def next_due(self) -> float | None:
