@@ -144,11 +144,16 @@ def machine() -> dict[str, Any]:
 
 def _json_parser() -> str | None:
     """The parser the SDK reads answers with here ("orjson" with the fast extra)."""
-    try:
-        from openticket_async._answers import JSON_PARSER
-    except ImportError:  # a library from before the fast extra, first on PYTHONPATH
-        return None
-    return str(JSON_PARSER)
+    import importlib
+
+    # where it lives now, then where it lived before 2026-12-07 (an older library
+    # first on PYTHONPATH, for a before/after run); None: from before the fast extra
+    for module in ("openticket_async._json", "openticket_async._answers"):
+        try:
+            return str(importlib.import_module(module).JSON_PARSER)
+        except (ImportError, AttributeError):
+            continue
+    return None
 
 
 def pct(values: Sequence[float], q: float) -> float:

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import enum
 import json
-import json.scanner
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
-from sys import getrecursionlimit
-from typing import Any, Final, cast
+from typing import Any
 
 from ._config import RetryPolicy
 from ._exceptions import (
@@ -38,15 +36,13 @@ from ._exceptions import (
     excerpt,
     redact,
 )
+from ._json import load
 from ._protocol import Request, Response, request_secrets
 
 __all__ = [
-    "JSON_PARSER",
     "KnownSecrets",
     "Replay",
     "error_for",
-    "load_fast",
-    "load_json",
     "no_secrets",
     "parse_retry_after",
     "read_json",
@@ -72,69 +68,9 @@ def _secrets(request: Request, known: KnownSecrets) -> list[str]:
     return [*request_secrets(request), *known()]
 
 
-# json's scanner, as a JSONDecoder makes it: raw_decode minus its Python frame
-_SCAN = json.scanner.make_scanner(cast(Any, json.JSONDecoder()))
-
-
-def load_json(body: bytes) -> Any:
-    """json's reading of an answer body: the contract :func:`read_json` keeps.
-
-    Raises ValueError (UnicodeDecodeError included) or RecursionError if json does.
-    """
-    # JSON on the wire is UTF-8, so decode first and skip json's encoding
-    # detection; the scanner skips its two whitespace scans. An answer with
-    # whitespace around the value, or none at all (StopIteration), takes the
-    # slower, complete json.loads, which raises the error to report.
-    text = body.decode()
-    try:
-        value, end = _SCAN(text, 0)
-    except (StopIteration, ValueError):
-        return json.loads(text)
-    return value if end == len(text) else json.loads(text)
-
-
-# orjson (the `fast` extra) parses an answer in about half of json's instructions,
-# a real share of the client's own CPU per request. It gives json's value for
-# every body it accepts but two kinds (tests/test_answers_json.py): an integer
-# beyond 64 bits becomes a float, and nesting to depth 1024 is read where json
-# stops at Python's recursion limit (1000 frames by default, the caller's
-# included). A body that may hold either goes to json: one with a run of 19
-# digits, or one nested deeper than half the recursion limit (a body shorter than
-# the limit in bytes cannot be, so only a longer one has its brackets counted).
-# So does every body orjson refuses (NaN, 1e400, a lone surrogate...): the value
-# or the error is always json's, as long as the caller has not used half the
-# recursion limit already. To turn it off, install without the extra (or
-# uninstall orjson): JSON_PARSER then says "json".
-_DIGITS_AND_OPENS = bytes.maketrans(b"0123456789{", b"0000000000[")
-_LONG_DIGITS = b"0" * 19  # 18 digits always fit in 64 bits (10**18 < 2**63)
-
-
-def _fast_loader() -> Callable[[bytes], Any] | None:
-    try:
-        from orjson import loads
-    except ImportError:
-        return None
-
-    def load_fast(body: bytes) -> Any:
-        """:func:`load_json`'s value or error, read by orjson where it agrees."""
-        marks = body.translate(_DIGITS_AND_OPENS)
-        limit = getrecursionlimit()
-        if _LONG_DIGITS in marks or (len(body) > limit and marks.count(b"[") > limit // 2):
-            return load_json(body)
-        try:
-            return loads(body)
-        except ValueError:  # orjson.JSONDecodeError
-            return load_json(body)
-
-    return load_fast
-
-
-#: orjson's loader with json's results (:func:`load_json` for what orjson would
-#: read otherwise), or None when the ``fast`` extra is not installed
-load_fast = _fast_loader()
-#: the parser :func:`read_json` uses: ``"orjson"`` with the ``fast`` extra, else ``"json"``
-JSON_PARSER: Final = "json" if load_fast is None else "orjson"
-_load = load_json if load_fast is None else load_fast
+#: the reader of answers: orjson's with the ``fast`` extra, json's results always
+#: (see :mod:`~openticket_async._json`)
+_load = load
 
 
 def read_json(request: Request, response: Response, known: KnownSecrets = no_secrets) -> Any:

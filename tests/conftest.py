@@ -14,6 +14,8 @@ all on loopback, and stops every one of them by PID afterwards.
 --cluster-enabled yes`` primaries on loopback, each with its own directory,
 joins them with ``redis-cli --cluster create`` (no replicas), waits until every
 node reports ``cluster_state:ok``, and stops them by PID at the end.
+``ClusterGroup(directory, replicas=1)`` is the same with a replica per primary
+(tests/test_redis_cluster_failover.py starts one per module).
 
 Without the binary the Redis tests are skipped, except under CI (the ``CI``
 environment variable set), where a missing Redis is a failure.
@@ -266,13 +268,18 @@ def sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
 
 
 class ClusterGroup:
-    """Three cluster-enabled primaries on loopback, joined into one Redis Cluster."""
+    """Three cluster-enabled primaries on loopback, joined into one Redis Cluster.
 
-    NODES = 3
+    With ``replicas``, each primary gets that many replicas of its own (a module's
+    cluster for failovers: the session's has none).
+    """
 
-    def __init__(self, directory: Path) -> None:
+    PRIMARIES = 3
+
+    def __init__(self, directory: Path, replicas: int = 0) -> None:
         server, cli = binaries("redis-server", "redis-cli")
         self.cli = cli
+        self.replicas = replicas
         self.nodes = [
             RedisServer(server, directory / f"node{n}", [
                 "--cluster-enabled", "yes",
@@ -280,8 +287,10 @@ class ClusterGroup:
                 "--cluster-node-timeout", "1000",
                 # a free bus port of its own (by default the port + 10000, maybe taken)
                 "--cluster-port", str(_free_port()),
+                # a replica's first sync starts at once, not after the default 5 s
+                "--repl-diskless-sync-delay", "0",
             ])
-            for n in range(self.NODES)
+            for n in range(self.PRIMARIES * (1 + replicas))
         ]
 
     @property
@@ -294,17 +303,23 @@ class ClusterGroup:
             node.start()
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
         subprocess.run(  # noqa: S603
-            [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "0",
-             "--cluster-yes"],
+            [self.cli, "--cluster", "create", *addresses,
+             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
             check=True, capture_output=True, timeout=30,
         )
-        # no notification says the slots are agreed on: ask every node, briefly
+        # no notification says the slots are agreed on, or that a replica caught up
+        # with its primary: ask every node, briefly
         give_up = time.monotonic() + START_TIMEOUT
-        while not all(b"cluster_state:ok" in _ask(node.port, b"CLUSTER INFO")
-                      for node in self.nodes):
+        while not all(self._ready(node.port) for node in self.nodes):
             if time.monotonic() > give_up:
                 raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
             time.sleep(0.05)
+
+    def _ready(self, port: int) -> bool:
+        if b"cluster_state:ok" not in _ask(port, b"CLUSTER INFO"):
+            return False
+        replication = _ask(port, b"INFO replication")
+        return b"role:master" in replication or b"master_link_status:up" in replication
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -20,13 +20,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from openticket_async import _answers
-from openticket_async._answers import JSON_PARSER, load_json, read_json
+from openticket_async import _answers, _json
+from openticket_async._answers import read_json
 from openticket_async._exceptions import DecodeError
+from openticket_async._json import JSON_PARSER, load_json
 from openticket_async._protocol import Request, Response
 
-assert _answers.load_fast is not None, "orjson is in the test extra"
-load_fast: Callable[[bytes], Any] = _answers.load_fast
+assert _json.load_fast is not None, "orjson is in the test extra"
+load_fast: Callable[[bytes], Any] = _json.load_fast
 
 
 def outcome(load: Callable[[bytes], Any], body: bytes) -> Any:
@@ -73,7 +74,7 @@ def test_read_json_uses_orjson_when_it_is_installed() -> None:
 
 def test_without_orjson_there_is_no_fast_loader(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "orjson", None)  # what an import finds when it is absent
-    assert _answers._fast_loader() is None
+    assert _json._fast_loader() is None
 
 
 # -- generated bodies --------------------------------------------------------------------

@@ -5,6 +5,7 @@ workers (tests/redis_worker.py) are separate processes, each with its own
 manager and RedisStore, so the view reads what real workers wrote. The
 reservation TTL is long (60 s) so that no renewal replaces a reservation
 between the view's read and the fake server's: what is compared is fixed.
+A fleet split in shards is written by a store of the test's own.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 import signal
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,11 +25,12 @@ import pytest_asyncio
 from redis_processes import Worker
 from rich.console import Console
 
-from openticket_async import SystemClock
+from openticket_async import Hold, HoldPolicy, SystemClock
 from openticket_async._hold import HoldState
 from openticket_async.cli._holds import fleet_table
 from openticket_async.stores.redis import RedisStore
 from openticket_async.stores.redis._fleet import FleetHold, FleetSnapshot, fleet_snapshot
+from openticket_async.stores.redis._keys import MAX_SHARDS
 from openticket_async.testing import FakeOpenTicket
 
 CLI = [sys.executable, "-m", "openticket_async.cli", "holds"]
@@ -196,3 +200,49 @@ def test_an_unreachable_redis_is_an_error_line_without_its_password() -> None:
     assert last.startswith("openticket holds: error: cannot read the fleet: Redis at 127.0.0.1:1/0")
     assert "Traceback" not in result.stderr
     assert "hunter2-secret" not in result.stderr + result.stdout
+
+
+@pytest.mark.redis
+@pytest.mark.realtime
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_shards_shows_every_hold_of_a_fleet_split_in_three(
+    redis_url: str, redis_prefix: str,
+) -> None:
+    store = RedisStore(redis_url, prefix=redis_prefix, shards=3)
+    clock = SystemClock()
+    store.bind(clock, HoldPolicy())
+    carts: dict[int, str] = {}  # one cart in each shard
+    while len(carts) < 3:
+        cart = f"cart-{uuid.uuid4().hex[:8]}"
+        carts.setdefault(store._keys.shard_of(cart), cart)
+    saved = {}
+    try:
+        for cart in carts.values():
+            hold = Hold(id=uuid.uuid4().hex, cart_id=cart, shop_guid="shop",
+                        ticket_guid="ticket", reservation=None, created_at=time.monotonic())
+            await store.save(hold, "renew", clock.wall().timestamp() + 60.0)
+            saved[hold.id] = cart
+    finally:
+        await store.aclose()
+    code, out, err = await run_cli("--redis", redis_url, "--prefix", redis_prefix,
+                                   "--shards", "3", "--json")
+    assert (code, err) == (0, "")
+    assert {record["hold"]: record["cart"] for record in map(json.loads, out.splitlines())
+            } == saved
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize("shards", [0, MAX_SHARDS + 1])
+def test_a_shard_count_out_of_range_is_a_usage_error_before_any_connection(
+    shards: int,
+) -> None:
+    result = subprocess.run(  # noqa: S603 (our own command)
+        [*CLI, "--redis", "redis://127.0.0.1:1/0", "--shards", str(shards)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    # one line, and no outage warning: nothing tried to reach port 1
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", (
+        "openticket holds: error: bad --redis, --prefix or --shards: shards must be an int"
+        f" from 1 to {MAX_SHARDS}, got {shards}\n"
+    ))

@@ -1,12 +1,22 @@
-"""The shared stores' hold record: records of earlier versions load, new ones read the same."""
+"""The shared stores' hold record: records of earlier versions load, new ones read the same.
+
+A record of the SDK's own values is written by orjson (the ``fast`` extra, in the
+``test`` extra); it must hold json's values, and anything else must go to json."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from types import MappingProxyType
 
+import attrs
+import pytest
+
+from openticket_async._exceptions import InvalidArgument
 from openticket_async._hold import Hold, HoldState
-from openticket_async._models import Product, Reservation
+from openticket_async._json import dump
+from openticket_async._models import EMPTY_RAW, Product, Reservation
+from openticket_async.stores.shared import _codec
 from openticket_async.stores.shared._codec import encode_hold, new_hold
 
 OFFSET = 1_700_000_000.0
@@ -50,4 +60,66 @@ def test_a_record_of_the_previous_release_loads() -> None:
 
 
 def test_a_hold_is_written_as_the_previous_release_wrote_it() -> None:
-    assert encode_hold(make_hold(), OFFSET) == EARLIER_RECORD
+    assert encode_hold(make_hold(), OFFSET) == EARLIER_RECORD.encode()
+
+
+def plain_hold() -> Hold:
+    """A hold with only the SDK's own values: no metadata, no unknown keys."""
+    hold = make_hold()
+    assert hold.reservation is not None
+    hold.metadata = None
+    hold.reservation = attrs.evolve(
+        hold.reservation, raw=EMPTY_RAW,
+        products=(Product(guid="p-1", name="Adult"), Product(guid="p-2", name=None)),
+    )
+    return hold
+
+
+def test_a_hold_of_the_sdk_s_own_values_reads_back_the_same() -> None:
+    hold = plain_hold()
+    again = new_hold("h-1", encode_hold(hold, OFFSET), OFFSET)
+    assert again.reservation == hold.reservation
+    assert (again.state, again.renewals, again.metadata, again.created_at) == (
+        HoldState.AT_RISK, 2, None, 400.0,
+    )
+
+
+def test_a_hold_of_the_sdk_s_own_values_is_written_with_json_s_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    written = json.loads(encode_hold(plain_hold(), OFFSET))
+    monkeypatch.setattr(_codec, "dump_own", dump)  # json's writing throughout
+    assert written == json.loads(encode_hold(plain_hold(), OFFSET))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_non_finite_unknown_value_of_the_server_s_is_refused_not_written_as_null(
+    value: float,
+) -> None:
+    hold = plain_hold()
+    assert hold.reservation is not None
+    hold.reservation = attrs.evolve(hold.reservation, raw=MappingProxyType({"score": value}))
+    with pytest.raises(InvalidArgument, match="hold h-1"):
+        encode_hold(hold, OFFSET)
+
+
+def test_a_hold_with_plain_unknown_keys_is_written_with_json_s_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hold = plain_hold()
+    assert hold.reservation is not None
+    raw = MappingProxyType({"status": "reserved", "lines": [1, 2.5, {"tax": None}]})
+    hold.reservation = attrs.evolve(hold.reservation, raw=raw)
+    written = encode_hold(hold, OFFSET)
+    monkeypatch.setattr(_codec, "dump_own", dump)  # json's writing throughout
+    assert json.loads(written) == json.loads(encode_hold(hold, OFFSET))
+    assert new_hold("h-1", written, OFFSET).reservation == hold.reservation
+
+
+def test_an_unknown_value_json_cannot_write_is_refused_not_written_as_text() -> None:
+    hold = plain_hold()
+    assert hold.reservation is not None
+    moment = MappingProxyType({"when": MOMENT})  # a Reservation built by hand
+    hold.reservation = attrs.evolve(hold.reservation, raw=moment)
+    with pytest.raises(InvalidArgument, match="hold h-1"):
+        encode_hold(hold, OFFSET)

@@ -164,9 +164,10 @@ async def run_holds(args: argparse.Namespace, interrupt: Interrupt) -> int:
         raise CommandError("reading a fleet needs redis: pip install 'openticket-async[redis]'"
                            ) from None
     try:
-        store = RedisStore(args.redis, prefix=args.prefix)
-    except ValueError as error:  # InvalidArgument included: an empty prefix
-        raise CommandError(f"bad --redis or --prefix: {error}", USAGE) from None
+        # the store checks the options before it connects: a bad one never reaches Redis
+        store = RedisStore(args.redis, prefix=args.prefix, shards=args.shards)
+    except ValueError as error:  # InvalidArgument included: an empty prefix, bad shards
+        raise CommandError(f"bad --redis, --prefix or --shards: {error}", USAGE) from None
     screen = _Screen(args, store._link.where)
     try:
         with interrupt.scope:

@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the fleet's Redis (redis://, rediss:// or redis+sentinel://)")
     holds.add_argument("--prefix", default="openticket:",
                        help="the fleet's key prefix (default: openticket:)")
+    holds.add_argument("--shards", type=int, default=None, metavar="N",
+                       help="the fleet's shard count, as given to RedisStore(shards=N) "
+                            "(default: the store's, 1 on a single Redis, 16 on a cluster)")
     holds.add_argument("--json", action="store_true", help="one JSON object per hold per line")
     holds.add_argument("--watch", action="store_true",
                        help="refresh every second until Ctrl-C")

@@ -79,7 +79,7 @@ class EventRelay:
         self._shard_of = shard_of
         self._limits = [str(maxlen).encode(), str(ttl).encode()]  # EVENTS' first arguments
         self._limit = outbox
-        self._outbox: deque[tuple[str, str]] = deque()
+        self._outbox: deque[tuple[str, bytes]] = deque()
         self._dropped = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -126,7 +126,7 @@ class EventRelay:
                     continue
                 delay = RETRY_FIRST
 
-    async def _write(self, batch: list[tuple[str, str]]) -> None:
+    async def _write(self, batch: list[tuple[str, bytes]]) -> None:
         # One EVENTS call per shard (its streams share a cluster slot) carries all
         # of the shard's events, as bytes: redis-py packs each argument in Python.
         by_shard: dict[int, tuple[list[bytes], list[bytes]]] = {}
@@ -136,7 +136,7 @@ class EventRelay:
                 by_shard[shard] = ([], [*self._limits])
             keys, args = by_shard[shard]
             keys.append(self._key(cart_id).encode())
-            args.append(text.encode())
+            args.append(text)
         calls = [(self._script, keys, args) for keys, args in by_shard.values()]
         await run_scripts(self._client, self._link, calls)
 

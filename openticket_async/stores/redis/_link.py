@@ -6,10 +6,10 @@ The rest of the package never imports redis. It gets a client from
 ``redis+cluster://`` URL for a Redis Cluster) or from the caller, a
 :class:`Link` for it from :func:`link_for`, closes what it made with
 :func:`close`, and awaits every command through :meth:`Link.call`;
-the aliases :data:`Client`, :data:`Pipeline` and :data:`Script` name what it
-holds in annotations. So redis-py's exception classes and its pool and retry
-setup live in one place, and both stores (holds and tokens) import ``connect``
-from here instead of from each other.
+the aliases :data:`Client` and :data:`Pipeline` name what it holds in
+annotations, :class:`ScriptSet` the store's Lua scripts. So redis-py's
+exception classes and its pool and retry setup live in one place, and both
+stores (holds and tokens) import ``connect`` from here instead of from each other.
 
 Every command goes through :meth:`Link.call`, which
 
@@ -19,13 +19,58 @@ Every command goes through :meth:`Link.call`, which
   with (as a busy probe) never moves time while a store command is still on
   the wire. Blocking reads (``watch``) are not counted: they wait for
   something to happen, they are not work.
+
+Scripts: theory of operation
+----------------------------
+The store runs its Lua scripts by SHA1 (EVALSHA), not by their text, which
+would add kilobytes to every write-back. Redis keeps scripts in a cache that a
+restart, the promotion of a replica and SCRIPT FLUSH empty; a call of a script
+it does not know answers NOSCRIPT and does nothing. A pipeline is no
+transaction: a call answering NOSCRIPT does not stop the calls after it, so
+sending it again afterwards runs it *after* them: a FORGET of a hold before an
+earlier SAVE of it, whose tombstone refuses the save (reported as another
+worker's, though this worker owns the hold).
+
+So a store's scripts form one :class:`ScriptSet`, and Redis is only ever given
+all of them at once (the set decides when; nothing else loads them, not even a
+:class:`Script` called alone, which redis-py would load alone):
+
+1. Before the first call of any of them, the set loads them all.
+2. Whenever a call answers NOSCRIPT, the set loads them all again (one load for
+   a burst of NOSCRIPTs, made after all of them), then sends the calls that
+   answered it again, in their order (a pipeline's in one pipeline).
+3. A load is one pipeline of SCRIPT LOAD; on a cluster, whose pipeline refuses
+   SCRIPT LOAD, one command per script, which redis-py sends to every primary.
+
+Invariant: once loaded, a Redis (each primary of a cluster) knows all of a set
+or none of it. So a pipeline finds all its scripts (every call runs in place),
+or none (all its calls run again, in order), or, if the cache is emptied while
+it runs, its first calls run and its last ones answer NOSCRIPT: the calls sent
+again all come after those that ran. Either way its calls apply in the order
+they were made. The cost: one round trip at a store's first script call, two
+after a NOSCRIPT (the load, the calls again), none on the hot path.
+
+A pipeline can still mix (a call runs after one that answered NOSCRIPT) when
+someone else loads scripts while it runs into an emptied cache (Redis serves
+other clients between the chunks it reads of a pipeline, 16 KiB at most: after
+a restart one worker's load can land between two calls of another's), or loads
+only some of them (a worker of another version of this package, a person).
+Then a SAVE re-sent after a FORGET of its hold is refused, as above: no data is
+lost, the save reports False. On a cluster the rule holds per primary, and
+calls that must keep their order touch one hold: one slot, one primary. A
+primary that dies mid-pipeline answers none of its calls from some point on;
+those fail (StoreUnavailable: the store keeps the writes for its replay) or
+redis-py re-sends them, in order, to the replica promoted in its place, whose
+cache holds all of the set or none of it. A slot that moves mid-pipeline
+redirects its calls from then on; redis-py re-sends them one by one after the
+pipeline, in order: after those that ran.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeAlias, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -35,15 +80,15 @@ from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
-from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..._exceptions import StoreUnavailable
 
-__all__ = ["CLUSTER_SCHEME", "SENTINEL_SCHEME", "Client", "Link", "Pipeline", "Script",
-           "ScriptBatch", "close", "connect", "is_cluster", "link_for", "queue_time", "run_scripts"]
+__all__ = ["CLUSTER_SCHEME", "SENTINEL_SCHEME", "Call", "Client", "Link", "Pipeline", "Script",
+           "ScriptSet", "close", "connect", "is_cluster", "link_for", "pipelined", "queue_time",
+           "run_scripts"]
 
 T = TypeVar("T")
 
@@ -52,9 +97,6 @@ Client: TypeAlias = aioredis.Redis | RedisCluster
 #: A non-transactional pipeline of a :data:`Client` (several commands, one round trip per
 #: node: a cluster's pipeline sends each command to the node of its first key's slot).
 Pipeline: TypeAlias = _Pipeline | ClusterPipeline
-#: A Lua script registered on a :data:`Client`; calling it gives an awaitable answer.
-Script: TypeAlias = AsyncScript
-
 logger = logging.getLogger("openticket_async.stores.redis")
 
 # A client made from a URL fails fast, so an outage never stalls the scheduler.
@@ -259,159 +301,153 @@ class Link:
             await self._idle.wait()
 
 
-_Call: TypeAlias = tuple[Script, list[bytes], list[bytes], int, "asyncio.Future[Any]"]
+#: One script call: the script, its keys, its arguments.
+Call: TypeAlias = tuple["Script", Sequence[bytes | str], Sequence[bytes | str]]
+# Sends script calls (one pipeline, or one call alone): their answers, errors in place.
+_Send: TypeAlias = Callable[[Sequence[Call]], Awaitable[list[Any]]]
 
 
-class _Send:
-    """One script call of a batch's pipeline: one call made, or several merged."""
+class Script:
+    """One Lua script of a :class:`ScriptSet` (``family``): its ``source``, run by its ``sha``."""
 
-    __slots__ = ("args", "futures", "keys", "many", "script")
+    __slots__ = ("family", "sha", "source")
 
-    def __init__(self, script: Script, many: Script | None) -> None:
-        self.script = script
-        self.many = many  # the merged form, if the script has one
-        self.keys: list[bytes] = []
-        self.args: list[bytes] = []
-        self.futures: list[asyncio.Future[Any]] = []
+    def __init__(self, family: ScriptSet, sha: str, source: str) -> None:
+        self.family, self.sha, self.source = family, sha, source
 
-    def merged(self) -> bool:
-        """Whether this call carries several calls (one alone goes as it was made)."""
-        return self.many is not None and len(self.futures) > 1
+    async def __call__(self, keys: Sequence[bytes | str], args: Sequence[bytes | str]) -> Any:
+        """Run the script alone; its answer. Await it through :meth:`Link.call`.
 
-    def sent(self) -> Script:
-        """The script this call runs."""
-        return self.many if self.many is not None and self.merged() else self.script
-
-
-class ScriptBatch:
-    """Script calls made in one turn of the event loop, sent in one pipeline.
-
-    Renewals come back in bursts and each writes its hold back with one script
-    call: sent together, they cost one round trip and one socket write instead
-    of one each. The first call of a turn waits for that turn's others, then
-    sends them all (as EVALSHA; a script Redis does not know, after a restart,
-    is loaded and run again on its own).
-
-    ``merged`` maps a script to its form for several calls (taking their keys
-    and arguments one call after another, answering the list of their answers,
-    an error in the place of a call that failed): the calls of such a script
-    made one after another in a turn, in one shard, go as one call of it.
-    redis-py packs every argument and reads every answer of a pipeline in
-    Python, about 120k instructions a command: more than the write-back itself.
-    """
-
-    def __init__(self, client: Client, link: Link, merged: Mapping[Script, Script]) -> None:
-        self._client = client
-        self._link = link
-        self._merged = {single.sha: many for single, many in merged.items()}
-        self._waiting: list[_Call] = []
-
-    async def run(self, script: Script, keys: list[bytes], args: list[bytes], shard: int) -> Any:
-        """Run ``script`` with the other calls of this turn; its answer.
-
-        ``shard`` is the shard of every key the call touches. Raises
-        StoreUnavailable as :meth:`Link.call` does.
+        Raises the client's error if Redis refuses the call or cannot be
+        reached, StoreUnavailable if the set had to be loaded and could not.
         """
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting.append((script, keys, args, shard, future))
-        if len(self._waiting) == 1:
-            batch: list[_Call] = []
-            try:
-                sent = await self._link.call(self._send(batch))
-                await self._settle(sent)
-            except StoreUnavailable as error:
-                for *_call, waiting in batch:
-                    if not waiting.done():
-                        waiting.set_exception(error)
-            finally:  # cancelled: nobody may be left waiting for a send that never comes
-                batch += [] if batch else self._take()
-                for *_call, waiting in batch:
-                    if not waiting.done():
-                        waiting.set_exception(StoreUnavailable("a batched write was cancelled"))
-        return await future
-
-    def _take(self) -> list[_Call]:
-        taken, self._waiting = self._waiting, []
-        return taken
-
-    def _merge(self, batch: list[_Call]) -> list[_Send]:
-        """The batch's script calls, in order; a run of mergeable calls is one per shard."""
-        sends: list[_Send] = []
-        runs: dict[tuple[str, int], _Send] = {}
-        for script, keys, args, shard, future in batch:
-            many = self._merged.get(script.sha)
-            send = None if many is None else runs.get((script.sha, shard))
-            if send is None:
-                send = _Send(script, many)
-                sends.append(send)
-                if many is None:
-                    runs.clear()  # a later call may not move before this one
-                else:
-                    runs[script.sha, shard] = send
-            send.keys += keys
-            send.args += args
-            send.futures.append(future)
-        return sends
-
-    async def _send(self, batch: list[_Call]) -> list[tuple[_Send, Any]]:
-        await asyncio.sleep(0)  # the other calls of this turn join
-        batch += self._take()
-        sends = self._merge(batch)
-        pipe = self._client.pipeline(transaction=False)
-        for send in sends:
-            pipe.evalsha(send.sent().sha, len(send.keys), *send.keys, *send.args)
-        answers: list[Any] = await pipe.execute(raise_on_error=False)
-        return list(zip(sends, answers, strict=True))
-
-    async def _settle(self, sent: list[tuple[_Send, Any]]) -> None:
-        for send, answer in sent:
-            if isinstance(answer, NoScriptError):
-                try:
-                    answer = await self._link.call(send.sent()(send.keys, send.args))
-                except StoreUnavailable as error:
-                    for future in send.futures:
-                        future.set_exception(error)
-                    continue
-            if not send.merged() or isinstance(answer, BaseException):
-                answer = [answer] * len(send.futures)
-            for future, one in zip(send.futures, answer, strict=True):
-                if isinstance(one, BaseException):
-                    future.set_exception(self._link.refusal(one))
-                else:
-                    future.set_result(one)
+        family = self.family
+        await family.ready()
+        calls: list[Call] = [(self, keys, args)]
+        [answer] = await family.rerun_missing(calls, await family.alone(calls), family.alone)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
 
 
-async def run_scripts(
-    client: Client, link: Link, calls: list[tuple[Script, list[bytes], list[bytes]]]
-) -> list[Any]:
-    """Run script calls in one pipeline (one round trip per node); their answers, in order.
+class ScriptSet(dict[str, Script]):
+    """The Lua scripts of one store by name (``sources``: their texts), loaded into Redis
+    only all together, when the set decides (see "Scripts" above)."""
 
-    The scripts Redis does not know (a node restarted without its script
-    cache) are loaded and their calls sent again, in a second pipeline: a
-    cluster's pipeline, unlike one Redis's, does not load the scripts it carries
-    first. Raises StoreUnavailable if Redis is unreachable or refuses a call.
-    """
-    answers = await _evalsha_all(client, link, calls)
-    missing = [at for at, answer in enumerate(answers) if isinstance(answer, NoScriptError)]
-    if missing:
-        for script in {calls[at][0] for at in missing}:
-            await link.call(client.script_load(script.script))
-        again = await _evalsha_all(client, link, [calls[at] for at in missing])
+    def __init__(self, client: Client, link: Link, sources: Mapping[str, str]) -> None:
+        super().__init__(
+            (name, Script(self, client.register_script(source).sha, source))
+            for name, source in sources.items()
+        )
+        self._client, self._link = client, link
+        # Loads, one at a time: how many, whether one succeeded, the last one's failure.
+        self._loads, self._loaded = 0, False
+        self._failure: StoreUnavailable | None = None
+        self._loading = asyncio.Lock()
+
+    async def ready(self) -> None:
+        """Load the set unless it was loaded already: await it before sending a call.
+
+        Raises StoreUnavailable as :meth:`Link.call` does.
+        """
+        if not self._loaded:
+            async with self._loading:
+                if not self._loaded:
+                    await self._load()
+
+    async def rerun_missing(
+        self, calls: Sequence[Call], answers: list[Any], send: _Send
+    ) -> list[Any]:
+        """``answers`` (of ``calls``), each NOSCRIPT replaced by its call's answer sent again.
+
+        After a NOSCRIPT the whole set is loaded again, then the calls that
+        answered it are sent again with ``send``, in their order. If that fails,
+        the error is their answer: StoreUnavailable, or NOSCRIPT again if Redis
+        lost the scripts again meanwhile.
+        """
+        missing = [at for at, answer in enumerate(answers) if isinstance(answer, NoScriptError)]
+        if not missing:
+            return answers
+        try:
+            await self._reload(after=self._loads)
+            again = await send([calls[at] for at in missing])
+        except StoreUnavailable as error:
+            again = [error] * len(missing)
         for at, answer in zip(missing, again, strict=True):
             answers[at] = answer
-    for answer in answers:
-        if isinstance(answer, BaseException):
-            raise link.refusal(answer)
-    return answers
+        return answers
+
+    async def alone(self, calls: Sequence[Call]) -> list[Any]:
+        """[The answer] of one call sent on its own; a NOSCRIPT answered, other errors raised."""
+        [(script, keys, args)] = calls
+        try:
+            return [await self._client.evalsha(script.sha, len(keys), *keys, *args)]
+        except NoScriptError as error:
+            return [error]
+
+    async def _reload(self, after: int) -> None:
+        """Load the set, unless a load was made since ``after`` loads were: its outcome is ours.
+
+        A burst of NOSCRIPT answers (a restart, a failover) thus costs one load
+        made after all of them, not one each (nor a connection per script each).
+        """
+        async with self._loading:
+            if self._loads > after:
+                if self._failure is not None:
+                    raise self._failure
+                return
+            await self._load()
+
+    async def _load(self) -> None:  # holding self._loading
+        self._loads += 1
+        sources = [script.source for script in self.values()]
+        loads: Awaitable[list[Any]]
+        if isinstance(self._client, RedisCluster):
+            # A cluster's pipeline refuses SCRIPT LOAD; the cluster client sends each to
+            # every primary (all at once: one round trip's wait).
+            loads = asyncio.gather(*(self._client.script_load(source) for source in sources))
+        else:
+            pipe = self._client.pipeline(transaction=False)
+            for source in sources:
+                pipe.script_load(source)
+            loads = pipe.execute()
+        try:
+            await self._link.call(loads)
+        except StoreUnavailable as error:
+            self._failure = error
+            raise
+        self._failure, self._loaded = None, True
 
 
-async def _evalsha_all(
-    client: Client, link: Link, calls: list[tuple[Script, list[bytes], list[bytes]]]
-) -> list[Any]:
-    if not calls:
-        return []
+def pipelined(client: Client, calls: Sequence[Call]) -> Awaitable[list[Any]]:
+    """Send ``calls`` in one pipeline on ``client``; await it (through :meth:`Link.call`)
+    for their answers, an error in the place of each call that failed."""
     pipe = client.pipeline(transaction=False)
     for script, keys, args in calls:
         pipe.evalsha(script.sha, len(keys), *keys, *args)
-    answers: list[Any] = await link.call(pipe.execute(raise_on_error=False))
+    return pipe.execute(raise_on_error=False)
+
+
+async def run_scripts(client: Client, link: Link, calls: Sequence[Call]) -> list[Any]:
+    """Run calls of one :class:`ScriptSet` in one pipeline; their answers, in order.
+
+    One round trip per node; after a NOSCRIPT two more, to load the set and to
+    send the calls that answered it again (see "Scripts" above). Raises
+    StoreUnavailable if Redis is unreachable or refuses a call.
+    """
+    if not calls:
+        return []
+    family = calls[0][0].family
+
+    async def send(some: Sequence[Call]) -> list[Any]:
+        answers: list[Any] = await link.call(pipelined(client, some))
+        return answers
+
+    await family.ready()
+    answers = await family.rerun_missing(calls, await send(calls), send)
+    for answer in answers:
+        if isinstance(answer, StoreUnavailable):
+            raise answer
+        if isinstance(answer, BaseException):
+            raise link.refusal(answer)
     return answers

@@ -20,10 +20,11 @@ from ..._exceptions import InvalidArgument, StoreUnavailable, UsageError
 from ..._hold import Hold, HoldState
 from .. import MIN_LEASE, CartClaim, CartTaken, Due, EventSink, claim_lease
 from ..shared import CartEvent, LocalHolds, encode_hold
+from ._batch import ScriptBatch
 from ._checkouts import CheckoutClaims
 from ._events import EventRelay
 from ._keys import MAX_SHARDS, KeyLayout
-from ._link import Client, Script, ScriptBatch, close, connect, is_cluster, link_for
+from ._link import Client, ScriptSet, close, connect, is_cluster, link_for
 from ._pacing import PacedClient
 from ._queue import DueQueue, text
 from ._recovery import Recovery
@@ -108,9 +109,7 @@ class RedisStore:
         count = shards if shards is not None else (CLUSTER_SHARDS if cluster else 1)
         self._keys = KeyLayout(prefix, count, tagged=cluster or count > 1)
         self._link = link_for(self._redis)
-        self._scripts: dict[str, Script] = {
-            name: self._redis.register_script(source) for name, source in STORE_SCRIPTS.items()
-        }
+        self._scripts = ScriptSet(self._redis, self._link, STORE_SCRIPTS)
         self._writes = ScriptBatch(
             self._redis, self._link, {self._scripts["save"]: self._scripts["saves"]}
         )
@@ -218,7 +217,7 @@ class RedisStore:
         ttl = max(math.ceil(last - now), 0) + self._retention
         fields = (f"{fence},{action},{due!r},{lease},{ttl},{self.owner},"
                   f"{self._time.lease_now()},{mode},{self._acked.get(hold, 0)}")
-        args = [hold.id.encode(), hold.cart_id.encode(), encode_hold(hold, offset).encode(),
+        args = [hold.id.encode(), hold.cart_id.encode(), encode_hold(hold, offset),
                 fields.encode()]
         return self._keys.write_keys(hold.cart_id, hold.id), args
 

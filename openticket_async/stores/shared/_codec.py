@@ -10,11 +10,17 @@ The manager's private bookkeeping on a hold (``_attempt``, ``_risk``,
 ``_warned``) travels with the record, so the worker that takes a hold over
 continues its retry rules where the last one stopped. ``_fence`` does not: the
 store keeps it beside the record and counts it up at every claim.
+
+Records are UTF-8 JSON with json's values (``._json``): a hold record without
+the application's metadata (and whose unknown keys of the server's are plain
+JSON, as the decoder leaves them) and every event record are written by orjson
+with the ``fast`` extra, the rest by json; every record is read by orjson where
+it gives json's value. A worker with the extra and one without read each
+other's records alike.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -25,6 +31,7 @@ import attrs
 from ..._events import HoldEvent
 from ..._exceptions import InvalidArgument
 from ..._hold import Hold, HoldState, Persisted, persisted, restore
+from ..._json import dump_own, dump_text, json_plain, load
 from ..._models import EMPTY_RAW, Product, Reservation, TokenSet
 from ..._records import RECORD_KEYS, event_record
 
@@ -42,10 +49,6 @@ __all__ = [
 
 #: Bumped when the record layout changes incompatibly.
 FORMAT = 1
-
-
-# One encoder for every record: ``json.dumps`` with options builds a new one per call.
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def _raw(value: Any) -> Mapping[str, Any]:
@@ -86,11 +89,12 @@ def _decode_reservation(data: Mapping[str, Any], offset: float) -> Reservation:
     )
 
 
-def encode_hold(hold: Hold, offset: float) -> str:
+def encode_hold(hold: Hold, offset: float) -> bytes:
     """The JSON record of ``hold``; ``offset`` turns its clock readings into epoch seconds.
 
     Raises InvalidArgument if the hold's metadata cannot be written as JSON
-    (a shared store needs metadata of JSON types with string keys).
+    (a shared store needs metadata of JSON types with string keys), and
+    UnicodeEncodeError for a string with a lone surrogate.
     """
     reservation = hold.reservation
     part = persisted(hold)
@@ -108,16 +112,34 @@ def encode_hold(hold: Hold, offset: float) -> str:
         "warned": part.warned,
         "res": None if reservation is None else _encode_reservation(reservation, offset),
     }
+    if hold.metadata is None and (reservation is None or _own(reservation)):
+        return dump_own(record)
     try:
-        return _dumps(record)
+        text = dump_text(record)
     except (TypeError, ValueError) as error:
         raise InvalidArgument(
             f"hold {hold.id}: a shared store keeps metadata as JSON, and this does not fit: {error}"
         ) from None
+    return text.encode()  # a lone surrogate fails here, not taken for bad metadata
+
+
+def _own(reservation: Reservation) -> bool:
+    """Whether ``reservation``'s unknown keys are plain JSON (``json_plain``).
+
+    As the decoder keeps them they are; a Reservation built by hand may hold anything.
+    """
+    for raw in (reservation.raw, *(product.raw for product in reservation.products)):
+        if raw and not json_plain(dict(raw)):
+            return False
+    return True
+
+
+def _read(text: str | bytes) -> Any:
+    return load(text if isinstance(text, bytes) else text.encode())
 
 
 def _load(text: str | bytes) -> dict[str, Any]:
-    record: dict[str, Any] = json.loads(text)
+    record: dict[str, Any] = _read(text)
     if record.get("v") != FORMAT:
         raise ValueError(f"unknown hold record format {record.get('v')!r}")
     return record
@@ -218,14 +240,17 @@ class CartEvent:
 _ENTRY_KEYS = RECORD_KEYS | {"at", "origin"}
 
 
-def encode_event(event: HoldEvent, at: datetime, origin: str) -> str:
-    """The JSON of a hold event for the cart's stream: its record, stamped."""
-    return _dumps({**event_record(event), "at": at.isoformat(), "origin": origin})
+def encode_event(event: HoldEvent, at: datetime, origin: str) -> bytes:
+    """The JSON of a hold event for the cart's stream: its record, stamped.
+
+    Every value of an event record is the SDK's own (``event_record``).
+    """
+    return dump_own({**event_record(event), "at": at.isoformat(), "origin": origin})
 
 
 def decode_event(entry_id: str, text: str | bytes) -> CartEvent:
     """A :class:`CartEvent` from a stream entry; ValueError/KeyError if unreadable."""
-    data = json.loads(text)
+    data = _read(text)
     return CartEvent(
         id=entry_id,
         kind=data["type"],
@@ -249,7 +274,7 @@ def decode_event(entry_id: str, text: str | bytes) -> CartEvent:
 
 def encode_token(token: TokenSet) -> str:
     """The JSON of a token set (secrets included: it is what the store shares)."""
-    return _dumps(
+    return dump_text(
         {
             "access_token": token.access_token,
             "refresh_token": token.refresh_token,
@@ -265,7 +290,7 @@ def encode_token(token: TokenSet) -> str:
 
 def decode_token(text: str | bytes) -> TokenSet:
     """A :class:`TokenSet` from its JSON; ValueError/KeyError if unreadable."""
-    data = json.loads(text)
+    data = _read(text)
     refresh_expires = data["refresh_expires_at"]
     return TokenSet(
         access_token=data["access_token"],
