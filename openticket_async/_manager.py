@@ -157,7 +157,22 @@ class ReservationManager:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        await self.aclose()
+        try:
+            await self.aclose()
+        except BaseException:
+            # a store whose close failed: the manager's tasks still end, and the
+            # task group is still left, or it would stay open around the caller
+            await self._leave(exc_type, exc, tb)
+            raise
+        return await self._leave(exc_type, exc, tb)
+
+    async def _leave(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        """Cancel and leave the task group entered by ``__aenter__``."""
         tg, self._tg = self._tg, None
         if tg is None:
             return None
@@ -171,21 +186,26 @@ class ReservationManager:
             raise
 
     async def aclose(self) -> None:
-        """Stop renewing. Without a shared store, release every live hold first."""
+        """Stop renewing. Without a shared store, release every live hold first.
+
+        Raises what the store's ``aclose`` raises, once renewing has stopped.
+        """
         if self._closed:
             return
         self._closed = True
-        with anyio.CancelScope(shield=True):
-            if not self.store.shared:
-                for cart in list(self._carts.values()):
-                    await cart._shut(Close())
-            await self._events.drain(self.policy.close_timeout)
-            self._events.close()
-            await self.store.aclose()
-        self._events.bind(None)
-        self._renewals.bind(None)
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
+        try:
+            with anyio.CancelScope(shield=True):
+                if not self.store.shared:
+                    for cart in list(self._carts.values()):
+                        await cart._shut(Close())
+                await self._events.drain(self.policy.close_timeout)
+                self._events.close()
+                await self.store.aclose()
+        finally:  # renewing stops even when the store's close raised
+            self._events.bind(None)
+            self._renewals.bind(None)
+            if self._tg is not None:
+                self._tg.cancel_scope.cancel()
 
     # -- public API --------------------------------------------------------------
 

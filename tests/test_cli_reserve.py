@@ -231,6 +231,23 @@ async def test_reserve_with_oauth_saves_the_new_tokens_and_reuses_them(
 
 
 @pytest.mark.asyncio
+async def test_reserve_with_a_token_file_it_cannot_save_refuses_before_spending_the_refresh_token(
+    shop: Shop, tmp_path: Path
+) -> None:
+    env = shop.env(
+        OPENTICKET_CLIENT_ID="test-client",
+        OPENTICKET_CLIENT_SECRET="test-secret",
+        OPENTICKET_REFRESH_TOKEN=shop.refresh_token,
+        OPENTICKET_TOKEN_FILE=str(tmp_path / "no-such-directory" / "tokens.json"),
+    )
+    run = await openticket(shop.args("--hold-for", "0.2s"), env)
+    assert_one_line_error(run, 2, "OPENTICKET_TOKEN_FILE: cannot save tokens in")
+    assert shop.fake.requests == []
+    assert shop.fake.token_grants == []  # the single-use refresh token is still unspent
+    assert_no_secret(run, shop.refresh_token, "test-secret")
+
+
+@pytest.mark.asyncio
 async def test_reserve_with_incomplete_oauth_settings_names_what_is_missing(shop: Shop) -> None:
     run = await openticket(shop.args(), shop.env(OPENTICKET_CLIENT_ID="test-client"))
     assert_one_line_error(run, 2, "OPENTICKET_CLIENT_SECRET, OPENTICKET_REFRESH_TOKEN not set")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from manager_helpers import RECEIVER, Recorder, live_guids
+from manager_helpers import RECEIVER, Recorder, live_guids, manager_tasks
 
 from openticket_async import (
     BearerToken,
@@ -25,6 +25,7 @@ from openticket_async import (
     RetryPolicy,
 )
 from openticket_async._events import AtRisk
+from openticket_async.stores import MemoryStore
 from openticket_async.testing import FakeClock, FakeOpenTicket
 
 pytestmark = pytest.mark.asyncio
@@ -272,6 +273,21 @@ async def test_the_applications_own_exception_leaves_async_with_as_itself(
     with pytest.raises(Boom):
         async with ReservationManager(openticket_client):
             raise Boom
+
+
+async def test_a_store_whose_close_fails_still_leaves_no_manager_task(
+    openticket_client: OpenTicketClient, openticket_clock: FakeClock
+) -> None:
+    class CloseFails(MemoryStore):
+        async def aclose(self) -> None:
+            await super().aclose()
+            raise ConnectionError("the store's backend went away")
+
+    with pytest.raises(ConnectionError):
+        async with ReservationManager(openticket_client, store=CloseFails()):
+            pass
+    await openticket_clock.settle()  # the caller's own task is not cancelled
+    assert manager_tasks() == []
 
 
 async def test_fetching_a_cart_by_id_keeps_it_from_going_idle(

@@ -7,6 +7,8 @@ FakeClock; the last one is the lifecycle rule behind a scheduler that spun.
 
 from __future__ import annotations
 
+import itertools
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -30,6 +32,9 @@ from openticket_async import (
 from openticket_async._lifecycle import Due, Plan, Reserve, Rules, plan, step
 from openticket_async._planning import RENEW
 from openticket_async.stores import MemoryStore
+from openticket_async.stores.redis import RedisStore
+from openticket_async.stores.shared._codec import encode_hold
+from openticket_async.stores.shared._registry import LocalHolds
 from openticket_async.testing import FakeClock, FakeOpenTicket, FakeShop
 
 POLICY = HoldPolicy(renew_jitter=0, max_hold=None)
@@ -184,3 +189,69 @@ async def test_a_released_unit_lingers_until_the_server_drops_it_although_its_ex
         [unit] = manager.lingering()
         assert unit.reservation_guid == record.guid
         assert unit.until >= record.expires_at
+
+
+def test_a_claim_of_a_hold_that_ended_here_hands_out_nothing_and_keeps_its_one_object() -> None:
+    # The scheduler's own claim of a renewing hold (its safety net) ran in Redis while
+    # the hold's end was on the wire: the store made a second object from the stale
+    # record, which was renewed again and ended Lost, while the application's object
+    # went back to AT_RISK for good (its end refused by the claim's newer fence).
+    local = LocalHolds(keep_after_due=60.0, logger=logging.getLogger("test"))
+    hold = Hold(
+        id="h1",
+        cart_id="c1",
+        shop_guid=SHOP,
+        ticket_guid=TICKET,
+        reservation=reservation(1, 480.0),
+        created_at=0.0,
+    )
+    record = encode_hold(hold, 0.0)
+    local.planned(hold, RENEW, 480.0)
+    hold.state = HoldState.LOST  # ended here: RedisStore.forget drops the notes, then writes
+    local.ended(hold)
+    assert local.claimed("h1", 5, record, (RENEW, 480.0), 480.0, 0.0) is None
+    assert local.objects["h1"] is hold
+    assert hold._fence == 5  # the end is written again under this claim's fence
+
+
+@pytest.mark.redis
+@pytest.mark.usefixtures("redis_server")
+def test_a_hold_lost_while_its_own_claim_crossed_its_end_ends_once_as_one_object(
+    redis_url: str,
+) -> None:
+    # the shrunk example of the Redis state machine (one of the holds ended Lost in a
+    # second object of its own); the invariants are the machine's
+    from test_manager_stateful import POLICY as MACHINE_POLICY
+    from test_manager_stateful import ManagerMachine
+
+    prefixes = itertools.count()
+
+    class OnRedis(ManagerMachine):
+        longest_advance = 400.0
+
+        def __init__(self) -> None:
+            self.redis_url = redis_url  # the teardown checks that no lease is left
+            self.prefix = f"regression:end-race:{next(prefixes)}:"
+            super().__init__()
+
+        def make_store(self) -> FlakyStore:
+            return FlakyStore(RedisStore(redis_url, prefix=self.prefix, policy=MACHINE_POLICY))
+
+    machine = OnRedis()
+    try:
+        machine.every_cart_starts_with_a_hold()
+        machine.server_refuses(retry_after=None, route="order", status=409)
+        machine.server_refuses(retry_after=86400.0, route="reserve", status=409)
+        machine.advance(seconds=3600.0)
+        machine.callbacks_raise_and_hang()
+        machine.advance(seconds=1.0)
+        machine.advance(seconds=120.0)
+        machine.add(cart=0, quantity=1, ticket=0)
+        machine.skewed_expiry(offset=-60.0)
+        machine.advance(seconds=400.0)
+        machine.each_hold_has_one_terminal_event_last_and_events_in_order()
+        machine.no_hold_is_dropped_silently()
+        machine.every_live_server_unit_is_accounted_for()
+        machine.no_reservation_is_renewed_twice()
+    finally:
+        machine.teardown()

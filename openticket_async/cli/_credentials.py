@@ -89,7 +89,8 @@ def credentials(environ: Mapping[str, str]) -> Credentials:
     """The credentials set in ``environ`` (see the module docstring).
 
     Raises CommandError (usage) when no credentials are set, OAuth2 settings are
-    incomplete, or a value is not usable as a token.
+    incomplete, a value is not usable as a token, or ``OPENTICKET_TOKEN_FILE``
+    is in a directory that does not exist or cannot be written.
     """
     token = environ.get(ENV_TOKEN, "").strip()
     if token:
@@ -103,6 +104,8 @@ def credentials(environ: Mapping[str, str]) -> Credentials:
         raise CommandError(
             f"no credentials: set {ENV_TOKEN}, or {', '.join(ENV_OAUTH)} for OAuth2", USAGE
         )
+    if token_file:
+        _check_writable(Path(token_file))
     saved = _load(Path(token_file)) if token_file else None
     needed = (ENV_CLIENT_ID, ENV_CLIENT_SECRET) if saved else ENV_OAUTH
     missing = [name for name in needed if name not in present]
@@ -131,6 +134,21 @@ def credentials(environ: Mapping[str, str]) -> Credentials:
         f"set {ENV_TOKEN_FILE} to keep the new one"
     )
     return Credentials(auth, f"OAuth2 ({ENV_REFRESH_TOKEN})", caution)
+
+
+def _check_writable(path: Path) -> None:
+    """Raise CommandError (usage) unless new tokens can be saved at ``path``.
+
+    Checked before any request: the first refresh spends the single-use refresh
+    token, so a save that fails only then would lose the only one left.
+    """
+    directory = path.parent
+    if not directory.is_dir() or not os.access(directory, os.W_OK | os.X_OK):
+        raise CommandError(
+            f"{ENV_TOKEN_FILE}: cannot save tokens in {directory} "
+            "(no such directory, or not writable)",
+            USAGE,
+        )
 
 
 def _load(path: Path) -> TokenSet | None:

@@ -20,12 +20,22 @@ from .._clock import SystemClock
 from ._server import FakeOpenTicket
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {port}")
+    return port
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m openticket_async.testing")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve a seeded fake OpenTicket API")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    serve.add_argument("--port", type=_port, default=0, help="0 picks a free port")
     serve.add_argument("--tickets", type=int, default=1, help="tickets in the one shop")
     serve.add_argument("--stock", type=int, default=100, help="units per ticket")
     serve.add_argument("--ttl", type=float, default=480.0, help="reservation TTL (seconds)")
@@ -44,7 +54,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def _serve(args: argparse.Namespace) -> None:
+async def _serve(args: argparse.Namespace) -> int:
     fake = FakeOpenTicket(
         SystemClock(),
         reservation_ttl=args.ttl,
@@ -63,7 +73,12 @@ async def _serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with fake:
+    try:
+        await fake.start(host=args.host, port=args.port)
+    except OSError as error:  # the port is taken, the host is not ours, ...
+        print(f"cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr, flush=True)
+        return 1
+    try:
         hosts = fake.hosts
         print(
             json.dumps(
@@ -83,6 +98,9 @@ async def _serve(args: argparse.Namespace) -> None:
             flush=True,
         )
         await stop.wait()
+    finally:
+        await fake.close()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,9 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.uvloop:
             import uvloop
 
-            uvloop.run(_serve(args))
-        else:
-            asyncio.run(_serve(args))
+            return uvloop.run(_serve(args))
+        return asyncio.run(_serve(args))
     return 0
 
 

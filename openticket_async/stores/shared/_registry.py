@@ -104,11 +104,17 @@ class LocalHolds:
         """The one local object for a record: made, or brought up to date in place.
 
         A hold whose renewal runs here, or whose reserve call is on the wire, is
-        not overwritten. Returns None (and logs) for an unreadable record.
+        not overwritten, nor is one that ended here. Returns None (and logs) for
+        an unreadable record.
         """
         hold = self.objects.get(hold_id)
+        if hold is not None and hold.done:
+            # it ended here: the record is stale (the end is on its way to the
+            # backend, or waits for a replay); a new object would be a second copy
+            # of the hold, renewed again and ended twice
+            return hold
         try:
-            if hold is None or hold.done:
+            if hold is None:
                 hold = new_hold(hold_id, data, offset)
                 self.objects[hold_id] = hold
             elif not hold._inflight and hold_id not in self.renewing:
@@ -153,6 +159,8 @@ class LocalHolds:
         if hold is None:
             return None
         hold._fence = fence
+        if hold.done:
+            return None  # nothing to do; the new fence lets its end be written still
         if hold.state is HoldState.RENEWING:
             orphaned(hold)
             action, due = RENEW, now
