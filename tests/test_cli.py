@@ -209,6 +209,12 @@ def test_parse_duration_refuses_what_is_not_a_positive_duration(text: str) -> No
         parse_duration(text)
 
 
+@pytest.mark.parametrize("text", ["inf", "1e400", "nan"])
+def test_parse_duration_says_an_endless_duration_is_not_finite(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="must be a finite number"):
+        parse_duration(text)
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -60,7 +60,8 @@ _DURATION = re.compile(
 def parse_duration(text: str) -> float:
     """Seconds in ``text``: ``90``, ``90s``, ``20m``, ``1h``, ``1h30m``.
 
-    Raises argparse.ArgumentTypeError for anything else, or a duration that is not positive.
+    Raises argparse.ArgumentTypeError for anything else, or a duration that is not
+    positive or not finite.
     """
     value = text.strip().lower()
     try:
@@ -73,7 +74,9 @@ def parse_duration(text: str) -> float:
             ) from None
         parts = match.groupdict(default="0")
         seconds = float(parts["h"]) * 3600 + float(parts["m"]) * 60 + float(parts["s"])
-    if not 0 < seconds < float("inf"):
+    if not seconds < float("inf"):  # an infinity, or NaN
+        raise argparse.ArgumentTypeError(f"the duration must be a finite number, got {text!r}")
+    if not seconds > 0:
         raise argparse.ArgumentTypeError(f"the duration must be positive, got {text!r}")
     return seconds
 
