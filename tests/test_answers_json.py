@@ -19,6 +19,7 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from json_helpers import shape
 
 from openticket_async import _answers, _json
 from openticket_async._answers import read_json
@@ -38,17 +39,6 @@ def outcome(load: Callable[[bytes], Any], body: bytes) -> Any:
         # UnicodeDecodeError and JSONDecodeError are both read_json's DecodeError
         return ("error", "RecursionError" if isinstance(error, RecursionError) else "ValueError")
     return ("value", shape(value))
-
-
-def shape(value: Any) -> Any:
-    """``value`` with every type spelled out, floats by repr and objects in order."""
-    if isinstance(value, dict):
-        return ("dict", [(shape(key), shape(item)) for key, item in value.items()])
-    if isinstance(value, list):
-        return ("list", [shape(item) for item in value])
-    if isinstance(value, float):
-        return ("float", repr(value))
-    return (type(value).__name__, value)
 
 
 def assert_read_as_json_does(body: bytes) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from json_helpers import shape
 
 from openticket_async import _json
 from openticket_async._json import dump, dump_own, json_plain
@@ -25,17 +26,6 @@ from openticket_async._json import dump, dump_own, json_plain
 
 class Kind(enum.IntEnum):
     A = 1
-
-
-def shape(value: Any) -> Any:
-    """``value`` with every type spelled out, floats by repr and objects in order."""
-    if isinstance(value, dict):
-        return ("dict", [(shape(key), shape(item)) for key, item in value.items()])
-    if isinstance(value, list):
-        return ("list", [shape(item) for item in value])
-    if isinstance(value, float):
-        return ("float", repr(value))
-    return (type(value).__name__, value)
 
 
 def outcome(write: Any, value: Any) -> Any:
