@@ -127,10 +127,23 @@ async def cluster_store(kit: StoreKit) -> RedisStore:
 
 
 async def planned(kit: StoreKit, store: RedisStore) -> list[str]:
-    """The ids of one hold per cart, each planned to renew 10 s from now."""
+    """The ids of one hold per cart, each planned to renew 10 s from now.
+
+    A new hold's save raises StoreUnavailable while its shard's primary is not
+    serving (CLUSTERDOWN, TRYAGAIN just after a failover): an outage, never a
+    refusal, so it is tried again, as an application would.
+    """
     holds = [kit.hold(f"cart-{number}") for number in range(CARTS)]
-    for hold in holds:
-        assert await store.save(hold, "renew", kit.at(store, 10))
+    async with asyncio.timeout(FAILOVER_WITHIN):
+        for hold in holds:
+            while True:
+                try:
+                    assert await store.save(hold, "renew", kit.at(store, 10))
+                    break
+                except StoreUnavailable as error:
+                    if error.refused:
+                        raise
+                    await asyncio.sleep(0.2)  # the nodes settle the new slot map
     return sorted(hold.id for hold in holds)
 
 

@@ -75,6 +75,7 @@ from typing import Any, TypeAlias, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
 from redis.asyncio.client import Pipeline as _Pipeline
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
@@ -105,6 +106,9 @@ _CONNECT_TIMEOUT, _COMMAND_TIMEOUT = 1.0, 2.0
 MAX_CONNECTIONS = 64
 # The client's errors where a later try may work; every other RedisError is a refusal.
 _TRANSIENT: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+# Answers while a failover is under way (CLUSTERDOWN, MASTERDOWN, TRYAGAIN, READONLY
+# from a primary turned replica): an outage (writes kept for the replay), no refusal.
+_PASSING = (redis_errors.ClusterDownError, redis_errors.ReadOnlyError, redis_errors.TryAgainError)
 
 
 #: The URL scheme of a Sentinel group: ``redis+sentinel://[[user]:password@]host:port[,host:port
@@ -286,7 +290,9 @@ class Link:
         return result
 
     def refusal(self, error: BaseException) -> StoreUnavailable:
-        """The StoreUnavailable for an error Redis answered with."""
+        """The StoreUnavailable for an error Redis answered: ``refused`` unless it passes."""
+        if isinstance(error, _PASSING):
+            return StoreUnavailable(f"Redis at {self.where} is not serving now: {error}")
         return StoreUnavailable(f"Redis at {self.where} refused a command: {error}", refused=True)
 
     def busy(self) -> bool:
