@@ -133,7 +133,7 @@ class DueQueue:
         # it only: (head score, whether the shard lost writes); None: claim every shard.
         self._heads: list[tuple[float | None, bool]] | None = None
         self._touched: set[int] = set()  # shards written since that read
-        # the heartbeat renews the leases about twice a lease, not at every poll: a
+        # the heartbeat renews the leases about twice per lease, not at every poll: a
         # burst's claims poll back to back, and each beat carries every renewal in hand
         self._next_beat = -math.inf  # on the fleet clock
         #: A safety net comes due before its lease ends: beat at the next claim.
@@ -264,8 +264,8 @@ class DueQueue:
         """Record this store's shard count, or refuse to claim if another is recorded.
 
         The count is written (and its expiry pushed back a retention) at the first
-        claim and then every half retention, so it lapses only a retention after
-        the last store on the prefix stopped. On a single Redis a count may sit
+        claim and then every half retention, so it lapses at most a retention after
+        the last store on the prefix stopped claiming. On a single Redis a count may sit
         under either spelling of the marker (``P shards`` for one shard, untagged;
         ``P{0}shards`` tagged): both are read, or stores of one shard and of
         several would each find only their own. Raises StoreUnavailable (refused)
