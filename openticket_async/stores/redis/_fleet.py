@@ -30,7 +30,6 @@ import attrs
 
 from ..._hold import HoldState
 from ..shared._codec import new_hold
-from ._keys import KeyLayout
 from ._link import is_cluster
 from ._queue import text
 
@@ -184,10 +183,8 @@ async def recorded_shards(store: RedisStore) -> list[int]:
     of a store that wrote it. Writes nothing.
     Raises StoreUnavailable if Redis is unreachable or refuses the read.
     """
-    redis, link, prefix = store._redis, store._link, store._keys.prefix
-    # shard 0 is named alike whatever the count: the one-shard layouts name both keys
-    tags = (True,) if is_cluster(redis) else (True, False)  # a cluster's keys are all tagged
-    keys = [KeyLayout(prefix, 1, tagged=tagged).marker() for tagged in tags]
+    redis, link = store._redis, store._link
+    keys = store._keys.markers(cluster=is_cluster(redis))
     found: list[Any] = await link.call(redis.mget(keys))
     return sorted({int(text(value)) for value in found if value is not None})
 

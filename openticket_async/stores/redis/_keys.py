@@ -100,6 +100,18 @@ class KeyLayout:
         """Where the shard count is recorded (in shard 0)."""
         return self.base(0) + "shards"
 
+    def markers(self, *, cluster: bool) -> list[str]:
+        """Where any store on this prefix may record its count: this layout's first.
+
+        On a single Redis one shard is untagged (``P shards``) and several are
+        tagged (``P{0}shards``); on a cluster every key is tagged: one spelling.
+        """
+        own = self.marker()
+        if cluster:
+            return [own]
+        other = KeyLayout(self.prefix, 1, tagged=not self.tagged).marker()
+        return [own, other]
+
     def hold_glob(self) -> str:
         """A SCAN pattern matching every hold key of every shard (and nothing else of ours)."""
         escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix)

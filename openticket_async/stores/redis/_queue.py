@@ -274,14 +274,13 @@ class DueQueue:
         if now < self._layout_due:
             return
         count = str(self._layout.shards)
-        key = self._layout.marker()
+        key, *other_spellings = self._layout.markers(cluster=is_cluster(self._redis))
         pipe = self._redis.pipeline(transaction=False)
         pipe.set(key, count, nx=True)
         pipe.get(key)
         pipe.expire(key, self._retention)
-        if not is_cluster(self._redis):  # a cluster's keys are all tagged: one spelling
-            other = KeyLayout(self._layout.prefix, 1, tagged=not self._layout.tagged)
-            pipe.get(other.marker())
+        for other in other_spellings:
+            pipe.get(other)
         _set, found, _expire, *others = await self._link.call(pipe.execute())
         for recorded in (found, *others):
             if recorded is not None and text(recorded) != count:
