@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import Any
 
 import attrs
 import pytest
 
 from openticket_async._exceptions import InvalidArgument
 from openticket_async._hold import Hold, HoldState
-from openticket_async._json import dump
+from openticket_async._json import dump, dump_own
 from openticket_async._models import EMPTY_RAW, Product, Reservation
 from openticket_async.stores.shared import _codec
 from openticket_async.stores.shared._codec import encode_hold, new_hold
@@ -103,14 +104,22 @@ def test_a_non_finite_unknown_value_of_the_server_s_is_refused_not_written_as_nu
         encode_hold(hold, OFFSET)
 
 
-def test_a_hold_with_plain_unknown_keys_is_written_with_json_s_values(
+def test_a_hold_with_plain_unknown_keys_is_written_by_orjson_with_json_s_values(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     hold = plain_hold()
     assert hold.reservation is not None
     raw = MappingProxyType({"status": "reserved", "lines": [1, 2.5, {"tax": None}]})
     hold.reservation = attrs.evolve(hold.reservation, raw=raw)
+    by_orjson: list[Any] = []
+
+    def recorded(value: Any) -> bytes:
+        by_orjson.append(value)
+        return dump_own(value)
+
+    monkeypatch.setattr(_codec, "dump_own", recorded)
     written = encode_hold(hold, OFFSET)
+    assert len(by_orjson) == 1  # the fast writer took it, not json's
     monkeypatch.setattr(_codec, "dump_own", dump)  # json's writing throughout
     assert json.loads(written) == json.loads(encode_hold(hold, OFFSET))
     assert new_hold("h-1", written, OFFSET).reservation == hold.reservation
