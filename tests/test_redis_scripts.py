@@ -19,7 +19,8 @@ from conftest import ClusterGroup
 
 from openticket_async import HoldState
 from openticket_async.stores.redis import RedisStore
-from openticket_async.stores.redis._link import ScriptSet, link_for, run_scripts
+from openticket_async.stores.redis._link import link_for
+from openticket_async.stores.redis._scripting import ScriptSet, run_scripts
 from openticket_async.stores.redis._scripts import STORE_SCRIPTS
 from openticket_async.testing import FakeClock
 from openticket_async.testing.store_conformance import StoreKit

@@ -3,7 +3,7 @@
 Renewals come back in bursts and each writes its hold back with one script
 call: sent together, they cost one round trip and one socket write instead of
 one each. The calls of a batch apply in the order they were made, also when
-Redis has lost its scripts (see "Scripts" in :mod:`._link`).
+Redis has lost its scripts (see :mod:`._scripting`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ..._exceptions import StoreUnavailable
-from ._link import Call, Client, Link, Script, pipelined
+from ._link import Client, Link
+from ._scripting import Call, Script, pipelined
 
 __all__ = ["ScriptBatch"]
 

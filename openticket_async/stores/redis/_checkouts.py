@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from .. import CartClaim, CartTaken
-from ._link import Link, Script
+from ._link import Link
+from ._scripting import Script
 
 __all__ = ["CheckoutClaims"]
 

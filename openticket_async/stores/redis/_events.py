@@ -32,7 +32,8 @@ from ..._clock import Clock
 from ..._events import HoldEvent
 from ..._exceptions import StoreUnavailable
 from ..shared import CartEvent, decode_event, encode_event
-from ._link import Client, Link, Script, run_scripts
+from ._link import Client, Link
+from ._scripting import Script, run_scripts
 
 __all__ = ["EventRelay"]
 

@@ -31,7 +31,8 @@ from ..._clock import Clock
 from ..._config import RetryPolicy
 from ..._exceptions import InvalidArgument, RateLimited, StoreUnavailable
 from ..._models import Order, Receiver, Reservation
-from ._link import Link, Script
+from ._link import Link
+from ._scripting import Script
 from ._time import FleetClock
 
 if TYPE_CHECKING:

@@ -40,8 +40,9 @@ from ..._hold import HoldState
 from .. import MIN_LEASE, SHARED_POLL, Due
 from ..shared import LocalHolds
 from ._keys import KeyLayout
-from ._link import Client, Link, Script, is_cluster, queue_time
+from ._link import Client, Link, is_cluster, queue_time
 from ._recovery import Recovery, SaveArgs
+from ._scripting import Script
 from ._time import FleetClock
 
 __all__ = ["RESTORE_WINDOW", "DueQueue", "text"]

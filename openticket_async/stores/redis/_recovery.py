@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from ..._exceptions import StoreUnavailable
 from ..._hold import Hold
 from ..shared import LocalHolds
-from ._link import Client, Link, Script, run_scripts
+from ._link import Client, Link
+from ._scripting import Script, run_scripts
 
 __all__ = ["Recovery"]
 

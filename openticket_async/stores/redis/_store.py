@@ -24,10 +24,11 @@ from ._batch import ScriptBatch
 from ._checkouts import CheckoutClaims
 from ._events import EventRelay
 from ._keys import MAX_SHARDS, KeyLayout
-from ._link import Client, ScriptSet, close, connect, is_cluster, link_for
+from ._link import Client, close, connect, is_cluster, link_for
 from ._pacing import PacedClient
 from ._queue import DueQueue, text
 from ._recovery import Recovery
+from ._scripting import ScriptSet
 from ._scripts import STORE_SCRIPTS
 from ._time import FleetClock
 from ._tokens import RedisTokenStore
