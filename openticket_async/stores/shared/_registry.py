@@ -161,7 +161,7 @@ class LocalHolds:
             return None
         hold._fence = fence
         if hold.done:
-            return None  # nothing to do; the new fence lets its end be written still
+            return None  # nothing to do: its end is on its way (this claim never refuses it)
         if hold.state is HoldState.RENEWING:
             orphaned(hold)
             action, due = RENEW, now
