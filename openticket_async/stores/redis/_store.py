@@ -271,8 +271,8 @@ class RedisStore:
         """Remove a hold that reached its terminal state (see the fencing rule).
 
         Never raises for an unreachable Redis: the removal is replayed later.
-        Returns False only when the fencing rule refused it: another worker has
-        claimed the hold since and decides how it ends.
+        Returns False only when the fencing rule refused it: another worker (never
+        this store) has claimed the hold since and decides how it ends.
         """
         known = self._local.knows(hold)
         self._local.ended(hold)
@@ -281,7 +281,7 @@ class RedisStore:
         force = "1" if hold.state in _APPLICATION_ENDS else "0"
         keys = self._keys.write_keys(hold.cart_id, hold.id)
         args = [str(value).encode() for value in
-                (hold.id, fence, hold.state.value, force, self._retention)]
+                (hold.id, fence, hold.state.value, force, self._retention, self.owner)]
         if self._recovery.keeps(hold.id):
             self._recovery.keep(hold, keys, args, forget=True)
             return True
