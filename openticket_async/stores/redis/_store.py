@@ -72,9 +72,10 @@ class RedisStore:
     Hold metadata travels as JSON: string keys and JSON values only (a tuple
     comes back as a list in another process).
 
-    Raises InvalidArgument for a bad argument, and ValueError for a URL that
+    Raises InvalidArgument for a bad argument, a URL among them: one that
     redis-py or the store cannot read (an unknown scheme, a Sentinel URL
-    without a service, a cluster URL naming a database other than 0).
+    without a service, a cluster URL naming a database other than 0). Its
+    message never quotes the URL, which may carry a password.
     """
 
     shared = True
