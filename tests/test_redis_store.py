@@ -170,6 +170,17 @@ async def test_renewal_orphaned_by_a_dead_worker_is_handed_out_as_a_renewal(
     assert orphan.fence > claim.fence
 
 
+async def nobody_claims_for_three_and_a_half_leases(
+    kit: StoreKit, renewing: RedisStore, other: RedisStore
+) -> None:
+    """A renewal (or a try) of ``renewing`` takes 3.5 leases; both stores poll twice a
+    lease meanwhile, and neither is handed the hold."""
+    for step in range(1, 8):
+        seconds = step * LEASE / 2
+        assert await renewing.claim_due(kit.at(renewing, seconds), 10) == []
+        assert await other.claim_due(kit.at(other, seconds), 10) == []
+
+
 @pytest.mark.asyncio
 async def test_live_renewing_worker_keeps_its_lease_and_its_write_back(kit: StoreKit) -> None:
     renewing, other = await redis_store(kit), await redis_store(kit)
@@ -178,10 +189,7 @@ async def test_live_renewing_worker_keeps_its_lease_and_its_write_back(kit: Stor
     [claim] = await renewing.claim_due(kit.at(renewing, 0), 10)
     hold.state = HoldState.RENEWING
     await renewing.save(hold, "drop", kit.at(renewing, 400), claim.fence)
-    for step in range(1, 8):  # the renewal takes 3.5 leases; the worker polls twice a lease
-        seconds = step * LEASE / 2
-        assert await renewing.claim_due(kit.at(renewing, seconds), 10) == []
-        assert await other.claim_due(kit.at(other, seconds), 10) == []
+    await nobody_claims_for_three_and_a_half_leases(kit, renewing, other)
     hold.state = HoldState.ACTIVE
     assert await renewing.save(hold, "renew", kit.at(renewing, 300), claim.fence)
 
@@ -215,10 +223,7 @@ async def test_a_last_try_on_the_wire_is_claimed_by_nobody_while_its_worker_keep
     # manager plans no safety net for it (the lifecycle's I1)
     hold.state = HoldState.AT_RISK
     reserve_now(hold, kit.clock.now())
-    for step in range(1, 8):  # the try takes 3.5 leases; the worker polls twice a lease
-        seconds = step * LEASE / 2
-        assert await renewing.claim_due(kit.at(renewing, seconds), 10) == []
-        assert await other.claim_due(kit.at(other, seconds), 10) == []
+    await nobody_claims_for_three_and_a_half_leases(kit, renewing, other)
     hold.state = HoldState.ACTIVE  # answered: its next plan is written under the same claim
     assert await renewing.save(hold, "renew", kit.at(renewing, 300), claim.fence)
 
