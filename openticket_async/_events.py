@@ -165,6 +165,27 @@ class _Subscription:
         self.callback = callback
 
 
+class _Targets(dict[type[HoldEvent], tuple[Callable[[Any], object], ...]]):
+    """Event type -> the callbacks its events reach, found once per type.
+
+    A plain dict lookup on every emit (no isinstance per subscription per event,
+    no Python call once a type was seen); a type not seen yet is looked up in
+    the subscriptions the table was made from.
+    """
+
+    __slots__ = ("_subscriptions",)
+
+    def __init__(self, subscriptions: list[_Subscription]) -> None:
+        super().__init__()
+        self._subscriptions = subscriptions
+
+    def __missing__(self, event_type: type[HoldEvent]) -> tuple[Callable[[Any], object], ...]:
+        found = self[event_type] = tuple(
+            s.callback for s in self._subscriptions if issubclass(event_type, s.event_type)
+        )
+        return found
+
+
 class EventDispatcher:
     """Delivers hold events to callbacks and streams without ever stalling the emitter.
 
@@ -187,7 +208,7 @@ class EventDispatcher:
         self._finished: anyio.Event | None = None  # set when _running drops to 0
         # event type -> the callbacks its events reach, in subscription order;
         # replaced (never changed in place) when the subscriptions change
-        self._targets: dict[type[HoldEvent], tuple[Callable[[Any], object], ...]] = {}
+        self._targets = _Targets(self._subscriptions)
 
     def on(self, event_type: type[E], callback: Callback[E]) -> Callable[[], None]:
         """Call ``callback`` with every event that is an instance of ``event_type``.
@@ -205,11 +226,11 @@ class EventDispatcher:
         # The list is replaced, never changed in place, so a delivery in progress
         # keeps the subscribers it started with.
         self._subscriptions = [*self._subscriptions, subscription]
-        self._targets = {}
+        self._targets = _Targets(self._subscriptions)
 
         def unsubscribe() -> None:
             self._subscriptions = [s for s in self._subscriptions if s is not subscription]
-            self._targets = {}
+            self._targets = _Targets(self._subscriptions)
 
         return unsubscribe
 
@@ -225,16 +246,7 @@ class EventDispatcher:
 
         Lets the emitter skip building events nobody receives. Raises nothing.
         """
-        return bool(self._streams) or bool(self._callbacks_for(event_type))
-
-    def _callbacks_for(self, event_type: type[HoldEvent]) -> tuple[Callable[[Any], object], ...]:
-        # found once per event type, not with an isinstance per subscription per event
-        found = self._targets.get(event_type)
-        if found is None:
-            found = self._targets[event_type] = tuple(
-                s.callback for s in self._subscriptions if issubclass(event_type, s.event_type)
-            )
-        return found
+        return bool(self._streams) or bool(self._targets[event_type])
 
     def emit(self, event: HoldEvent) -> None:
         """Deliver ``event`` to the matching callbacks, then to every open stream.
@@ -280,7 +292,7 @@ class EventDispatcher:
         self._streams.pop(stream, None)
 
     def _deliver(self, event: HoldEvent) -> None:
-        for callback in self._callbacks_for(type(event)):
+        for callback in self._targets[type(event)]:
             self._call(callback, event)
         if self._streams:
             for stream in list(self._streams):

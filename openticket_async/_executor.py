@@ -146,8 +146,9 @@ class Executor:
                 self.renewals.enqueue(hold)
                 planned, due = hold._action, hold._due
                 assert planned is not None  # renew_due always plans the safety net
+                # no wake_for: the caller is the scheduler, which reads the next
+                # due time after its pass (a wake would only make it pass again)
                 memory.put(hold, planned, due)
-                self._wake_for(due)
                 return None
         return self.step(hold, Due(action, at))
 

@@ -51,7 +51,7 @@ def renew_due(hold: Hold, action: str, at: float, now: float, rules: Rules) -> b
         or hold.state is not _ACTIVE
         or hold._more is not None
         or hold._wire
-        or abs(at - hold._due) > SAME_DUE
+        or not -SAME_DUE <= at - hold._due <= SAME_DUE
         or at > now + rules.resolution
         or now + rules.resolution < hold._last_sent + rules.policy.min_renew_interval
         or not_renewable(hold, now, rules) is not None

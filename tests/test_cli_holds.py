@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
@@ -33,6 +33,8 @@ from openticket_async.stores.redis._fleet import FleetHold, FleetSnapshot, fleet
 from openticket_async.stores.redis._keys import MAX_SHARDS
 from openticket_async.testing import FakeOpenTicket
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 CLI = [sys.executable, "-m", "openticket_async.cli", "holds"]
 #: What the view says on stderr when no worker has recorded a shard count.
 NO_RECORD = (
@@ -43,6 +45,27 @@ NO_RECORD = (
 TTL = 60.0
 POLICY = {"renew_before": 2.0, "warn_before": 3.0, "safety_margin": 0.3,
           "renew_jitter": 0.2, "max_hold": None}
+
+
+def _marks(*marks: pytest.MarkDecorator) -> Callable[[_F], _F]:
+    """One decorator applying ``marks``, for tests that share a stack of them."""
+
+    def apply(test: _F) -> _F:
+        for mark in reversed(marks):
+            test = mark(test)
+        return test
+
+    return apply
+
+
+#: The tests that start worker processes holding carts (``fleet``).
+FLEET_TEST = _marks(
+    pytest.mark.redis, pytest.mark.slow, pytest.mark.asyncio, pytest.mark.timeout(60)
+)
+#: The tests that read a fleet split in shards, written by a store of the test's own.
+SHARDS_TEST = _marks(
+    pytest.mark.redis, pytest.mark.realtime, pytest.mark.asyncio, pytest.mark.timeout(60)
+)
 
 
 async def run_cli(*args: str) -> tuple[int, str, str]:
@@ -93,10 +116,7 @@ def server_holds(fake: FakeOpenTicket[SystemClock]) -> set[tuple[str, str]]:
     return {(record.ticket_guid, record.guid) for record in fake.live_reservations()}
 
 
-@pytest.mark.redis
-@pytest.mark.slow
-@pytest.mark.asyncio
-@pytest.mark.timeout(60)
+@FLEET_TEST
 async def test_json_lines_match_the_holds_at_the_fake_server(
     fleet: tuple[FakeOpenTicket[SystemClock], dict[str, dict[str, Any]]],
     redis_url: str, redis_prefix: str,
@@ -113,10 +133,7 @@ async def test_json_lines_match_the_holds_at_the_fake_server(
     assert all(0 < r["time_left"] <= TTL for r in lines)
 
 
-@pytest.mark.redis
-@pytest.mark.slow
-@pytest.mark.asyncio
-@pytest.mark.timeout(60)
+@FLEET_TEST
 async def test_each_hold_shows_the_worker_that_holds_it(
     fleet: tuple[FakeOpenTicket[SystemClock], dict[str, dict[str, Any]]],
     redis_url: str, redis_prefix: str,
@@ -133,10 +150,7 @@ async def test_each_hold_shows_the_worker_that_holds_it(
     assert owners["north"] != owners["south"]
 
 
-@pytest.mark.redis
-@pytest.mark.slow
-@pytest.mark.asyncio
-@pytest.mark.timeout(60)
+@FLEET_TEST
 async def test_the_tables_show_every_hold_at_the_fake_server(
     fleet: tuple[FakeOpenTicket[SystemClock], dict[str, dict[str, Any]]],
     redis_url: str, redis_prefix: str,
@@ -242,10 +256,7 @@ def shown(out: str) -> dict[str, str]:
     return {record["hold"]: record["cart"] for record in map(json.loads, out.splitlines())}
 
 
-@pytest.mark.redis
-@pytest.mark.realtime
-@pytest.mark.asyncio
-@pytest.mark.timeout(60)
+@SHARDS_TEST
 async def test_shards_shows_every_hold_of_a_fleet_split_in_three(
     redis_url: str, redis_prefix: str,
 ) -> None:
@@ -256,10 +267,7 @@ async def test_shards_shows_every_hold_of_a_fleet_split_in_three(
     assert shown(out) == saved
 
 
-@pytest.mark.redis
-@pytest.mark.realtime
-@pytest.mark.asyncio
-@pytest.mark.timeout(60)
+@SHARDS_TEST
 async def test_without_shards_a_fleet_split_in_three_is_read_with_its_recorded_count(
     redis_url: str, redis_prefix: str,
 ) -> None:
@@ -269,10 +277,7 @@ async def test_without_shards_a_fleet_split_in_three_is_read_with_its_recorded_c
     assert shown(out) == saved
 
 
-@pytest.mark.redis
-@pytest.mark.realtime
-@pytest.mark.asyncio
-@pytest.mark.timeout(60)
+@SHARDS_TEST
 async def test_a_shards_other_than_the_recorded_count_is_a_usage_error_naming_both(
     redis_url: str, redis_prefix: str,
 ) -> None:
@@ -284,10 +289,7 @@ async def test_a_shards_other_than_the_recorded_count_is_a_usage_error_naming_bo
                    f" on prefix {redis_prefix!r} recorded shards=3\n")
 
 
-@pytest.mark.redis
-@pytest.mark.realtime
-@pytest.mark.asyncio
-@pytest.mark.timeout(60)
+@SHARDS_TEST
 async def test_a_one_shard_fleets_untagged_record_refuses_another_shards(
     redis_url: str, redis_prefix: str,
 ) -> None:
@@ -299,10 +301,7 @@ async def test_a_one_shard_fleets_untagged_record_refuses_another_shards(
                         f"{redis_prefix!r} recorded shards=1\n")
 
 
-@pytest.mark.redis
-@pytest.mark.realtime
-@pytest.mark.asyncio
-@pytest.mark.timeout(60)
+@SHARDS_TEST
 async def test_two_recorded_counts_without_shards_are_a_usage_error_naming_both(
     redis_url: str, redis_prefix: str,
 ) -> None:
@@ -315,10 +314,7 @@ async def test_two_recorded_counts_without_shards_are_a_usage_error_naming_both(
                    " shards=1 and shards=3: give --shards N to choose which of them to show\n")
 
 
-@pytest.mark.redis
-@pytest.mark.realtime
-@pytest.mark.asyncio
-@pytest.mark.timeout(60)
+@SHARDS_TEST
 async def test_with_no_recorded_count_the_default_is_used_and_said_once_on_stderr(
     redis_url: str, redis_prefix: str,
 ) -> None:
