@@ -338,10 +338,10 @@ class Floor(HeapSleeper):
     It does not: check its arguments, reserve more than one unit per call (the
     manager's ``add`` returns a list), record the reserve's latency, check the
     deadline the server stated, jitter the renewal time, keep a state or lifecycle
-    fields, count cancelled entries to compact the heap, tell the application
-    (events), nor account for the unit the server keeps after a release (the
-    manager's lingering units). It never renews: it is measured on add and cancel
-    only, not on punctuality.
+    fields, count cancelled entries to compact the heap, release what a cancelled
+    add reserved, tell the application (events), nor account for the unit the
+    server keeps after a release (the manager's lingering units). It never renews:
+    it is measured on add and cancel only, not on punctuality.
     """
 
     name = "floor"
