@@ -122,7 +122,11 @@ class Expired(HoldEvent):
 
 @attrs.frozen(eq=False)
 class Released(HoldEvent):
-    """Terminal: the application removed the hold or closed its cart."""
+    """Terminal: the application removed the hold, or closed its cart or the manager.
+
+    Closing the manager releases holds only with the in-memory store: on a
+    shared store they stay for the other workers.
+    """
 
 
 @attrs.frozen(eq=False)

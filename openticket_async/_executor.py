@@ -277,14 +277,10 @@ class Executor:
                 self._wake_for(action.at)
             elif isinstance(action, End):
                 self._unsaved.pop(hold, None)
-                fence = hold._fence
                 try:
-                    forgotten = await store.forget(hold, fence)
-                    while not forgotten and hold._fence > fence:
-                        # refused for a claim of this store's own that crossed the
-                        # end on the wire (it handed out nothing): end it under that one
-                        fence = hold._fence
-                        forgotten = await store.forget(hold, fence)
+                    # never refused for a claim of the store's own that crossed the
+                    # end on the wire: that one hands out nothing for an ended hold
+                    forgotten = await store.forget(hold, hold._fence)
                 except Exception:
                     # the hold ended here: its event and its lingering unit must not
                     # be lost with the store's write (a stale plan the store still

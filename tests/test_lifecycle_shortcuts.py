@@ -118,6 +118,16 @@ def test_a_stale_or_early_claim_is_left_to_the_table() -> None:
     assert world.queued == 1
 
 
+def test_a_claim_of_a_later_plan_than_the_holds_own_is_left_to_the_table() -> None:
+    # a plan replaced since by an earlier one: its claim is stale however late it comes
+    world = world_of()
+    declined = taken("renew_due declined")
+    world.now = RENEWAL + 30
+    world.feed(Due("renew", RENEWAL + 30))
+    assert taken("renew_due declined") == declined + 1
+    assert world.queued == 0
+
+
 def test_an_at_risk_record_read_back_is_left_to_the_table() -> None:
     # a shared store may hand back an AT_RISK hold with its renewal due and none of
     # the rare fields set (its risk try spent, nothing on the wire): not the common case

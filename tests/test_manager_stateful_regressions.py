@@ -211,7 +211,7 @@ def test_a_claim_of_a_hold_that_ended_here_hands_out_nothing_and_keeps_its_one_o
     local.ended(hold)
     assert local.claimed("h1", 5, record, (RENEW, 480.0), 480.0, 0.0) is None
     assert local.objects["h1"] is hold
-    assert hold._fence == 5  # the end is written again under this claim's fence
+    assert hold._fence == 5  # the latest claim's, as for every claim handed to this store
 
 
 @pytest.mark.redis

@@ -110,6 +110,13 @@ def test_a_server_expiry_long_enough_after_the_send_is_trusted(server_ttl: float
     assert plausible(reservation(100.0 + server_ttl), sent=100.0, ttl=480.0, policy=policy) is None
 
 
+def test_a_floor_above_the_ttl_still_trusts_an_expiry_one_ttl_after_the_send() -> None:
+    # min_server_ttl beyond the TTL itself cannot ask more than the TTL of a server
+    policy = HoldPolicy(min_server_ttl=600)
+    assert plausible(reservation(100.0 + 480), sent=100.0, ttl=480.0, policy=policy) is None
+    assert plausible(reservation(100.0 + 479), sent=100.0, ttl=480.0, policy=policy) is not None
+
+
 def test_latency_tracker_reports_the_p99_of_its_window() -> None:
     tracker = LatencyTracker(window=100, every=1)
     assert tracker.p99 == 0.0

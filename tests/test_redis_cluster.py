@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from conftest import ClusterGroup
 from redis.asyncio.cluster import RedisCluster
 
-from openticket_async import Released
+from openticket_async import InvalidArgument, Released
 from openticket_async.stores.redis import RedisStore, RedisTokenStore
 from openticket_async.stores.redis._fleet import fleet_snapshot
 from openticket_async.testing import FakeClock
@@ -245,8 +245,26 @@ async def test_a_claiming_store_keeps_its_recorded_shard_count_from_lapsing(
 
 
 def test_a_cluster_url_with_a_database_is_refused() -> None:
-    with pytest.raises(ValueError, match="no database but 0"):
+    with pytest.raises(InvalidArgument, match="no database but 0"):
         RedisStore("redis+cluster://127.0.0.1:7000/3")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "bogus://:s3cret-pass@127.0.0.1:6379",
+        "redis://:s3cret-pass@127.0.0.1:notaport",
+        "redis+sentinel://:s3cret-pass@127.0.0.1:26379",
+        "redis+cluster://:s3cret-pass@127.0.0.1:7000/3",
+    ],
+)
+def test_a_url_the_store_cannot_use_is_an_invalid_argument_without_its_password(
+    url: str,
+) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        RedisStore(url)
+    assert isinstance(raised.value, ValueError)  # what callers caught before
+    assert "s3cret" not in str(raised.value)
 
 
 def test_a_cluster_stores_repr_names_its_nodes_and_never_its_password() -> None:

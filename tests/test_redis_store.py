@@ -32,6 +32,7 @@ from openticket_async import (
     ReservationManager,
     TokenSet,
 )
+from openticket_async._lifecycle import reserve_now
 from openticket_async.stores.redis import (
     RedisStore,
     RedisTokenStore,
@@ -200,6 +201,26 @@ async def test_safety_net_of_a_running_renewal_fires_once_in_its_own_worker(
     assert (safety.hold, safety.action, safety.due) == (hold, "warn", kit.at(renewing, 1))
     assert await renewing.claim_due(kit.at(renewing, 2), 10) == []
     assert await other.claim_due(kit.at(other, 2), 10) == []
+
+
+@pytest.mark.asyncio
+async def test_a_last_try_on_the_wire_is_claimed_by_nobody_while_its_worker_keeps_the_lease(
+    kit: StoreKit,
+) -> None:
+    renewing, other = await redis_store(kit), await redis_store(kit)
+    hold = kit.hold()
+    await renewing.save(hold, "renew", kit.at(renewing, 0))
+    [claim] = await renewing.claim_due(kit.at(renewing, 0), 10)
+    # the try after the deadline: its reserve is the hold's pending work, and the
+    # manager plans no safety net for it (the lifecycle's I1)
+    hold.state = HoldState.AT_RISK
+    reserve_now(hold, kit.clock.now())
+    for step in range(1, 8):  # the try takes 3.5 leases; the worker polls twice a lease
+        seconds = step * LEASE / 2
+        assert await renewing.claim_due(kit.at(renewing, seconds), 10) == []
+        assert await other.claim_due(kit.at(other, seconds), 10) == []
+    hold.state = HoldState.ACTIVE  # answered: its next plan is written under the same claim
+    assert await renewing.save(hold, "renew", kit.at(renewing, 300), claim.fence)
 
 
 @pytest.mark.asyncio

@@ -177,8 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="DURATION",
         help=(
-            "stop after this long (90s, 20m, 1h); default: until Ctrl-C, "
-            "at most 30 min (the fair-use cap on keeping a ticket)"
+            "stop after this long (90s, 20m, 1h); default: until Ctrl-C or the fair-use"
+            " cap on keeping a ticket (no renewal after 30 min: the holds end at their"
+            " next drop, at most 8 min later)"
         ),
     )
     for role, variable in ENV_HOSTS.items():

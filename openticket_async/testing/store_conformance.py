@@ -7,9 +7,10 @@ the checkout claims of carts (granted once, fenced, extended, released, lapsing
 when their lease runs out on the kit's clock).
 :class:`SharedStoreConformance` adds what only makes sense when several
 processes share the store (``shared`` True): a peer sees the same holds, each
-claim gets a larger fence, stale write-backs are refused, the application's
-ends win whatever the fence, and a cart claimed for checkout by one store is
-neither claimed nor worked on by another until the claim ends.
+claim gets a larger fence, stale write-backs are refused (an end only for
+another store's newer claim), the application's ends win whatever the fence,
+and a cart claimed for checkout by one store is neither claimed nor worked on
+by another until the claim ends.
 
 Use it by subclassing one of them in a test module and providing a
 ``store_factory`` fixture: a callable (sync or async) that returns a new,
@@ -283,6 +284,22 @@ class SharedStoreConformance(SharedCartClaimRules, StoreConformance):
         await mine.forget(hold, stale.fence)
         assert [h.id for h in await peer.cart_holds("cart-s")] == [hold.id]
         assert await peer.save(fresh.hold, "warn", kit.at(peer, 200), fresh.fence)
+
+    @pytest.mark.asyncio
+    async def test_end_behind_the_stores_own_later_claim_is_written(self, kit: StoreKit) -> None:
+        mine = await kit.store()
+        self._require_shared(mine)
+        peer = await kit.store()
+        hold = kit.hold("cart-o")
+        await mine.save(hold, "renew", kit.at(mine, 1))
+        [first] = await mine.claim_due(kit.at(mine, 1), 10)
+        # the store claims it again (its lease lapsed) while the end under the first
+        # claim is on its way: that claim hands nothing out for an ended hold
+        [again] = await mine.claim_due(kit.at(mine, LONG_AFTER), 10)
+        assert again.fence > first.fence
+        hold.state = HoldState.LOST
+        assert await mine.forget(hold, first.fence)
+        assert await peer.cart_holds("cart-o") == []
 
     @pytest.mark.asyncio
     async def test_release_wins_whatever_the_fence(self, kit: StoreKit) -> None:

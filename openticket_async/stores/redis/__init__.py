@@ -36,9 +36,10 @@ Rules (the ones deployments must know)
    ``HoldPolicy()``); :func:`lease_for` computes it.
 2. *Fencing rule*: a write-back carrying an older fence than the hold's latest
    claim is refused: ``save`` returns False, and ``forget`` of a hold the
-   scheduler ended (LOST, EXPIRED) leaves it to the worker that claimed it
-   since (this one emitted its end already). The application's decisions
-   (RELEASED, ORDERED) always win, whatever the fence. A renewal is done twice
+   scheduler ended (LOST, EXPIRED) leaves it to another worker that claimed it
+   since (this one emitted its end already; a claim of its own never refuses
+   it: that claim hands out nothing for a hold that ended). The application's
+   decisions (RELEASED, ORDERED) always win, whatever the fence. A renewal is done twice
    only when the renewing worker stalls (or its renewal takes) longer than its
    lease: both reserve, the second's write-back wins, the first's is refused
    and its extra reservation just drops after the TTL. No hold is lost by it.

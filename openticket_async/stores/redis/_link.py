@@ -40,7 +40,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..._exceptions import StoreUnavailable
+from ..._exceptions import InvalidArgument, StoreUnavailable
 
 __all__ = ["CLUSTER_SCHEME", "SENTINEL_SCHEME", "Client", "Link", "Pipeline", "close", "connect",
            "is_cluster", "is_noscript", "link_for", "queue_time"]
@@ -94,15 +94,23 @@ def connect(url: str) -> Client:
     URL it is a cluster client: each command goes to the node that serves its
     key's slot, and MOVED/ASK redirections and a topology change after a
     failover are followed by redis-py (up to ``MAX_CONNECTIONS`` per node).
-    Raises ValueError for a Sentinel URL without hosts or service name, or a
-    cluster URL without hosts or with a database other than 0.
+    Raises InvalidArgument (a ValueError) for a URL the store cannot use: an
+    unknown scheme, a port or database that is not a number, a Sentinel URL
+    without hosts or service name, a cluster URL without hosts or with a
+    database other than 0. The message never quotes the URL, which may carry
+    a password.
     """
-    scheme = urlsplit(url).scheme
-    if scheme == SENTINEL_SCHEME:
-        return _sentinel_client(url)
-    if scheme == CLUSTER_SCHEME:
-        return _cluster_client(url)
-    pool = aioredis.BlockingConnectionPool.from_url(url, **_tuning())
+    try:
+        scheme = urlsplit(url).scheme
+        if scheme == SENTINEL_SCHEME:
+            return _sentinel_client(url)
+        if scheme == CLUSTER_SCHEME:
+            return _cluster_client(url)
+        pool = aioredis.BlockingConnectionPool.from_url(url, **_tuning())
+    except InvalidArgument:
+        raise
+    except ValueError as error:  # redis-py's and the URL parser's, which name no secret
+        raise InvalidArgument(f"not a Redis URL the store can use: {error}") from None
     return aioredis.Redis(connection_pool=pool)
 
 
@@ -126,7 +134,7 @@ def _cluster_client(url: str) -> Client:
     nodes, username, password = _hosts(parts.netloc, 6379)
     path = [part for part in parts.path.split("/") if part]
     if not nodes or path not in ([], ["0"]):
-        raise ValueError("a cluster URL needs hosts and no database but 0: "
+        raise InvalidArgument("a cluster URL needs hosts and no database but 0: "
                          "redis+cluster://host:port[,host:port...]")
     tuning = _tuning()
     del tuning["timeout"]  # a blocking pool's wait: a cluster client has none
@@ -141,7 +149,7 @@ def _sentinel_client(url: str) -> Client:
     sentinels, username, password = _hosts(parts.netloc, 26379)
     path = [unquote(part) for part in parts.path.split("/") if part]
     if not sentinels or not path:
-        raise ValueError("a Sentinel URL needs hosts and a service name: "
+        raise InvalidArgument("a Sentinel URL needs hosts and a service name: "
                          "redis+sentinel://host:port[,host:port...]/service[/db]")
     timeouts = {"socket_timeout": _CONNECT_TIMEOUT, "socket_connect_timeout": _CONNECT_TIMEOUT}
     sentinel = Sentinel(sentinels, sentinel_kwargs=timeouts)

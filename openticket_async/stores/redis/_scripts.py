@@ -275,13 +275,18 @@ return lost
 """
 
 # KEYS: hold, queue, cart, seq. ARGV: id, fence, final state, force ("1": the
-# application's decision, taken whatever the fence), tombstone ttl.
+# application's decision, taken whatever the fence), tombstone ttl, owner.
 # Returns the write's seq if it ended the hold now, 1 if it was gone before, 0 if a
-# stale fence was refused.
+# stale fence was refused: another owner claimed the hold since. A newer claim of the
+# caller's own never refuses it: that claim ran while the end was on its way, and its
+# answer hands nothing out for a hold that ended (refused, the end would leave the
+# hold to that answer, made from the record of before the end: renewed once more).
 FORGET = """
-local h = redis.call('HMGET', KEYS[1], 'fence', 'ended', 'member')
+local h = redis.call('HMGET', KEYS[1], 'fence', 'ended', 'member', 'owner')
 if h[2] then return 1 end
-if ARGV[4] ~= '1' and h[1] and tonumber(ARGV[2]) < tonumber(h[1]) then return 0 end
+if ARGV[4] ~= '1' and h[1] and tonumber(ARGV[2]) < tonumber(h[1]) and h[4] ~= ARGV[6] then
+  return 0
+end
 if h[3] then redis.call('ZREM', KEYS[2], h[3]) end
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('DEL', KEYS[1])

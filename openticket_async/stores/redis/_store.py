@@ -58,19 +58,24 @@ class RedisStore:
 
     ``redis`` is a ``redis.asyncio.Redis`` or ``redis.asyncio.cluster.RedisCluster``
     client (the store never closes it) or a URL (the store makes and closes its
-    own client): ``redis://``, ``redis+sentinel://`` or ``redis+cluster://``
-    (see ``._link``). ``prefix`` separates deployments sharing one Redis.
-    ``shards`` is how many slots the state is split into (``._keys``): 1 by
-    default on one Redis (today's key layout), ``CLUSTER_SHARDS`` on a cluster;
-    every worker on a prefix must use the same. ``lease`` (seconds or timedelta) is how long a
+    own client): ``redis://``, ``rediss://``, ``unix://`` (redis-py's own forms),
+    ``redis+sentinel://`` or ``redis+cluster://`` (docs/redis.md gives their
+    syntax). ``prefix`` separates deployments sharing one Redis. ``shards`` is
+    how many parts the state is split into (on a cluster, one hash slot each):
+    1 by default on one Redis, 16 on a cluster, at most 256; every worker on a
+    prefix must use the same. ``lease`` (seconds or timedelta) is how long a
     claim protects a hold; without it, ``lease_for(policy or HoldPolicy())``.
-    ``retention`` is how long abandoned data stays before Redis drops it;
-    ``stream_length`` how many recent events each cart's stream keeps.
+    ``retention`` (seconds or timedelta, an hour by default) is how long
+    abandoned data stays before Redis drops it; ``stream_length`` how many
+    recent events each cart's stream keeps.
 
     Hold metadata travels as JSON: string keys and JSON values only (a tuple
     comes back as a list in another process).
 
-    Raises InvalidArgument for a bad argument.
+    Raises InvalidArgument for a bad argument, a URL among them: one that
+    redis-py or the store cannot read (an unknown scheme, a Sentinel URL
+    without a service, a cluster URL naming a database other than 0). Its
+    message never quotes the URL, which may carry a password.
     """
 
     shared = True
@@ -271,8 +276,8 @@ class RedisStore:
         """Remove a hold that reached its terminal state (see the fencing rule).
 
         Never raises for an unreachable Redis: the removal is replayed later.
-        Returns False only when the fencing rule refused it: another worker has
-        claimed the hold since and decides how it ends.
+        Returns False only when the fencing rule refused it: another worker (never
+        this store) has claimed the hold since and decides how it ends.
         """
         known = self._local.knows(hold)
         self._local.ended(hold)
@@ -281,7 +286,7 @@ class RedisStore:
         force = "1" if hold.state in _APPLICATION_ENDS else "0"
         keys = self._keys.write_keys(hold.cart_id, hold.id)
         args = [str(value).encode() for value in
-                (hold.id, fence, hold.state.value, force, self._retention)]
+                (hold.id, fence, hold.state.value, force, self._retention, self.owner)]
         if self._recovery.keeps(hold.id):
             self._recovery.keep(hold, keys, args, forget=True)
             return True

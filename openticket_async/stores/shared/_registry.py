@@ -16,7 +16,8 @@
   lifecycle puts the stale action back (with the claim's fence) instead.
 - ``renewing``: holds whose renewal this process runs, with their safety-net
   action and its due time (kept here only: in the backend the claim's record,
-  lease and ``renew`` action stand for it); the store keeps their leases alive.
+  lease and ``renew`` action stand for it; infinite while the manager has
+  planned none); the store keeps their leases alive.
 - ``carts``: ids of the holds of the carts made or loaded here, so a release in
   another process shows here when the cart is loaded again.
 """
@@ -139,7 +140,7 @@ class LocalHolds:
 
         - the hold's renewal runs here (our own lease had lapsed, or its
           safety-net time came): keep the new fence; hand out the safety-net
-          action if it is due;
+          action if it is due (never before the manager planned one);
         - the record says RENEWING (a restore wrote it while the renewal ran
           in a worker that is gone now) but no renewal runs here: hand it out as
           ``renew``;
@@ -160,12 +161,17 @@ class LocalHolds:
             return None
         hold._fence = fence
         if hold.done:
-            return None  # nothing to do; the new fence lets its end be written still
+            return None  # nothing to do: its end is on its way (this claim never refuses it)
         if hold.state is HoldState.RENEWING:
             orphaned(hold)
             action, due = RENEW, now
         if action == RENEW:
-            self.renewing[hold_id] = (hold, action, due)
+            # its safety net is the one the manager plans next, if any: none while a
+            # try past the deadline is on the wire (the reserve is the pending work).
+            # Until then only the lease counts: this claim's own due time, already
+            # past, would hand the hold out again at the next heartbeat, raising its
+            # fence under the reserve for nothing
+            self.renewing[hold_id] = (hold, action, math.inf)
         self.plans[hold] = (action, due)
         return Due(hold, action, due, fence)
 
