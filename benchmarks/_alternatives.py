@@ -13,15 +13,19 @@ itself. The alternatives are what a user would otherwise write or pick:
 - ``heapq``:    a bare heap of ``[deadline, seq, payload]`` lists with lazy cancel and one
   sleeping task;
 - ``manager``:  the SDK's ReservationManager (MemoryStore), fed by a stand-in client
-  whose ``reserve_ticket`` returns a prebuilt Reservation at once (no network).
+  whose ``reserve_ticket`` returns a prebuilt Reservation at once (no network);
+- ``floor``:    the least any async hold manager must do per add and cancel, in plain
+  Python, over the same stand-in client (add and cancel only: it never renews).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import heapq
 import itertools
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -33,6 +37,8 @@ SHOP = "3f2c1d7e-8a4b-4c5d-9e6f-0a1b2c3d4e5f"
 TICKET = "7b6a5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d"
 EVENT_DATE = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5e"
 PRODUCT = "9f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f"
+#: The floor's renewal lead (the default ``HoldPolicy.renew_before``).
+RENEW_BEFORE = 60.0
 
 
 def reservations(deadlines: Sequence[float], ttl: float) -> list[Any]:
@@ -166,9 +172,10 @@ class APScheduler3:
         self._sched.shutdown(wait=False)
 
 
-class BareHeap:
-    name = "heapq"
-    note = "heapq of [deadline, seq, payload] lists, lazy cancel, one sleeping task"
+class HeapSleeper:
+    """A heap of ``[deadline, seq, payload]`` lists and the one task that sleeps until its
+    first deadline, fires what came due (lazily cancelled entries have ``payload`` None)
+    and sleeps again; a push that comes first sets ``_waiter`` to wake it."""
 
     async def start(self, fire: Fire) -> None:
         self._fire = fire
@@ -178,23 +185,6 @@ class BareHeap:
         self._seq: Iterator[int] = itertools.count()
         self._waiter: asyncio.Future[None] | None = None
         self._task = self._loop.create_task(self._run())
-
-    def add(self, deadline: float, payload: object) -> list[Any]:
-        entry = [deadline, next(self._seq), payload]
-        heapq.heappush(self._heap, entry)
-        waiter = self._waiter
-        if self._heap[0] is entry and waiter is not None and not waiter.done():
-            waiter.set_result(None)  # the sleeper waits for a later deadline: wake it
-        return entry
-
-    async def add_all(self, deadlines: Sequence[float], handles: list[Any]) -> None:
-        add, keep = self.add, handles.append
-        for d in deadlines:
-            keep(add(d, True))
-
-    async def cancel_all(self, handles: list[Any]) -> None:
-        for entry in handles:
-            entry[2] = None
 
     async def _run(self) -> None:
         heap, loop, fire = self._heap, self._loop, self._fire
@@ -214,6 +204,28 @@ class BareHeap:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+class BareHeap(HeapSleeper):
+    name = "heapq"
+    note = "heapq of [deadline, seq, payload] lists, lazy cancel, one sleeping task"
+
+    def add(self, deadline: float, payload: object) -> list[Any]:
+        entry = [deadline, next(self._seq), payload]
+        heapq.heappush(self._heap, entry)
+        waiter = self._waiter
+        if self._heap[0] is entry and waiter is not None and not waiter.done():
+            waiter.set_result(None)  # the sleeper waits for a later deadline: wake it
+        return entry
+
+    async def add_all(self, deadlines: Sequence[float], handles: list[Any]) -> None:
+        add, keep = self.add, handles.append
+        for d in deadlines:
+            keep(add(d, True))
+
+    async def cancel_all(self, handles: list[Any]) -> None:
+        for entry in handles:
+            entry[2] = None
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -294,10 +306,110 @@ class Manager:
         self._prebuilt = []
 
 
+class FloorHold:
+    """The least a hold keeps: its id, its cart, its reservation, when it was made,
+    when its renewal is due, and its heap entry (to cancel it)."""
+
+    __slots__ = ("cart_id", "created_at", "due", "entry", "id", "reservation")
+
+    def __init__(self, id: str, cart_id: str, reservation: Any, created_at: float,
+                 due: float) -> None:
+        self.id = id
+        self.cart_id = cart_id
+        self.reservation = reservation
+        self.created_at = created_at
+        self.due = due
+        self.entry: list[Any] | None = None
+
+
+class Floor(HeapSleeper):
+    """The floor: what any async hold manager must do per add and per cancel, in plain Python.
+
+    ``add(ticket)``, a coroutine the harness awaits per hold as it awaits ``cart.add``:
+    awaits the ``reserve_ticket`` of a :class:`StandInClient`, the manager side's
+    client (its Reservations prebuilt the same way), makes a :class:`FloorHold` (an id
+    from a per-manager prefix and a hex counter, as the manager's ids; the cart id; the
+    reservation; the monotonic time as created-at; its renewal due ``RENEW_BEFORE`` before the
+    reservation's deadline), pushes ``[due, seq, hold]`` on a heap whose one task
+    sleeps until the first entry, as the ``heapq`` side's (``HeapSleeper``; woken when
+    the hold comes first), and puts the hold in its cart's dict. ``remove(hold)``, a
+    coroutine too: lazy-cancels the heap entry and pops the dict slot.
+
+    It does not: check its arguments, reserve more than one unit per call (the
+    manager's ``add`` returns a list), record the reserve's latency, check the
+    deadline the server stated, jitter the renewal time, keep a state or lifecycle
+    fields, count cancelled entries to compact the heap, release what a cancelled
+    add reserved, tell the application (events), nor account for the unit the
+    server keeps after a release (the manager's lingering units). It never renews:
+    it is measured on add and cancel only, not on punctuality.
+    """
+
+    name = "floor"
+    note = ("the least any async manager does: await the stand-in's reserve, a 6-slot "
+            "hold, heappush of a lazily cancelled entry, a cart dict slot; remove: cancel "
+            "the entry, pop the slot")
+    #: not in the punctuality runs: its heap and task fire as the heapq side's do
+    fires = False
+
+    def __init__(self, ttl: float = 480.0) -> None:
+        self._ttl = ttl
+        self._prebuilt: list[Any] = []
+
+    def prepare(self, deadlines: Sequence[float]) -> None:
+        """Build the Reservations before the timed part, as the manager side does."""
+        self._prebuilt = reservations(deadlines, self._ttl)
+
+    async def start(self, fire: Fire) -> None:
+        await super().start(fire)
+        self._client = StandInClient(self._prebuilt, self._ttl)
+        self._cart_id = "cart"
+        self._cart: dict[str, FloorHold] = {}
+        self._prefix = base64.urlsafe_b64encode(os.urandom(6)).decode()  # as the manager's
+        self._count = 0
+
+    async def add(self, ticket_guid: str) -> FloorHold:
+        """Reserve one unit of ``ticket_guid`` and keep it (see the class docstring)."""
+        reservation = await self._client.reserve_ticket(SHOP, ticket_guid)
+        self._count += 1
+        hold = FloorHold(f"{self._prefix}-{self._count:x}", self._cart_id, reservation,
+                         time.monotonic(), reservation.deadline - RENEW_BEFORE)
+        heap = self._heap
+        entry = hold.entry = [hold.due, next(self._seq), hold]
+        heapq.heappush(heap, entry)
+        self._cart[hold.id] = hold
+        waiter = self._waiter
+        if heap[0] is entry and waiter is not None and not waiter.done():
+            waiter.set_result(None)  # the sleeper waits for a later deadline: wake it
+        return hold
+
+    async def remove(self, hold: FloorHold) -> None:
+        """Stop keeping ``hold``: lazy-cancel its heap entry, pop its dict slot."""
+        entry = hold.entry
+        if entry is not None:
+            entry[2] = None
+            hold.entry = None
+        self._cart.pop(hold.id, None)
+
+    async def add_all(self, deadlines: Sequence[float], handles: list[Any]) -> None:
+        add, keep = self.add, handles.append
+        for _ in range(len(deadlines)):
+            keep(await add(TICKET))
+
+    async def cancel_all(self, handles: list[Any]) -> None:
+        remove = self.remove
+        for hold in handles:
+            await remove(hold)
+
+    async def stop(self) -> None:
+        await super().stop()
+        self._prebuilt = []
+
+
 ALL: dict[str, Callable[[], Any]] = {
     "manager": Manager,
     "tasks": TaskPerReservation,
     "call_at": CallAt,
     "apscheduler": APScheduler3,
     "heapq": BareHeap,
+    "floor": Floor,
 }

@@ -39,6 +39,15 @@ The timed calls of that run meet each ticket for the first time (1,700 calls
 over 10,000 tickets). A manager renews the same tickets round and round: with
 ``--warmup 10000`` every ticket was seen once before the timed calls (about
 five minutes under cachegrind).
+
+``add-cancel --instructions`` counts the manager's add and cancel per hold the same
+way (``--side floor``: the floor of ``scheduler_scale.py``), four runs of up to 12,000
+holds, the collector off; ``--stub NAME`` takes one piece of the manager out of the
+counted process (see ``STUBS``), so the difference is what that piece costs.
+About a minute per run:
+
+    python benchmarks/profile_paths.py add-cancel --instructions
+    python benchmarks/profile_paths.py add-cancel --instructions --stub plan
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ import contextlib
 import cProfile
 import functools
 import gc
+import os
 import pstats
 import re
 import subprocess
@@ -76,6 +86,99 @@ async def add_cancel() -> None:
         await manager.add_all(deadlines, holds)
         await manager.cancel_all(holds)
         await manager.stop()
+
+
+async def add_cancel_counted(side: str, holds: int, adds: int, cancels: int) -> None:
+    """One ``--instructions`` run of ``add-cancel``: ``holds`` Reservations prebuilt, the
+    first ``adds`` added through ``side`` and the first ``cancels`` of those removed, the
+    collector off; then the process ends at once, so that no teardown depends on N."""
+    alt = alts.ALL[side]()
+    deadlines = scheduler_scale.parked(holds)
+    alt.prepare(deadlines)
+    await alt.start(lambda kind, due: None)
+    for name in STUBS_ON:
+        STUBS[name]()
+    kept: list[Any] = []
+    gc.collect()
+    gc.disable()
+    await alt.add_all(deadlines[:adds], kept)
+    await alt.cancel_all(kept[:cancels])
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def _stub_checks() -> None:
+    from openticket_async import _cart
+
+    _cart.guid = lambda value, name: value  # type: ignore[assignment]
+    _cart.Cart._check_usable = lambda self: None  # type: ignore[method-assign]
+
+
+def _stub_reserve_layer() -> None:
+    from openticket_async import ReservationManager
+
+    def reserve(self: Any, shop_guid: str, ticket_guid: str, sent: float) -> Any:
+        return self.client.reserve_ticket(shop_guid, ticket_guid)
+
+    ReservationManager._reserve = reserve  # type: ignore[method-assign]
+
+
+def _stub_latency() -> None:
+    from openticket_async import _planning, _renewal
+
+    _planning.LatencyTracker.record = lambda self, seconds: None  # type: ignore[method-assign]
+    _renewal.plausible = lambda *args: None  # type: ignore[assignment]
+
+
+def _stub_plan() -> None:
+    from openticket_async import _executor
+
+    def track(self: Any, hold: Any) -> None:
+        self._memory.put(hold, "renew", hold.reservation.deadline - 60.0)
+
+    _executor.Executor.track = track  # type: ignore[method-assign]
+
+
+def _stub_wake() -> None:
+    from openticket_async import _scheduler
+
+    _scheduler.Wakeup.wake_for = lambda self, due: None  # type: ignore[method-assign]
+
+
+def _stub_linger() -> None:
+    from openticket_async import _executor
+
+    _executor.Executor._linger = lambda self, hold, reservation, now: None  # type: ignore
+
+
+def _stub_announce() -> None:
+    from openticket_async import _executor
+
+    _executor.Executor._announce = lambda self, hold, emit, now: None  # type: ignore
+
+
+def _stub_step() -> None:
+    from openticket_async import _executor
+
+    def step(self: Any, hold: Any, inp: Any) -> None:
+        self._memory.remove(hold)
+
+    _executor.Executor.step = step  # type: ignore[method-assign]
+
+
+#: ``--stub NAME``: one piece of the manager's add or cancel taken out, in the counted
+#: process only, to count what it costs (the difference against a run without it)
+STUBS = {
+    "checks": _stub_checks,  # add: the ticket GUID check, the cart and manager open checks
+    "reserve-layer": _stub_reserve_layer,  # add: the renewals' reserve coroutine (and 2 below)
+    "latency": _stub_latency,  # add: the latency record and the stated-deadline check
+    "plan": _stub_plan,  # add: plan() and its Plan value, put through _apply
+    "wake": _stub_wake,  # add: the scheduler's wake check
+    "linger": _stub_linger,  # cancel: the released unit recorded as lingering
+    "announce": _stub_announce,  # cancel: the Released event's listener check
+    "step": _stub_step,  # cancel: the lifecycle step and its actions, but the store removal
+}
+STUBS_ON: list[str] = []
 
 
 async def fire() -> None:
@@ -169,6 +272,32 @@ def count_instructions(argv: list[str], requests: int) -> None:
         f"{name} {(totals[0][name] - totals[1][name]) / calls:,.0f}" for name in totals[0]))
 
 
+def count_add_cancel(argv: list[str], side: str, small: int, large: int) -> None:
+    """Count the instructions of ``side``'s add and cancel per hold under cachegrind.
+
+    Four runs, each with ``large`` Reservations prebuilt: ``small`` and ``large`` adds,
+    then ``large`` adds with ``small`` and ``large`` cancels; the differences over
+    ``large - small`` holds are the add and the cancel (start-up, imports and the
+    prebuilding cancel out). The garbage collector is off in the counted part.
+    """
+    base = [arg for arg in argv[1:] if arg != "--instructions"]
+    runs = {}
+    for adds, cancels in ((small, 0), (large, 0), (large, small), (large, large)):
+        command = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
+                   "--cachegrind-out-file=/dev/null", sys.executable, __file__, *base,
+                   "--counted", str(large), str(adds), str(cancels)]
+        err = subprocess.run(command, capture_output=True, text=True, check=True).stderr
+        found = re.search(r"I\s+refs:\s+([\d,]+)", err)
+        assert found is not None, err
+        runs[adds, cancels] = int(found.group(1).replace(",", ""))
+    holds = large - small
+    add = (runs[large, 0] - runs[small, 0]) / holds
+    cancel = (runs[large, large] - runs[large, small]) / holds
+    stubs = f", without {', '.join(STUBS_ON)}" if STUBS_ON else ""
+    print(f"{side}{stubs}: instructions per hold over {holds:,} holds (collector off): "
+          f"add {add:,.0f}, cancel {cancel:,.0f}")
+
+
 def summarize(path: str, under: str | None, top: int) -> None:
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
@@ -216,7 +345,23 @@ def main() -> None:
                         "to FILE and print the top functions by own time (add-cancel too)")
     p.add_argument("--instructions", action="store_true",
                    help="reserve paths: count instructions per call under cachegrind instead")
+    p.add_argument("--side", choices=("manager", "floor"), default="manager",
+                   help="add-cancel: the manager, or the floor of scheduler_scale.py")
+    p.add_argument("--holds", type=int, nargs=2, default=(2_000, 12_000),
+                   metavar=("SMALL", "LARGE"),
+                   help="add-cancel --instructions: the two numbers of holds counted")
+    p.add_argument("--stub", action="append", choices=sorted(STUBS), default=[],
+                   help="add-cancel --instructions: take this piece of the manager out "
+                        "(repeatable), to count what it costs")
+    p.add_argument("--counted", type=int, nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args()
+    STUBS_ON.extend(args.stub)
+    if args.counted:
+        asyncio.run(add_cancel_counted(args.side, *args.counted))
+        return
+    if args.instructions and args.path == "add-cancel":
+        count_add_cancel(sys.argv, args.side, *args.holds)
+        return
     if args.instructions:
         if args.path not in ("reserve", "reserve-raw") or args.requests <= 200:
             p.error("--instructions counts a reserve path, with --requests over 200")

@@ -161,6 +161,23 @@ def scale_section(ss: dict[str, Any]) -> str:
         parts.append(md_table(["N", "scheduler", "add µs", "cancel µs", "bytes/entry",
                                "tasks", "idle CPU ms/s", "empty loop ms/s"], rows))
         parts.append("")
+        floor = run.get("manager_over_floor")  # absent from results before the floor side
+        if floor:
+            parts.append(f"manager / floor, loop `{run['loop']}`: process CPU µs per hold "
+                         "(of it the garbage collector's), the floor being the least any "
+                         "async hold manager does (`_alternatives.Floor`)")
+            parts.append("")
+            frows = [[r["n"], r["add_cpu_us"]["manager"], r["add_cpu_us"]["floor"],
+                      f"**{fmt(r['add_cpu_us']['ratio'])}**",
+                      f"{fmt(r['add_gc_us']['manager'])} / {fmt(r['add_gc_us']['floor'])}",
+                      r["cancel_cpu_us"]["manager"], r["cancel_cpu_us"]["floor"],
+                      f"**{fmt(r['cancel_cpu_us']['ratio'])}**",
+                      r["bytes_per_entry"]["manager"], r["bytes_per_entry"]["floor"]]
+                     for r in floor]
+            parts.append(md_table(["N", "manager add", "floor add", "add ratio",
+                                   "add GC, manager / floor", "manager cancel", "floor cancel",
+                                   "cancel ratio", "manager B/entry", "floor B/entry"], frows))
+            parts.append("")
         prow = []
         for p in run["punctuality"]:
             if "skipped" in p:

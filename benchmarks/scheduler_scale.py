@@ -1,9 +1,9 @@
 """How many holds the ReservationManager keeps, at what cost, against the alternatives.
 
-For N in 1k, 10k, 100k, 1M, every scheduler of ``_alternatives.py`` (the manager,
-one task per reservation, ``loop.call_at``, APScheduler 3, a bare heapq) is run in
-this process, one after the other (the order rotates with N), on each loop asked
-for. Per scheduler and N:
+For N in 1k, 20k, 100k, 1M, every scheduler of ``_alternatives.py`` (the manager,
+one task per reservation, ``loop.call_at``, APScheduler 3, a bare heapq, and the
+floor) is run in this process, one after the other (the order rotates with N), on
+each loop asked for. Per scheduler and N:
 
 - time: ``add_all`` of N deadlines parked an hour ahead (ascending, as holds made
   over time are), until the loop has run what the adds queued (three loop
@@ -31,6 +31,15 @@ ahead of each deadline and ``Expired`` at it, so two windows of 100k events are
 stamped; the manager's own ``event.lateness`` is reported beside ours. Each
 scheduler but APScheduler runs this three times (``--punctual-repeats``); the run
 with the median worst p99 is reported, with every run's p99.
+
+The floor is the least any async hold manager must do per add and cancel, in plain
+Python (``_alternatives.Floor``): over the manager's own stand-in client, an awaited
+``add`` that awaits the reserve, makes a small slotted hold, pushes its renewal time
+on a heap with a lazily cancelled entry and puts it in its cart's dict; an awaited
+``remove`` that cancels the entry and pops the slot. It is timed exactly as the
+manager is, in the same run; ``manager_over_floor`` gives the manager's cost over
+it per N (CPU, wall, the collector's share, bytes). It never renews, so it takes
+no part in the punctuality runs.
 
 The manager gets its Reservations from a stand-in client that returns prebuilt
 ones at once (no network). What a decoded Reservation costs is measured apart:
@@ -376,6 +385,8 @@ async def run_loop(args: Any, loop_kind: str) -> dict[str, Any]:
     spread = 0.2 if args.quick else 2.0
     warn_before = 0.3 if args.quick else WARN_BEFORE
     for name in names:
+        if not getattr(alts.ALL[name], "fires", True):
+            continue  # the floor: timed on add and cancel only
         same = [r for r in scale if r["scheduler"] == name and "add_us" in r]
         add_s = min(same, key=lambda r: abs(r["n"] - pn))["add_us"] * 1e-6 if same else 50e-6
         lead = (0.2 if args.quick else 1.0) + 1.5 * add_s * pn
@@ -585,7 +596,7 @@ def targets(run: dict[str, Any], all_in_rows: list[dict[str, Any]], n: int) -> d
         return next((r for r in run["scale"] if r["scheduler"] == name and r["n"] == n
                      and "add_us" in r), None)
 
-    m = row("manager")
+    m, f = row("manager"), row("floor")
     pm = next((p for p in run["punctuality"] if p["scheduler"] == "manager"), None)
     out: dict[str, Any] = {}
     if m is None:
@@ -610,6 +621,9 @@ def targets(run: dict[str, Any], all_in_rows: list[dict[str, Any]], n: int) -> d
         "value": round(m["cancel_us"], 3), "cpu": round(m["cancel_cpu_us"], 3),
         "met": m["cancel_us"] <= TARGET_CANCEL_US,
     }
+    if f is not None:  # what any manager must pay of it, in the same run
+        out["add_us_per_hold"]["floor_cpu"] = round(f["add_cpu_us"], 3)
+        out["cancel_us_per_hold"]["floor_cpu"] = round(f["cancel_cpu_us"], 3)
     out["tasks"] = {"target": "one task in total", "value": m["tasks_alive"],
                     "met": m["tasks_alive"] <= 1}
     extra = m["idle_cpu_ms_per_s"] - m["idle_cpu_ms_per_s_empty_loop"]
@@ -648,6 +662,28 @@ def ratios(run: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+#: manager_over_floor: the figures compared, by their key in a scale row
+FLOOR_KEYS = ("add_cpu_us", "add_us", "add_gc_us", "cancel_cpu_us", "cancel_us",
+              "cancel_gc_us", "bytes_per_entry")
+
+
+def over_floor(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The manager against the floor, per N: both sides' figures and manager / floor."""
+    out = []
+    for m in (r for r in run["scale"] if r["scheduler"] == "manager" and "add_us" in r):
+        f = next((r for r in run["scale"] if r["scheduler"] == "floor" and r["n"] == m["n"]
+                  and "add_us" in r), None)
+        if f is None:
+            continue
+        row: dict[str, Any] = {"n": m["n"]}
+        for key in FLOOR_KEYS:
+            row[key] = {"manager": round(m[key], 3), "floor": round(f[key], 3),
+                        "ratio": c.ratio(m[key], f[key]),
+                        "above_floor": round(m[key] - f[key], 3)}
+        out.append(row)
+    return out
+
+
 def render(result: dict[str, Any]) -> str:
     parts = []
     decoded = result.get("decoded_reservation")
@@ -671,6 +707,12 @@ def render(result: dict[str, Any]) -> str:
         parts.append(f"loop: {run['loop']}\n" + c.table(
             ["N", "scheduler", "add us", "add CPU us", "cancel us", "cancel CPU us",
              "bytes/entry", "tasks", "idle ms/s", "empty ms/s"], rows))
+        frows = [[r["n"], *(f"{r[k]['manager']:.2f} / {r[k]['floor']:.2f} = {r[k]['ratio']}x"
+                            for k in FLOOR_KEYS[:6])] for r in run.get("manager_over_floor", [])]
+        if frows:
+            parts.append("manager / floor\n" + c.table(
+                ["N", "add CPU us", "add us", "add GC us", "cancel CPU us", "cancel us",
+                 "cancel GC us"], frows))
         prow = []
         for p in run["punctuality"]:
             if "skipped" in p:
@@ -731,6 +773,7 @@ def main() -> None:
         run["targets"] = targets(run, all_in_rows if kind == "asyncio" else [],
                                  1_000 if args.quick else 100_000)
         run["alternative_over_manager"] = ratios(run)
+        run["manager_over_floor"] = over_floor(run)
         runs.append(run)
     result: dict[str, Any] = {
         "benchmark": NAME,

@@ -29,6 +29,7 @@ from ._clock import Clock
 from ._config import HoldPolicy
 from ._events import EventDispatcher, HoldEvent, Renewed
 from ._hold import Hold
+from ._hold_plan import replan
 from ._holdlog import WATCHED, HoldWatch
 from ._lifecycle import (
     Action,
@@ -105,9 +106,23 @@ class Executor:
         )
 
     def track(self, hold: Hold) -> Pending:
-        """Start keeping a freshly reserved hold."""
+        """Start keeping a freshly reserved hold.
+
+        On the default store its first plan is saved as :meth:`_apply` saves a
+        :class:`Plan`, without making one (``replan``): this runs once per hold a
+        cart adds. Other stores take the plan through the actions.
+        """
         now = self.clock.now()
-        return self._apply(hold, plan(hold, now, self.rules), now)
+        memory = self._memory
+        if memory is None:
+            return self._apply_shared(hold, plan(hold, now, self.rules), now)
+        # a fresh hold always gets a plan (nothing of it is on the wire)
+        if replan(hold, now, self.rules):
+            action, due = hold._action, hold._due
+            assert action is not None  # replan plans whenever it returns True
+            memory.put(hold, action, due)
+            self._wake_for(due)
+        return None
 
     def step(self, hold: Hold, inp: Input) -> Pending:
         """Feed ``inp`` to the lifecycle and carry out what it returns."""
