@@ -19,6 +19,7 @@ import openticket_async
 import openticket_async.stores.redis
 from openticket_async import (
     BearerToken,
+    Hold,
     HoldEvent,
     HoldPolicy,
     HoldState,
@@ -33,6 +34,7 @@ from openticket_async import (
     TokenSet,
 )
 from openticket_async._lifecycle import reserve_now
+from openticket_async.stores import Due
 from openticket_async.stores.redis import (
     RedisStore,
     RedisTokenStore,
@@ -63,6 +65,17 @@ async def redis_store(kit: StoreKit) -> RedisStore:
     store = await kit.store()
     assert isinstance(store, RedisStore)
     return store
+
+
+async def renewal_claimed_by_one_of_two(
+    kit: StoreKit,
+) -> tuple[RedisStore, RedisStore, Hold, Due]:
+    """Two stores on one Redis; a hold whose renewal the first has claimed (its claim)."""
+    renewing, other = await redis_store(kit), await redis_store(kit)
+    hold = kit.hold()
+    await renewing.save(hold, "renew", kit.at(renewing, 0))
+    [claim] = await renewing.claim_due(kit.at(renewing, 0), 10)
+    return renewing, other, hold, claim
 
 
 def closed_port() -> int:
@@ -183,10 +196,7 @@ async def nobody_claims_for_three_and_a_half_leases(
 
 @pytest.mark.asyncio
 async def test_live_renewing_worker_keeps_its_lease_and_its_write_back(kit: StoreKit) -> None:
-    renewing, other = await redis_store(kit), await redis_store(kit)
-    hold = kit.hold()
-    await renewing.save(hold, "renew", kit.at(renewing, 0))
-    [claim] = await renewing.claim_due(kit.at(renewing, 0), 10)
+    renewing, other, hold, claim = await renewal_claimed_by_one_of_two(kit)
     hold.state = HoldState.RENEWING
     await renewing.save(hold, "drop", kit.at(renewing, 400), claim.fence)
     await nobody_claims_for_three_and_a_half_leases(kit, renewing, other)
@@ -198,10 +208,7 @@ async def test_live_renewing_worker_keeps_its_lease_and_its_write_back(kit: Stor
 async def test_safety_net_of_a_running_renewal_fires_once_in_its_own_worker(
     kit: StoreKit,
 ) -> None:
-    renewing, other = await redis_store(kit), await redis_store(kit)
-    hold = kit.hold()
-    await renewing.save(hold, "renew", kit.at(renewing, 0))
-    [claim] = await renewing.claim_due(kit.at(renewing, 0), 10)
+    renewing, other, hold, claim = await renewal_claimed_by_one_of_two(kit)
     hold.state = HoldState.RENEWING
     assert await renewing.save(hold, "warn", kit.at(renewing, 1), claim.fence)
     assert await other.claim_due(kit.at(other, 1), 10) == []
@@ -215,10 +222,7 @@ async def test_safety_net_of_a_running_renewal_fires_once_in_its_own_worker(
 async def test_a_last_try_on_the_wire_is_claimed_by_nobody_while_its_worker_keeps_the_lease(
     kit: StoreKit,
 ) -> None:
-    renewing, other = await redis_store(kit), await redis_store(kit)
-    hold = kit.hold()
-    await renewing.save(hold, "renew", kit.at(renewing, 0))
-    [claim] = await renewing.claim_due(kit.at(renewing, 0), 10)
+    renewing, other, hold, claim = await renewal_claimed_by_one_of_two(kit)
     # the try after the deadline: its reserve is the hold's pending work, and the
     # manager plans no safety net for it (the lifecycle's I1)
     hold.state = HoldState.AT_RISK
