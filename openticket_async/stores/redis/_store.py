@@ -58,23 +58,18 @@ class RedisStore:
 
     ``redis`` is a ``redis.asyncio.Redis`` or ``redis.asyncio.cluster.RedisCluster``
     client (the store never closes it) or a URL (the store makes and closes its
-    own client): ``redis://``, ``rediss://``, ``unix://`` (redis-py's own forms),
-    ``redis+sentinel://`` or ``redis+cluster://`` (docs/redis.md gives their
-    syntax). ``prefix`` separates deployments sharing one Redis. ``shards`` is
-    how many parts the state is split into (on a cluster, one hash slot each):
-    1 by default on one Redis, 16 on a cluster, at most 256; every worker on a
-    prefix must use the same. ``lease`` (seconds or timedelta) is how long a
-    claim protects a hold; without it, ``lease_for(policy or HoldPolicy())``.
-    ``retention`` (seconds or timedelta, an hour by default) is how long
-    abandoned data stays before Redis drops it; ``stream_length`` how many
-    recent events each cart's stream keeps.
+    own client): ``redis://``, ``rediss://``, ``unix://``, ``redis+sentinel://``
+    or ``redis+cluster://`` (syntax in docs/redis.md). ``prefix`` separates
+    deployments sharing one Redis. ``shards`` is how many parts the state is
+    split into (on a cluster, one hash slot each): 1 by default on one Redis, 16
+    on a cluster, at most 256; every worker on a prefix must use the same.
+    ``lease`` (seconds or timedelta) is how long a claim protects a hold; without
+    it, ``lease_for(policy or HoldPolicy())``. ``retention`` (seconds or
+    timedelta, an hour by default) is how long abandoned data stays before Redis
+    drops it; ``stream_length`` how many recent events each cart's stream keeps.
+    Hold metadata travels as JSON (string keys, JSON values; a tuple comes back a list).
 
-    Hold metadata travels as JSON: string keys and JSON values only (a tuple
-    comes back as a list in another process).
-
-    Raises InvalidArgument for a bad argument, a URL among them: one that
-    redis-py or the store cannot read (an unknown scheme, a Sentinel URL
-    without a service, a cluster URL naming a database other than 0). Its
+    Raises InvalidArgument for a bad argument or a URL the store cannot use; its
     message never quotes the URL, which may carry a password.
     """
 
